@@ -1,0 +1,67 @@
+"""Resolve a ``--model`` string to an :class:`~rsgeo.encoders.base.Encoder`.
+
+Accepted forms:
+
+* ``local-dir:PATH`` — open_clip's own local folder format;
+* ``hf-hub:ORG/REPO`` — an open_clip model on the Hugging Face hub;
+* ``arch:ARCH`` — a built-in open_clip architecture, with ``checkpoint=`` a
+  state dict, or randomly initialised without one (tests, benchmarks);
+* ``test:hash`` — the deterministic test encoder;
+* a registry name (``rs-m-clip``, ...), see :mod:`rsgeo.zoo`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rsgeo.encoders.base import Encoder
+from rsgeo.errors import ModelError
+
+DEFAULT_MODEL = "rs-m-clip"
+
+
+def load_encoder(
+    model: str = DEFAULT_MODEL,
+    *,
+    device: str | None = None,
+    precision: str = "fp32",
+    checkpoint: str | Path | None = None,
+    cache_dir: str | None = None,
+) -> Encoder:
+    """Build the encoder named by ``model`` (see the module docstring)."""
+    if model.startswith("test:"):
+        from rsgeo.encoders.testing import HashEncoder
+
+        return HashEncoder()
+    if model.startswith(("local-dir:", "hf-hub:")):
+        from rsgeo.encoders.openclip import OpenClipEncoder
+
+        return OpenClipEncoder.from_name(
+            model, device=device, precision=precision, cache_dir=cache_dir, checkpoint=checkpoint
+        )
+    if model.startswith("arch:"):
+        from rsgeo.encoders.openclip import OpenClipEncoder
+
+        return OpenClipEncoder.from_name(
+            model[len("arch:") :],
+            device=device,
+            precision=precision,
+            cache_dir=cache_dir,
+            checkpoint=checkpoint,
+            model_id=model if checkpoint is None else None,
+        )
+    return _load_registered(model, device=device, precision=precision, cache_dir=cache_dir)
+
+
+def _load_registered(name: str, *, device: str | None, precision: str, cache_dir: str | None) -> Encoder:
+    # The model zoo (issue "Model zoo") replaces this with registry records.
+    if name == "rs-m-clip":
+        from rsgeo.encoders.openclip import OpenClipEncoder
+
+        return OpenClipEncoder.from_name(
+            "hf-hub:joaodaniel/RS-M-CLIP", device=device, precision=precision, cache_dir=cache_dir,
+            model_id="rs-m-clip",
+        )
+    raise ModelError(
+        f"unknown model {name!r}; use rs-m-clip, local-dir:PATH, hf-hub:ORG/REPO or arch:ARCH"
+    )

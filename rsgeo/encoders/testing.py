@@ -1,0 +1,52 @@
+"""A deterministic, dependency-light encoder for tests and dry runs.
+
+It is a fixed random projection of per-chip colour statistics, so similar
+chips get similar embeddings and the results are reproducible bit for bit,
+without torch. Texts embed through a hash of their words. It is a seam double:
+never a stand-in for testing a real model's loading.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+
+import numpy as np
+
+from rsgeo.encoders.base import EncoderIdentity, ImageSpec, l2_normalise
+
+_FEATURES = 12
+
+
+class HashEncoder:
+    """Deterministic encoder: colour statistics through a fixed projection."""
+
+    def __init__(self, *, dim: int = 32, size: int = 224, seed: int = 0, logit_scale: float = 100.0) -> None:
+        self.embedding_dim = dim
+        self.image_spec = ImageSpec(size=size, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
+        self.identity = EncoderIdentity(f"test:hash-{dim}-{size}-{seed}", None)
+        self.logit_scale = logit_scale
+        self.device = "cpu"
+        self.languages = None
+        rng = np.random.default_rng(seed)
+        self._projection = rng.standard_normal((_FEATURES, dim)).astype(np.float32)
+
+    def _features(self, chips: np.ndarray) -> np.ndarray:
+        x = chips.astype(np.float32) / 255.0
+        mean = x.mean(axis=(1, 2))
+        std = x.std(axis=(1, 2))
+        h = x.shape[1] // 2
+        top = x[:, :h].mean(axis=(1, 2))
+        bottom = x[:, h:].mean(axis=(1, 2))
+        return np.concatenate([mean, std, top, bottom], axis=1) - 0.25
+
+    def encode_images(self, chips: np.ndarray) -> np.ndarray:
+        return l2_normalise(self._features(chips) @ self._projection)
+
+    def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
+        out = np.zeros((len(texts), self.embedding_dim), np.float32)
+        for i, text in enumerate(texts):
+            seed = int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:8], "little")
+            feats = np.random.default_rng(seed).standard_normal(_FEATURES).astype(np.float32)
+            out[i] = feats @ self._projection
+        return l2_normalise(out)

@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 from affine import Affine
 from rasterio.windows import Window
 from rasterio.windows import transform as window_transform
@@ -161,3 +162,23 @@ class ChipGrid:
 
     def __iter__(self) -> Iterator[Chip]:
         return self.chips()
+
+
+def tile_rings(grid: ChipGrid, tile_ids: np.ndarray) -> np.ndarray:
+    """Closed corner rings ``(N, 5, 2)`` of the given chips, in CRS units.
+
+    Vectorised form of ``chip.corners``: each corner ``(col, row)`` in pixels
+    of the grid's raster is mapped through the grid's affine transform.
+    """
+    ids = np.asarray(tile_ids, np.int64)
+    rows, cols = np.divmod(ids, grid.n_cols)
+    row_off = np.asarray(grid.row_offsets, np.float64)[rows]
+    col_off = np.asarray(grid.col_offsets, np.float64)[cols]
+    w = float(min(grid.spec.size_px, grid.width))
+    h = float(min(grid.spec.size_px, grid.height))
+    px = np.stack([col_off, col_off + w, col_off + w, col_off, col_off], axis=1)
+    py = np.stack([row_off, row_off, row_off + h, row_off + h, row_off], axis=1)
+    t = grid.transform
+    x = px * t.a + py * t.b + t.c
+    y = px * t.d + py * t.e + t.f
+    return np.stack([x, y], axis=2)

@@ -1,0 +1,45 @@
+"""Enum names that moved between QGIS 3.22 and QGIS 3.36+/4.
+
+QGIS 3.36 moved many Processing enums into the ``Qgis`` namespace and
+deprecated the old class members; QGIS 4 (Qt 6) may drop them. Each name here
+prefers the new spelling and falls back to the 3.22 one, so the plugin uses no
+deprecated API on any version it supports.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from qgis.core import (
+    Qgis,
+    QgsProcessingParameterDefinition,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterNumber,
+)
+
+
+def _pick(new_enum: str, member: str, old_owner: Any, old_member: str) -> Any:
+    enum = getattr(Qgis, new_enum, None)
+    if enum is not None and hasattr(enum, member):
+        return getattr(enum, member)
+    return getattr(old_owner, old_member)
+
+
+FLAG_ADVANCED = _pick("ProcessingParameterFlag", "Advanced", QgsProcessingParameterDefinition, "FlagAdvanced")
+FLAG_OPTIONAL = _pick("ProcessingParameterFlag", "Optional", QgsProcessingParameterDefinition, "FlagOptional")
+NUMBER_INTEGER = _pick("ProcessingNumberParameterType", "Integer", QgsProcessingParameterNumber, "Integer")
+NUMBER_DOUBLE = _pick("ProcessingNumberParameterType", "Double", QgsProcessingParameterNumber, "Double")
+FILE_BEHAVIOR_FILE = _pick("ProcessingFileParameterBehavior", "File", QgsProcessingParameterFile, "File")
+
+# Message levels (Qgis.MessageLevel exists since 3.x; the old Qgis.Info alias is deprecated).
+_levels = getattr(Qgis, "MessageLevel", Qgis)
+MSG_INFO = getattr(_levels, "Info")
+MSG_WARNING = getattr(_levels, "Warning")
+MSG_CRITICAL = getattr(_levels, "Critical")
+MSG_SUCCESS = getattr(_levels, "Success")
+
+
+def add_flag(param: QgsProcessingParameterDefinition, flag: Any) -> QgsProcessingParameterDefinition:
+    """Set ``flag`` on ``param`` keeping its other flags; returns ``param``."""
+    param.setFlags(param.flags() | flag)
+    return param

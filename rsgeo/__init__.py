@@ -1,0 +1,40 @@
+"""rsgeo: remote-sensing CLIP models as GIS layers.
+
+Cut a GeoTIFF scene into georeferenced chips, embed them with a
+vision-language model, and write zero-shot land-cover scores and free-text
+query similarities as styled GeoPackage layers. ``import rsgeo`` is light:
+torch and the models load only when a run needs them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__", "classify", "embed", "open_result", "query", "ReadOptions", "RunOptions", "QuerySpec"]
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy: keep `import rsgeo` and `rsgeo --help` fast (no torch, no GDAL).
+    if name in ("classify", "embed", "query"):
+        from rsgeo import api
+
+        return getattr(api, name)
+    if name == "open_result":
+        from rsgeo.results import open_result
+
+        return open_result
+    if name == "ReadOptions":
+        from rsgeo.scene import ReadOptions
+
+        return ReadOptions
+    if name == "RunOptions":
+        from rsgeo.pipeline import RunOptions
+
+        return RunOptions
+    if name == "QuerySpec":
+        from rsgeo.answers import QuerySpec
+
+        return QuerySpec
+    raise AttributeError(f"module 'rsgeo' has no attribute {name!r}")

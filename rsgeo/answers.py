@@ -1,0 +1,228 @@
+"""Answering questions from embeddings: land-cover and query layers.
+
+Everything here works on an :class:`~rsgeo.store.EmbeddingSource` and the chip
+grid, never on pixels, so the same code answers a fresh run and a stored
+result (and the two agree exactly).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from rsgeo.errors import OptionError
+from rsgeo.grid import ChipGrid, tile_rings
+from rsgeo.prompts import slug
+from rsgeo.scoring import cosine_similarity, ranks, zero_shot_scores
+from rsgeo.store import EmbeddingSource
+from rsgeo.styles import categorized_qml, category_colours, graduated_qml
+
+logger = logging.getLogger(__name__)
+
+RESERVED_COLUMNS = {"fid", "geom", "tile_id", "row", "col", "valid_fraction", "top_class", "top_score", "similarity", "rank"}
+
+
+@dataclass
+class LayerPlan:
+    """A layer ready to be written: its frames, an empty frame, style and metadata."""
+
+    name: str
+    kind: str
+    frames: Callable[[], Iterator[Any]]
+    empty: Callable[[], Any]
+    style: Callable[[], str]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def polygons(grid: ChipGrid, tile_ids: np.ndarray) -> Any:
+    import shapely
+
+    rings = tile_rings(grid, tile_ids)
+    return shapely.polygons(rings)
+
+
+def _frame(grid: ChipGrid, tile_ids: np.ndarray, columns: dict[str, Any]) -> Any:
+    import geopandas as gpd
+
+    return gpd.GeoDataFrame(columns, geometry=polygons(grid, tile_ids), crs=grid.crs)
+
+
+def score_columns(class_names: Sequence[str]) -> list[str]:
+    """Safe, unique column names for class scores."""
+    out: list[str] = []
+    for name in class_names:
+        base = slug(name, limit=48)
+        if base in RESERVED_COLUMNS or base[0].isdigit():
+            base = f"c_{base}"
+        col, k = base, 2
+        while col in out:
+            col, k = f"{base}_{k}", k + 1
+        out.append(col)
+    return out
+
+
+def tiles_plan(grid: ChipGrid, source: EmbeddingSource) -> LayerPlan:
+    def frames() -> Iterator[Any]:
+        for ids, fractions, _ in source.iter_chunks():
+            rows, cols = np.divmod(ids, grid.n_cols)
+            yield _frame(grid, ids, {"tile_id": ids, "row": rows, "col": cols, "valid_fraction": fractions})
+
+    def empty() -> Any:
+        return _frame(grid, np.zeros(0, np.int64), _empty_columns({"tile_id": "i8", "row": "i8", "col": "i8", "valid_fraction": "f4"}))
+
+    from rsgeo.styles import outline_qml
+
+    return LayerPlan("tiles", "tiles", frames, empty, outline_qml, {"kind": "tiles"})
+
+
+def landcover_plan(
+    grid: ChipGrid,
+    source: EmbeddingSource,
+    *,
+    name: str,
+    class_names: Sequence[str],
+    class_embeddings: np.ndarray,
+    logit_scale: float,
+    meta: dict[str, Any],
+    colours: dict[str, str] | None = None,
+) -> LayerPlan:
+    columns = score_columns(class_names)
+    names = np.asarray(class_names, dtype=object)
+
+    def frames() -> Iterator[Any]:
+        for ids, fractions, emb in source.iter_chunks():
+            scores = zero_shot_scores(emb, class_embeddings, logit_scale)
+            top = scores.argmax(axis=1)
+            rows, cols = np.divmod(ids, grid.n_cols)
+            data: dict[str, Any] = {"tile_id": ids, "row": rows, "col": cols, "valid_fraction": fractions}
+            for j, col in enumerate(columns):
+                data[col] = scores[:, j]
+            data["top_class"] = names[top]
+            data["top_score"] = scores[np.arange(len(ids)), top]
+            yield _frame(grid, ids, data)
+
+    def empty() -> Any:
+        spec = {"tile_id": "i8", "row": "i8", "col": "i8", "valid_fraction": "f4"}
+        spec.update({c: "f4" for c in columns})
+        spec.update({"top_class": "O", "top_score": "f4"})
+        return _frame(grid, np.zeros(0, np.int64), _empty_columns(spec))
+
+    def style() -> str:
+        return categorized_qml("top_class", list(class_names), category_colours(class_names, colours))
+
+    meta = {**meta, "kind": "landcover", "classes": list(class_names), "columns": dict(zip(class_names, columns))}
+    return LayerPlan(name, "landcover", frames, empty, style, meta)
+
+
+@dataclass(frozen=True)
+class QuerySpec:
+    """One query: texts and/or example tiles, and how many results to keep."""
+
+    texts: tuple[str, ...] = ()
+    positive_tiles: tuple[int, ...] = ()
+    negative_tiles: tuple[int, ...] = ()
+    top_k: int | None = None
+    threshold: float | None = None
+    name: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.texts and not self.positive_tiles:
+            raise OptionError("a query needs at least one --text or one positive example")
+        if any(not t.strip() for t in self.texts):
+            raise OptionError("a --text query is blank; give some words to search for")
+        if self.top_k is not None and self.top_k < 1:
+            raise OptionError(f"--top-k must be at least 1, got {self.top_k}")
+        if self.threshold is not None and not -1.0 <= self.threshold <= 1.0:
+            raise OptionError(f"--threshold is a cosine similarity in [-1, 1], got {self.threshold}")
+
+    def label(self) -> str:
+        parts = list(self.texts)
+        if self.positive_tiles:
+            parts.append("like " + ",".join(map(str, self.positive_tiles)))
+        if self.negative_tiles:
+            parts.append("not " + ",".join(map(str, self.negative_tiles)))
+        return " + ".join(parts)
+
+
+#: Weight of the negative examples in the query vector (Rocchio's gamma).
+NEGATIVE_WEIGHT = 0.5
+
+
+def query_vector(text_embeddings: np.ndarray, positives: np.ndarray, negatives: np.ndarray) -> np.ndarray:
+    """One unit query vector from texts and examples.
+
+    Texts and positive examples are unit vectors averaged together; the mean of
+    the negative examples is subtracted with weight :data:`NEGATIVE_WEIGHT`
+    (Rocchio relevance feedback), and the result re-normalised.
+    """
+    pos = np.concatenate([text_embeddings, positives]) if len(positives) else text_embeddings
+    q = pos.mean(axis=0)
+    if len(negatives):
+        q = q - NEGATIVE_WEIGHT * negatives.mean(axis=0)
+    norm = np.linalg.norm(q)
+    if norm == 0:
+        raise OptionError("the positive and negative examples cancel out; choose different examples")
+    return (q / norm).astype(np.float32)
+
+
+def query_layer_name(spec: QuerySpec, taken: Sequence[str]) -> str:
+    if spec.name:
+        return spec.name
+    base = "query_" + slug(spec.label())
+    if base in taken:
+        base = f"{base}_{hashlib.sha1(spec.label().encode()).hexdigest()[:6]}"
+    return base
+
+
+def query_plan(
+    grid: ChipGrid,
+    source: EmbeddingSource,
+    *,
+    name: str,
+    spec: QuerySpec,
+    vector: np.ndarray,
+    meta: dict[str, Any],
+) -> LayerPlan:
+    ids_parts, sim_parts = [], []
+    for ids, _, emb in source.iter_chunks():
+        ids_parts.append(ids)
+        sim_parts.append(cosine_similarity(emb, vector))
+    ids = np.concatenate(ids_parts) if ids_parts else np.zeros(0, np.int64)
+    sims = np.concatenate(sim_parts) if sim_parts else np.zeros(0, np.float32)
+    rank = ranks(sims)
+    keep = np.ones(len(ids), bool)
+    if spec.threshold is not None:
+        keep &= sims >= spec.threshold
+    if spec.top_k is not None:
+        keep &= rank <= spec.top_k
+    ids, sims, rank = ids[keep], sims[keep], rank[keep]
+
+    def frames() -> Iterator[Any]:
+        step = 65536
+        for start in range(0, len(ids), step):
+            sl = slice(start, start + step)
+            yield _frame(grid, ids[sl], {"tile_id": ids[sl], "similarity": sims[sl], "rank": rank[sl]})
+
+    def empty() -> Any:
+        return _frame(grid, np.zeros(0, np.int64), _empty_columns({"tile_id": "i8", "similarity": "f4", "rank": "i8"}))
+
+    meta = {
+        **meta,
+        "kind": "query",
+        "texts": list(spec.texts),
+        "positive_tiles": list(spec.positive_tiles),
+        "negative_tiles": list(spec.negative_tiles),
+        "top_k": spec.top_k,
+        "threshold": spec.threshold,
+        "features": int(len(ids)),
+    }
+    return LayerPlan(name, "query", frames, empty, lambda: graduated_qml("similarity", sims), meta)
+
+
+def _empty_columns(spec: dict[str, str]) -> dict[str, Any]:
+    return {k: np.zeros(0, dtype=v) for k, v in spec.items()}

@@ -1,0 +1,206 @@
+"""Writing and reading rsgeo GeoPackages (schema: ``docs/schema.md``).
+
+Layers go through GDAL (pyogrio); rsgeo's own tables (embeddings, metadata,
+styles) through SQLite and are registered in ``gpkg_contents`` so GDAL and QGIS
+list them. Outputs are built in a temporary file beside the target and moved
+into place with one ``os.replace``: a failed or interrupted run leaves the
+target as it was.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import logging
+import os
+import shutil
+import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rsgeo.errors import OutputError, OutputExistsError, ResultError
+
+logger = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+GEOMETRY_COLUMN = "geom"
+EMBEDDINGS_TABLE = "rsgeo_embeddings"
+METADATA_TABLE = "rsgeo_metadata"
+STYLES_TABLE = "layer_styles"
+_GPKG_APPLICATION_ID = 0x47504B47  # "GPKG"
+
+
+def is_geopackage(path: str | os.PathLike[str]) -> bool:
+    """True if ``path`` is a SQLite file with the GeoPackage application id."""
+    try:
+        with open(path, "rb") as f:
+            header = f.read(72)
+    except OSError:
+        return False
+    return header[:16] == b"SQLite format 3\x00" and int.from_bytes(header[68:72], "big") == _GPKG_APPLICATION_ID
+
+
+def check_output(path: Path, *, overwrite: bool, in_place: bool = False) -> None:
+    """Refuse, before any work, outputs that cannot or must not be written."""
+    parent = path.parent
+    if not parent.is_dir():
+        raise OutputError(f"the folder {parent} does not exist; create it or choose another -o path")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputError(f"the folder {parent} is not writable; choose another -o path")
+    if path.suffix.lower() != ".gpkg":
+        raise OutputError(f"output {path.name} must end in .gpkg (rsgeo writes GeoPackages)")
+    if path.exists() and not in_place:
+        if path.is_dir():
+            raise OutputError(f"output {path} is a folder; give a .gpkg file path")
+        if not overwrite:
+            raise OutputExistsError(f"{path} already exists; pass --overwrite to replace it, or choose another -o path")
+
+
+@contextmanager
+def atomic_output(path: Path, *, start_from: Path | None = None) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success move it onto ``path``.
+
+    With ``start_from`` the temporary file begins as a copy of that file (to add
+    layers to an existing result). On any error the temporary file is removed
+    and ``path`` is untouched.
+    """
+    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}.gpkg")
+    _remove_sqlite_files(tmp)
+    try:
+        if start_from is not None:
+            shutil.copyfile(start_from, tmp)
+        yield tmp
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        _remove_sqlite_files(tmp)
+        if exc.errno == errno.ENOSPC:
+            raise OutputError(
+                f"the disk is full while writing {path.name}; free some space and run again "
+                "(nothing was written; a resumable journal is kept if there was one)"
+            ) from None
+        raise
+    except BaseException:
+        _remove_sqlite_files(tmp)
+        raise
+
+
+def _remove_sqlite_files(path: Path) -> None:
+    for suffix in ("", "-journal", "-wal", "-shm"):
+        Path(str(path) + suffix).unlink(missing_ok=True)
+
+
+def write_layer(
+    path: Path,
+    name: str,
+    chunks: Iterator[Any],
+    *,
+    crs: Any,
+    empty: Callable[[], Any],
+) -> int:
+    """Write GeoDataFrame chunks as layer ``name`` (replacing a layer of that name).
+
+    Returns the number of features written. ``empty`` builds a zero-row frame
+    with the layer's columns, used when there are no chunks.
+    """
+    import pyogrio
+
+    n = 0
+    first = True
+    for gdf in chunks:
+        if first:
+            pyogrio.write_dataframe(
+                gdf, path, layer=name, driver="GPKG", geometry_type="Polygon",
+                dataset_options={"VERSION": "1.2"} if not path.exists() else None,
+                layer_options={"OVERWRITE": "YES"},
+            )
+            first = False
+        else:
+            pyogrio.write_dataframe(gdf, path, layer=name, driver="GPKG", append=True, geometry_type="Polygon")
+        n += len(gdf)
+    if first:
+        pyogrio.write_dataframe(
+            empty(), path, layer=name, driver="GPKG", geometry_type="Polygon",
+            dataset_options={"VERSION": "1.2"} if not path.exists() else None,
+            layer_options={"OVERWRITE": "YES"},
+        )
+    return n
+
+
+def _register_attributes(db: sqlite3.Connection, table: str, description: str) -> None:
+    now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    db.execute(
+        "INSERT OR REPLACE INTO gpkg_contents (table_name, data_type, identifier, description, last_change) "
+        "VALUES (?, 'attributes', ?, ?, ?)",
+        (table, table, description, now),
+    )
+
+
+def ensure_rsgeo_tables(db: sqlite3.Connection) -> None:
+    """Create (if missing) the embeddings, metadata and style tables."""
+    db.execute(
+        f"CREATE TABLE IF NOT EXISTS {EMBEDDINGS_TABLE} (tile_id INTEGER PRIMARY KEY NOT NULL, embedding BLOB NOT NULL)"
+    )
+    db.execute(f"CREATE TABLE IF NOT EXISTS {METADATA_TABLE} (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL)")
+    db.execute(
+        f"""CREATE TABLE IF NOT EXISTS {STYLES_TABLE} (
+            id INTEGER PRIMARY KEY AUTOINCREMENT, f_table_catalog TEXT(256), f_table_schema TEXT(256),
+            f_table_name TEXT(256), f_geometry_column TEXT(256), styleName TEXT(30), styleQML TEXT,
+            styleSLD TEXT, useAsDefault BOOLEAN, description TEXT, owner TEXT(30), ui TEXT(30),
+            update_time DATETIME DEFAULT CURRENT_TIMESTAMP)"""
+    )
+    _register_attributes(db, EMBEDDINGS_TABLE, "rsgeo tile embeddings (see rsgeo_metadata.embeddings)")
+    _register_attributes(db, METADATA_TABLE, "rsgeo run metadata (JSON values)")
+    _register_attributes(db, STYLES_TABLE, "QGIS layer styles")
+
+
+def set_style(db: sqlite3.Connection, layer: str, qml: str) -> None:
+    """Make ``qml`` the default QGIS style of ``layer`` (replacing earlier ones)."""
+    db.execute(f"DELETE FROM {STYLES_TABLE} WHERE f_table_name = ?", (layer,))
+    db.execute(
+        f"INSERT INTO {STYLES_TABLE} (f_table_catalog, f_table_schema, f_table_name, f_geometry_column, "
+        "styleName, styleQML, styleSLD, useAsDefault, description, owner, ui) "
+        "VALUES ('', '', ?, ?, ?, ?, '', 1, 'rsgeo default style', '', NULL)",
+        (layer, GEOMETRY_COLUMN, layer, qml),
+    )
+
+
+def set_metadata(db: sqlite3.Connection, items: dict[str, Any]) -> None:
+    for key, value in items.items():
+        db.execute(
+            f"INSERT OR REPLACE INTO {METADATA_TABLE} (key, value) VALUES (?, ?)", (key, json.dumps(value))
+        )
+
+
+def read_metadata(path: Path) -> dict[str, Any]:
+    """All metadata of an rsgeo result, or ResultError if it is not one."""
+    if not is_geopackage(path):
+        raise ResultError(f"{path} is not a GeoPackage")
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        rows = db.execute(f"SELECT key, value FROM {METADATA_TABLE}").fetchall()
+    except sqlite3.DatabaseError:
+        raise ResultError(
+            f"{path} is a GeoPackage but not an rsgeo result (no {METADATA_TABLE} table); "
+            "give the scene instead, or a file written by rsgeo"
+        ) from None
+    finally:
+        db.close()
+    return {k: json.loads(v) for k, v in rows}
+
+
+@contextmanager
+def connect(path: Path) -> Iterator[sqlite3.Connection]:
+    """A SQLite connection in one transaction, committed on success."""
+    db = sqlite3.connect(path)
+    try:
+        with db:
+            yield db
+    finally:
+        db.close()

@@ -1,0 +1,139 @@
+"""The run journal: embeddings committed batch by batch, so runs can resume.
+
+A journal is a small SQLite file next to the output (``OUT.gpkg.rsgeo-partial``)
+holding the identity of the run (model, preprocessing, grid, scene) and one
+row per encoded chip. Each batch is one transaction: a killed process loses at
+most the batch in flight. ``--resume`` reopens a journal whose identity matches
+and skips the chips it holds; the output GeoPackage is only ever written, whole,
+from a complete journal.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rsgeo.errors import OptionError, ResultError
+
+logger = logging.getLogger(__name__)
+
+EMBEDDING_DTYPES = {"float32": np.dtype("<f4"), "float16": np.dtype("<f2")}
+
+
+def journal_path(output: Path) -> Path:
+    return output.with_name(output.name + ".rsgeo-partial")
+
+
+def embedding_dtype(name: str) -> np.dtype:
+    try:
+        return EMBEDDING_DTYPES[name]
+    except KeyError:
+        raise OptionError(f"unknown embedding dtype {name!r}; use float32 or float16") from None
+
+
+class Journal:
+    """Progress store of one run (see module docstring)."""
+
+    def __init__(self, path: Path, identity: dict[str, Any], *, dim: int, dtype: str, resume: bool) -> None:
+        self.path = path
+        self.dim = dim
+        self.dtype = embedding_dtype(dtype)
+        identity = {**identity, "embedding_dtype": dtype, "embedding_dim": dim}
+        key = json.dumps(identity, sort_keys=True)
+        if path.exists() and not resume:
+            logger.info("starting over: removing the journal of an earlier run %s", path)
+            path.unlink()
+        fresh = not path.exists()
+        self.db = sqlite3.connect(path, isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        if fresh:
+            self.db.execute("BEGIN")
+            self.db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            self.db.execute(
+                "CREATE TABLE chips (tile_id INTEGER PRIMARY KEY, valid_fraction REAL NOT NULL, embedding BLOB NOT NULL)"
+            )
+            self.db.execute("INSERT INTO meta VALUES ('identity', ?)", (key,))
+            self.db.execute("COMMIT")
+        else:
+            try:
+                row = self.db.execute("SELECT value FROM meta WHERE key='identity'").fetchone()
+            except sqlite3.DatabaseError:
+                row = None
+            if row is None:
+                self.db.close()
+                raise ResultError(f"{path} is not an rsgeo journal; delete it and run again without --resume")
+            if row[0] != key:
+                self.db.close()
+                diff = _first_difference(json.loads(row[0]), identity)
+                raise ResultError(
+                    f"cannot resume: the unfinished run in {path.name} used different settings ({diff}); "
+                    "rerun with the same options, or without --resume to start over"
+                )
+            logger.info("resuming from %s: %d chips already encoded", path, self.count())
+
+    def done_ids(self) -> set[int]:
+        return {r[0] for r in self.db.execute("SELECT tile_id FROM chips")}
+
+    def count(self) -> int:
+        return int(self.db.execute("SELECT count(*) FROM chips").fetchone()[0])
+
+    def add(self, tile_ids: np.ndarray, fractions: np.ndarray, embeddings: np.ndarray) -> None:
+        """Commit one batch (one transaction)."""
+        if len(tile_ids) == 0:
+            return
+        blobs = embeddings.astype(self.dtype, copy=False)
+        rows = [
+            (int(t), float(f), blobs[i].tobytes()) for i, (t, f) in enumerate(zip(tile_ids, fractions))
+        ]
+        self.db.execute("BEGIN")
+        self.db.executemany("INSERT OR REPLACE INTO chips VALUES (?, ?, ?)", rows)
+        self.db.execute("COMMIT")
+
+    def iter_chunks(self, chunk: int = 65536) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """``(tile_ids, valid_fractions, float32 embeddings)`` in tile-id order."""
+        cursor = self.db.execute("SELECT tile_id, valid_fraction, embedding FROM chips ORDER BY tile_id")
+        while rows := cursor.fetchmany(chunk):
+            ids = np.fromiter((r[0] for r in rows), np.int64, len(rows))
+            fractions = np.fromiter((r[1] for r in rows), np.float32, len(rows))
+            emb = np.frombuffer(b"".join(r[2] for r in rows), self.dtype).reshape(len(rows), self.dim)
+            yield ids, fractions, emb.astype(np.float32)
+
+    def get(self, tile_ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """Embeddings of the given tiles, in tile-id order."""
+        wanted = sorted({int(t) for t in tile_ids})
+        rows = []
+        for start in range(0, len(wanted), 500):
+            part = wanted[start : start + 500]
+            marks = ",".join("?" * len(part))
+            rows += self.db.execute(
+                f"SELECT tile_id, embedding FROM chips WHERE tile_id IN ({marks}) ORDER BY tile_id", part
+            ).fetchall()
+        missing = sorted(set(wanted) - {r[0] for r in rows})
+        if missing:
+            raise ResultError(f"tile {missing[0]} has no embedding (skipped as nodata, or outside the grid)")
+        ids = np.asarray([r[0] for r in rows], np.int64)
+        emb = np.frombuffer(b"".join(r[1] for r in rows), self.dtype).reshape(len(rows), self.dim)
+        return ids, emb.astype(np.float32)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def delete(self) -> None:
+        self.close()
+        for suffix in ("", "-wal", "-shm"):
+            Path(str(self.path) + suffix).unlink(missing_ok=True)
+
+
+def _first_difference(a: Any, b: Any, prefix: str = "") -> str:
+    if isinstance(a, dict) and isinstance(b, dict):
+        for k in sorted(set(a) | set(b)):
+            if a.get(k) != b.get(k):
+                return _first_difference(a.get(k), b.get(k), f"{prefix}{k}.")
+    return f"{prefix.rstrip('.')}: {a!r} then, {b!r} now"

@@ -1,0 +1,328 @@
+"""Scene → chips → embeddings → layers: the ``embed``/``classify``/``query`` runs.
+
+A run either encodes a scene (the image encoder, streaming, resumable through
+a journal) or opens a result GeoPackage whose stored embeddings answer the
+question (only the text encoder runs). Either way the answers come from the
+same code in :mod:`rsgeo.answers`, and the output is written atomically.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+import os
+from collections.abc import Callable, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rsgeo.answers import LayerPlan, tiles_plan
+from rsgeo.encoders.base import Encoder
+from rsgeo.encoders.loading import DEFAULT_MODEL, load_encoder
+from rsgeo.errors import Cancelled, OptionError, ResultError
+from rsgeo.gpkg import (
+    EMBEDDINGS_TABLE,
+    SCHEMA_VERSION,
+    atomic_output,
+    check_output,
+    connect,
+    ensure_rsgeo_tables,
+    is_geopackage,
+    read_metadata,
+    set_metadata,
+    set_style,
+    write_layer,
+)
+from rsgeo.grid import ChipGrid, ChipSpec
+from rsgeo.journal import Journal, embedding_dtype, journal_path
+from rsgeo.reader import ChipReader
+from rsgeo.scene import ReadOptions, Scene
+from rsgeo.store import EmbeddingSource, GpkgEmbeddings
+
+logger = logging.getLogger(__name__)
+
+ProgressCallback = Callable[[int, int], None]
+CancelCheck = Callable[[], bool]
+#: Builds the result layers once the embeddings exist: (encoder, grid, store, taken layer names).
+Questions = Callable[[Encoder, ChipGrid, EmbeddingSource, list[str]], list[LayerPlan]]
+
+
+@dataclasses.dataclass(frozen=True)
+class RunOptions:
+    """How the model runs; none of it changes the results (but precision)."""
+
+    model: str | None = None
+    encoder: Encoder | None = None
+    device: str | None = None
+    precision: str = "fp32"
+    batch_size: int | None = None
+    workers: int | None = None
+    checkpoint: str | None = None
+    cache_dir: str | None = None
+    embedding_dtype: str = "float32"
+    resume: bool = False
+    overwrite: bool = False
+
+    def __post_init__(self) -> None:
+        if self.precision not in ("fp32", "bf16", "fp16"):
+            raise OptionError(f"unknown precision {self.precision!r}; use fp32, bf16 or fp16")
+        if self.batch_size is not None and self.batch_size < 1:
+            raise OptionError(f"--batch-size must be at least 1, got {self.batch_size}")
+        if self.workers is not None and self.workers < 1:
+            raise OptionError(f"--workers must be at least 1, got {self.workers}")
+        embedding_dtype(self.embedding_dtype)
+
+
+def default_batch_size(device: str) -> int:
+    return 256 if device.startswith("cuda") else 32
+
+
+def _version() -> str:
+    from rsgeo import __version__
+
+    return __version__
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 22):
+            h.update(block)
+    return h.hexdigest()
+
+
+def grid_metadata(grid: ChipGrid, gsd: float | None) -> dict[str, Any]:
+    return {
+        "width": grid.width,
+        "height": grid.height,
+        "transform": list(grid.transform)[:6],
+        "crs": grid.crs.to_wkt() if grid.crs is not None else None,
+        "size_px": grid.spec.size_px,
+        "stride_px": grid.spec.stride_px,
+        "n_rows": grid.n_rows,
+        "n_cols": grid.n_cols,
+        "gsd": gsd,
+    }
+
+
+def grid_from_metadata(meta: dict[str, Any]) -> ChipGrid:
+    from affine import Affine
+    from rasterio.crs import CRS
+
+    g = meta["grid"]
+    crs = CRS.from_wkt(g["crs"]) if g.get("crs") else None
+    return ChipGrid(g["width"], g["height"], Affine(*g["transform"]), ChipSpec(g["size_px"], g["stride_px"]), crs=crs)
+
+
+def model_metadata(encoder: Encoder) -> dict[str, Any]:
+    return {
+        "model_id": encoder.identity.model_id,
+        "weights_sha256": encoder.identity.weights_sha256,
+        "embedding_dim": encoder.embedding_dim,
+        "logit_scale": encoder.logit_scale,
+        "image_spec": dataclasses.asdict(encoder.image_spec),
+        "languages": list(encoder.languages) if encoder.languages else None,
+    }
+
+
+def _load(run: RunOptions, default: str | None = DEFAULT_MODEL) -> Encoder:
+    if run.encoder is not None:
+        return run.encoder
+    return load_encoder(
+        run.model or default or DEFAULT_MODEL,
+        device=run.device,
+        precision=run.precision,
+        checkpoint=run.checkpoint,
+        cache_dir=run.cache_dir,
+    )
+
+
+def run(
+    source: str | os.PathLike[str],
+    output: str | os.PathLike[str] | None,
+    questions: Questions | None,
+    *,
+    read: ReadOptions = ReadOptions(),
+    options: RunOptions = RunOptions(),
+    command: str = "",
+    progress: ProgressCallback | None = None,
+    cancel: CancelCheck | None = None,
+) -> Path:
+    """Encode (or open) ``source`` and write the layers ``questions`` plans."""
+    source = Path(source)
+    if is_geopackage(source):
+        if questions is None:
+            raise OptionError(f"{source.name} is already encoded; embed takes a scene, not a GeoPackage")
+        return _answer_stored(source, output, questions, options=options, command=command)
+    if output is None:
+        raise OptionError("give the output GeoPackage with -o OUT.gpkg")
+    return _encode_scene(
+        source, Path(output), questions, read=read, options=options, command=command, progress=progress, cancel=cancel
+    )
+
+
+def _encode_scene(
+    scene_path: Path,
+    output: Path,
+    questions: Questions | None,
+    *,
+    read: ReadOptions,
+    options: RunOptions,
+    command: str,
+    progress: ProgressCallback | None,
+    cancel: CancelCheck | None,
+) -> Path:
+    check_output(output, overwrite=options.overwrite)
+    with Scene(scene_path, read) as scene:
+        encoder = _load(options)
+        grid = scene.grid(encoder.image_spec.size)
+        read_meta = {
+            "bands": list(scene.bands),
+            "stretch": scene.stretch.to_dict(),
+            "min_valid": read.min_valid,
+            "gsd": read.gsd,
+        }
+        grid_meta = grid_metadata(grid, read.gsd)
+        stat = scene_path.stat()
+        identity = {
+            "model": {"model_id": encoder.identity.model_id, "weights_sha256": encoder.identity.weights_sha256},
+            "image_spec": dataclasses.asdict(encoder.image_spec),
+            "grid": grid_meta,
+            "read": read_meta,
+            "scene": {"path": str(scene_path.resolve()), "bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns},
+        }
+        src = scene.source
+        scene_meta = {
+            "path": str(scene_path.resolve()),
+            "bytes": stat.st_size,
+            "width": src.width,
+            "height": src.height,
+            "count": src.count,
+            "dtypes": list(src.dtypes),
+            "nodata": src.nodata,
+            "crs": src.crs.to_wkt(),
+            "transform": list(src.transform)[:6],
+        }
+        stretch = scene.stretch
+    journal = Journal(
+        journal_path(output), identity, dim=encoder.embedding_dim, dtype=options.embedding_dtype, resume=options.resume
+    )
+    try:
+        _encode_chips(scene_path, read, stretch, grid, encoder, journal, options, progress, cancel)
+        scene_meta["sha256"] = _sha256(scene_path)
+        metadata = {
+            "schema_version": SCHEMA_VERSION,
+            "run": {
+                "rsgeo_version": _version(),
+                "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "command": command,
+            },
+            "model": model_metadata(encoder),
+            "scene": scene_meta,
+            "grid": grid_meta,
+            "read": read_meta,
+            "embeddings": {"table": EMBEDDINGS_TABLE, "dtype": options.embedding_dtype, "dim": encoder.embedding_dim},
+        }
+        plans = [tiles_plan(grid, journal)]
+        if questions is not None:
+            plans += questions(encoder, grid, journal, ["tiles"])
+        with atomic_output(output) as tmp:
+            _write_plans(tmp, plans, grid)
+            with connect(tmp) as db:
+                db.execute("ATTACH DATABASE ? AS journal", (str(journal.path),))
+                ensure_rsgeo_tables(db)
+                db.execute(
+                    f"INSERT INTO {EMBEDDINGS_TABLE} (tile_id, embedding) "
+                    "SELECT tile_id, embedding FROM journal.chips ORDER BY tile_id"
+                )
+                for plan in plans:
+                    set_style(db, plan.name, plan.style())
+                metadata["layers"] = {p.name: p.meta for p in plans}
+                set_metadata(db, metadata)
+    except BaseException:
+        journal.close()
+        raise
+    journal.delete()
+    logger.info("wrote %s", output)
+    return output
+
+
+def _encode_chips(
+    scene_path: Path,
+    read: ReadOptions,
+    stretch: Any,
+    grid: ChipGrid,
+    encoder: Encoder,
+    journal: Journal,
+    options: RunOptions,
+    progress: ProgressCallback | None,
+    cancel: CancelCheck | None,
+) -> None:
+    total = len(grid)
+    done_ids = journal.done_ids()
+    batch_size = options.batch_size or default_batch_size(encoder.device)
+    reader = ChipReader(
+        scene_path, read, stretch, grid, encoder.image_spec, batch_size=batch_size, workers=options.workers, skip=done_ids
+    )
+    done = 0
+    if progress:
+        progress(0, total)
+    for batch in reader:
+        if cancel is not None and cancel():
+            raise Cancelled("cancelled; rerun with --resume to continue from the chips already encoded")
+        if len(batch.tile_ids):
+            journal.add(batch.tile_ids, batch.valid_fraction, encoder.encode_images(batch.pixels))
+        done += batch.scanned
+        if progress:
+            progress(done, total)
+
+
+def _write_plans(path: Path, plans: Sequence[LayerPlan], grid: ChipGrid) -> None:
+    for plan in plans:
+        n = write_layer(path, plan.name, plan.frames(), crs=grid.crs, empty=plan.empty)
+        logger.info("layer %s: %d features", plan.name, n)
+
+
+def _answer_stored(
+    source: Path, output: str | os.PathLike[str] | None, questions: Questions, *, options: RunOptions, command: str
+) -> Path:
+    metadata = read_metadata(source)
+    stored = metadata.get("model", {})
+    requested = options.encoder.identity.model_id if options.encoder is not None else options.model
+    if requested is not None and requested != stored.get("model_id"):
+        raise ResultError(
+            f"{source.name} was encoded with model {stored.get('model_id')!r}, not {requested!r}; "
+            f"leave out --model (or pass --model {stored.get('model_id')}) to use the stored embeddings"
+        )
+    out = Path(output) if output is not None else source
+    in_place = out.resolve() == source.resolve()
+    check_output(out, overwrite=options.overwrite, in_place=in_place)
+    encoder = _load(options, default=stored.get("model_id"))
+    if encoder.identity.weights_sha256 != stored.get("weights_sha256") and stored.get("weights_sha256"):
+        raise ResultError(
+            f"{source.name} was encoded with other weights of {stored.get('model_id')} "
+            f"(sha256 {stored['weights_sha256'][:12]}…, now {str(encoder.identity.weights_sha256)[:12]}…); "
+            "use the same weights, or encode the scene again"
+        )
+    grid = grid_from_metadata(metadata)
+    emb_meta = metadata["embeddings"]
+    store = GpkgEmbeddings(source, dim=emb_meta["dim"], dtype=emb_meta["dtype"])
+    try:
+        taken = list(metadata.get("layers", {}))
+        plans = questions(encoder, grid, store, taken)
+        with atomic_output(out, start_from=source) as tmp:
+            _write_plans(tmp, plans, grid)
+            with connect(tmp) as db:
+                ensure_rsgeo_tables(db)
+                for plan in plans:
+                    set_style(db, plan.name, plan.style())
+                layers = dict(metadata.get("layers", {}))
+                layers.update({p.name: p.meta for p in plans})
+                set_metadata(db, {"layers": layers})
+    finally:
+        store.close()
+    return out
+

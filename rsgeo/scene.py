@@ -1,0 +1,274 @@
+"""Opening a scene: validation, band choice, resampling and the chip grid.
+
+A :class:`Scene` wraps an open rasterio dataset (or a ``WarpedVRT`` of it when
+``--gsd`` resamples) and knows how to cut one chip into the model's 8-bit RGB
+input plus its validity mask. It never reads the scene whole.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+from affine import Affine
+from rasterio.enums import ColorInterp, MaskFlags, Resampling
+from rasterio.errors import RasterioIOError
+from rasterio.vrt import WarpedVRT
+from rasterio.windows import Window
+
+from rsgeo.errors import NotGeoreferencedError, OptionError, SceneError
+from rsgeo.grid import ChipGrid, ChipSpec
+from rsgeo.stretch import Stretch, compute_stretch
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MIN_VALID = 0.5
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    """How chips are cut and scaled; every field is recorded in the output.
+
+    Attributes:
+        chip_size: chip side as ``int`` pixels, or a string ending in ``m``
+            (metres, e.g. ``"500m"``); ``None`` = the model's input size.
+        stride: step between chips in pixels (or ``"250m"``); ``None`` = no
+            overlap (or as given by ``overlap``).
+        overlap: fraction of a chip shared with its neighbour, in ``[0, 1)``;
+            used only when ``stride`` is ``None``.
+        bands: 1-based band indices, 1 or 3 of them; ``None`` picks the RGB
+            bands by colour interpretation.
+        stretch: ``auto``, ``none``, ``percentile:LOW,HIGH`` or ``range:LOW,HIGH``.
+        gsd: resample the scene to this ground sample distance (metres) first.
+        min_valid: chips with a smaller fraction of valid pixels are skipped.
+    """
+
+    chip_size: int | str | None = None
+    stride: int | str | None = None
+    overlap: float = 0.0
+    bands: tuple[int, ...] | None = None
+    stretch: str = "auto"
+    gsd: float | None = None
+    min_valid: float = DEFAULT_MIN_VALID
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.min_valid <= 1.0:
+            raise OptionError(f"--min-valid must be in (0, 1], got {self.min_valid}")
+        if self.gsd is not None and not (self.gsd > 0 and math.isfinite(self.gsd)):
+            raise OptionError(f"--gsd must be a positive number of metres, got {self.gsd}")
+
+
+def parse_bands(text: str) -> tuple[int, ...]:
+    """``"4,3,2"`` → ``(4, 3, 2)`` with a clear error for anything else."""
+    try:
+        bands = tuple(int(b) for b in text.replace(" ", "").split(","))
+    except ValueError:
+        raise OptionError(f"--bands takes 1-based band numbers like 4,3,2, got {text!r}") from None
+    return bands
+
+
+def open_dataset(path: str | os.PathLike[str]) -> Any:
+    """Open a raster with rasterio, turning GDAL failures into one clear line."""
+    path = Path(path)
+    if not path.exists():
+        raise SceneError(f"{path} does not exist; check the path")
+    if path.is_dir():
+        raise SceneError(f"{path} is a folder, not a raster file")
+    try:
+        return rasterio.open(path)
+    except RasterioIOError as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else "unreadable"
+        raise SceneError(
+            f"{path} is not a raster GDAL can read ({reason}); "
+            "check that it is a complete GeoTIFF (is it still being copied?)"
+        ) from None
+
+
+def pixel_size_m(dataset: Any) -> float:
+    """Mean pixel side in metres (geographic CRS: measured at the scene centre)."""
+    t = dataset.transform
+    px_x = math.hypot(t.a, t.d)
+    px_y = math.hypot(t.b, t.e)
+    crs = dataset.crs
+    if crs.is_geographic:
+        from pyproj import Geod
+
+        geod = Geod(ellps="WGS84")
+        cx, cy = t * (dataset.width / 2, dataset.height / 2)
+        _, _, dx = geod.inv(cx, cy, cx + px_x, cy)
+        _, _, dy = geod.inv(cx, cy, cx, cy + px_y)
+        return float((abs(dx) + abs(dy)) / 2)
+    factor = crs.linear_units_factor[1] if crs.linear_units_factor else 1.0
+    return float((px_x + px_y) / 2 * factor)
+
+
+def choose_bands(dataset: Any, bands: tuple[int, ...] | None) -> tuple[int, int, int]:
+    """Resolve the three bands fed as R, G, B (one band is repeated as grey)."""
+    count = dataset.count
+    if bands is not None:
+        bad = [b for b in bands if not 1 <= b <= count]
+        if bad:
+            raise OptionError(
+                f"band {bad[0]} does not exist: {Path(dataset.name).name} has {count} band(s), numbered 1 to {count}"
+            )
+        if len(bands) == 1:
+            return (bands[0],) * 3  # type: ignore[return-value]
+        if len(bands) != 3:
+            raise OptionError(f"--bands takes 1 or 3 bands (R,G,B or grey), got {len(bands)}")
+        return bands  # type: ignore[return-value]
+    interp = list(dataset.colorinterp)
+    rgb = [ColorInterp.red, ColorInterp.green, ColorInterp.blue]
+    if all(c in interp for c in rgb):
+        return tuple(interp.index(c) + 1 for c in rgb)  # type: ignore[return-value]
+    colour = [i + 1 for i, c in enumerate(interp) if c != ColorInterp.alpha]
+    if len(colour) == 1:
+        return (colour[0],) * 3
+    if len(colour) == 3 and count <= 4:
+        return tuple(colour)  # type: ignore[return-value]
+    raise OptionError(
+        f"{Path(dataset.name).name} has {count} bands and no red/green/blue colour interpretation; "
+        "choose the true-colour bands with --bands, e.g. --bands 4,3,2 for Sentinel-2 or 3,2,1 for Landsat 7"
+    )
+
+
+def check_georeferenced(dataset: Any) -> None:
+    name = Path(dataset.name).name
+    if dataset.crs is None:
+        raise NotGeoreferencedError(
+            f"{name} has no CRS; assign one with `rio edit-info --crs EPSG:<code> {name}`"
+        )
+    if dataset.transform == Affine.identity() and not dataset.gcps[0]:
+        raise NotGeoreferencedError(
+            f"{name} has no geotransform; georeference it first (e.g. gdal_translate -a_ullr or gdalwarp)"
+        )
+    if dataset.transform == Affine.identity() and dataset.gcps[0]:
+        raise NotGeoreferencedError(
+            f"{name} is georeferenced by GCPs only; warp it first with `gdalwarp {name} warped.tif`"
+        )
+
+
+class Scene:
+    """An open scene ready to be cut into chips. Use as a context manager."""
+
+    def __init__(
+        self, path: str | os.PathLike[str], options: ReadOptions, *, stretch: Stretch | None = None
+    ) -> None:
+        self.path = Path(path)
+        self.options = options
+        self._stack = ExitStack()
+        src = open_dataset(self.path)
+        self._stack.callback(src.close)
+        try:
+            check_georeferenced(src)
+            self.source = src
+            self.bands = choose_bands(src, options.bands)
+            self.stretch: Stretch = stretch or compute_stretch(src, self.bands, options.stretch)
+            self.dataset = self._resampled(src) if options.gsd else src
+        except BaseException:
+            self._stack.close()
+            raise
+        self._alpha_band = _alpha_band(self.dataset)
+        self._dataset_mask = self._alpha_band is not None or any(
+            MaskFlags.per_dataset in flags for flags in self.dataset.mask_flag_enums
+        )
+
+    def _resampled(self, src: Any) -> Any:
+        res = pixel_size_m(src)
+        scale = self.options.gsd / res  # type: ignore[operator]
+        width = max(1, int(round(src.width / scale)))
+        height = max(1, int(round(src.height / scale)))
+        transform = src.transform * Affine.scale(src.width / width, src.height / height)
+        resampling = Resampling.average if scale > 1 else Resampling.bilinear
+        logger.info("resampling %s from %.3f m to %.3f m: %d x %d", self.path.name, res, self.options.gsd, width, height)
+        vrt = WarpedVRT(src, crs=src.crs, transform=transform, width=width, height=height, resampling=resampling)
+        self._stack.callback(vrt.close)
+        return vrt
+
+    def __enter__(self) -> Scene:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._stack.close()
+
+    # -- the grid ---------------------------------------------------------
+
+    @property
+    def pixel_size_m(self) -> float:
+        return pixel_size_m(self.dataset)
+
+    def _to_pixels(self, value: int | str, what: str) -> int:
+        if isinstance(value, str):
+            text = value.strip().lower()
+            try:
+                if text.endswith("m"):
+                    return max(1, int(round(float(text[:-1]) / self.pixel_size_m)))
+                value = int(text)
+            except ValueError:
+                raise OptionError(f"{what} takes pixels (224) or metres (500m), got {value!r}") from None
+        if value < 1:
+            raise OptionError(f"{what} must be positive, got {value}")
+        return int(value)
+
+    def chip_spec(self, model_input: int) -> ChipSpec:
+        """The chip size and stride in pixels of the (resampled) scene."""
+        opts = self.options
+        size = model_input if opts.chip_size is None else self._to_pixels(opts.chip_size, "--chip-size")
+        if opts.chip_size is not None and size > max(self.dataset.width, self.dataset.height):
+            raise OptionError(
+                f"chip size {size} px is larger than the scene ({self.dataset.width} x {self.dataset.height} px); "
+                "use a smaller --chip-size, or leave it out to get one chip for the whole scene"
+            )
+        if opts.stride is not None:
+            stride = self._to_pixels(opts.stride, "--stride")
+            return ChipSpec(size, stride)
+        return ChipSpec.from_overlap(size, opts.overlap)
+
+    def grid(self, model_input: int) -> ChipGrid:
+        d = self.dataset
+        return ChipGrid(d.width, d.height, d.transform, self.chip_spec(model_input), crs=d.crs)
+
+    # -- reading ------------------------------------------------------------
+
+    def read_chip(self, window: Window) -> tuple[np.ndarray, np.ndarray]:
+        """One chip as ``uint8`` ``(H, W, 3)`` (invalid pixels 0) and its mask."""
+        unique = tuple(dict.fromkeys(self.bands))
+        data = self.dataset.read(unique, window=window)
+        valid = self.valid_mask(window, unique, data)
+        data = data[[unique.index(b) for b in self.bands]]
+        rgb = self.stretch.apply(data)
+        if not valid.all():
+            rgb = np.where(valid, rgb, 0).astype(np.uint8)
+        return np.ascontiguousarray(rgb.transpose(1, 2, 0)), valid
+
+    def valid_mask(self, window: Window, bands: tuple[int, ...], data: np.ndarray) -> np.ndarray:
+        """True where a pixel holds data: GDAL masks (nodata, alpha, internal
+        mask) and, for floats, finite values. A pixel is valid if any chosen
+        band is valid (GDAL's dataset-mask convention)."""
+        d = self.dataset
+        if self._dataset_mask:
+            valid = d.read_masks(1, window=window) > 0
+        elif any(d.nodatavals[b - 1] is not None for b in bands):
+            valid = (d.read_masks(bands, window=window) > 0).any(axis=0)
+        else:
+            valid = np.ones(data.shape[1:], bool)
+        if data.dtype.kind == "f":
+            valid &= np.isfinite(data).all(axis=0)
+        return valid
+
+
+def _alpha_band(dataset: Any) -> int | None:
+    for i, c in enumerate(dataset.colorinterp):
+        if c == ColorInterp.alpha:
+            return i + 1
+    return None
+

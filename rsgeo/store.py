@@ -1,0 +1,71 @@
+"""Stored tile embeddings: reading them back from a result GeoPackage.
+
+Both the run journal (:mod:`rsgeo.journal`) and a finished result offer the
+same two calls, so answering a question never depends on where the
+embeddings live: ``iter_chunks()`` streams ``(tile_ids, valid_fractions,
+embeddings)`` in tile-id order, ``get(tile_ids)`` fetches some rows.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from rsgeo.errors import ResultError
+from rsgeo.gpkg import EMBEDDINGS_TABLE
+
+
+class EmbeddingSource(Protocol):
+    dim: int
+
+    def iter_chunks(self, chunk: int = 65536) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]: ...
+
+    def get(self, tile_ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+def _decode(rows: list[tuple[int, float, bytes]], dtype: np.dtype, dim: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    ids = np.fromiter((r[0] for r in rows), np.int64, len(rows))
+    fractions = np.fromiter((r[1] for r in rows), np.float32, len(rows))
+    emb = np.frombuffer(b"".join(r[2] for r in rows), dtype).reshape(len(rows), dim).astype(np.float32)
+    return ids, fractions, emb
+
+
+class GpkgEmbeddings:
+    """The ``rsgeo_embeddings`` table of a result, joined to its ``tiles`` layer."""
+
+    def __init__(self, path: Path, *, dim: int, dtype: str) -> None:
+        self.path = path
+        self.dim = dim
+        self.dtype = np.dtype({"float32": "<f4", "float16": "<f2"}[dtype])
+        self.db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+
+    def _query(self, where: str = "", params: Sequence[int] = ()) -> sqlite3.Cursor:
+        return self.db.execute(
+            f"SELECT e.tile_id, t.valid_fraction, e.embedding FROM {EMBEDDINGS_TABLE} e "
+            f"JOIN tiles t ON t.tile_id = e.tile_id {where} ORDER BY e.tile_id",
+            tuple(params),
+        )
+
+    def iter_chunks(self, chunk: int = 65536) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        cursor = self._query()
+        while rows := cursor.fetchmany(chunk):
+            yield _decode(rows, self.dtype, self.dim)
+
+    def get(self, tile_ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        wanted = sorted({int(t) for t in tile_ids})
+        if not wanted:
+            return np.zeros(0, np.int64), np.zeros((0, self.dim), np.float32)
+        marks = ",".join("?" * len(wanted))
+        rows = self._query(f"WHERE e.tile_id IN ({marks})", wanted).fetchall()
+        ids, _, emb = _decode(rows, self.dtype, self.dim)
+        missing = sorted(set(wanted) - set(ids.tolist()))
+        if missing:
+            raise ResultError(f"tile {missing[0]} is not in {self.path.name} (skipped as nodata, or outside the grid)")
+        return ids, emb
+
+    def close(self) -> None:
+        self.db.close()

@@ -126,12 +126,15 @@ class QuerySpec:
     texts: tuple[str, ...] = ()
     positive_tiles: tuple[int, ...] = ()
     negative_tiles: tuple[int, ...] = ()
+    #: Example locations as ``"X,Y[@CRS]"`` or ``"WKT[@CRS]"``; resolved to chips.
+    positive_locations: tuple[str, ...] = ()
+    negative_locations: tuple[str, ...] = ()
     top_k: int | None = None
     threshold: float | None = None
     name: str | None = None
 
     def __post_init__(self) -> None:
-        if not self.texts and not self.positive_tiles:
+        if not self.texts and not self.positive_tiles and not self.positive_locations:
             raise OptionError("a query needs at least one --text or one positive example")
         if any(not t.strip() for t in self.texts):
             raise OptionError("a --text query is blank; give some words to search for")
@@ -142,15 +145,29 @@ class QuerySpec:
 
     def label(self) -> str:
         parts = list(self.texts)
-        if self.positive_tiles:
-            parts.append("like " + ",".join(map(str, self.positive_tiles)))
-        if self.negative_tiles:
-            parts.append("not " + ",".join(map(str, self.negative_tiles)))
+        if self.positive_tiles or self.positive_locations:
+            parts.append("like " + ",".join([*map(str, self.positive_tiles), *self.positive_locations]))
+        if self.negative_tiles or self.negative_locations:
+            parts.append("not " + ",".join([*map(str, self.negative_tiles), *self.negative_locations]))
         return " + ".join(parts)
 
 
 #: Weight of the negative examples in the query vector (Rocchio's gamma).
 NEGATIVE_WEIGHT = 0.5
+
+
+def example_tiles(grid: ChipGrid, tiles: Sequence[int], locations: Sequence[str]) -> list[int]:
+    """Tile ids of the examples: given ids plus the chips under each location."""
+    from rsgeo.locate import parse_location, tiles_at
+
+    out = set(int(t) for t in tiles)
+    for text in locations:
+        geom, crs = parse_location(text)
+        hit = tiles_at(grid, geom, crs)
+        if not hit:
+            raise OptionError(f"example location {text!r} lies outside the scene's chips; check its coordinates and CRS")
+        out.update(hit)
+    return sorted(out)
 
 
 def query_vector(text_embeddings: np.ndarray, positives: np.ndarray, negatives: np.ndarray) -> np.ndarray:

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from rsgeo.answers import QuerySpec, landcover_plan, query_layer_name, query_plan, query_vector
+from rsgeo.answers import QuerySpec, example_tiles, landcover_plan, query_layer_name, query_plan, query_vector
 from rsgeo.encoders.base import Encoder
 from rsgeo.errors import OptionError
 from rsgeo.grid import ChipGrid
@@ -144,8 +144,10 @@ def query(
         names = list(taken)
         for spec in specs:
             text_emb = encoder.encode_texts(list(spec.texts)) if spec.texts else np.zeros((0, encoder.embedding_dim), np.float32)
-            _, pos = store.get(spec.positive_tiles)
-            _, neg = store.get(spec.negative_tiles)
+            pos_ids = example_tiles(grid, spec.positive_tiles, spec.positive_locations)
+            neg_ids = example_tiles(grid, spec.negative_tiles, spec.negative_locations)
+            _, pos = store.get(pos_ids)
+            _, neg = store.get(neg_ids)
             vector = query_vector(text_emb, pos, neg)
             name = query_layer_name(spec, [n for n in names if n not in taken])
             names.append(name)

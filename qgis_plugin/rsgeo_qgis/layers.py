@@ -1,0 +1,69 @@
+"""Result layers into QGIS, on the main thread, styled from the GeoPackage.
+
+rsgeo writes one default style per layer into the GeoPackage's
+``layer_styles`` table. ``QgsVectorLayer`` applies it when a layer is opened
+normally, but Processing opens result layers without their default style, so
+a post-processor re-applies it once the layer is in the project.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from qgis.core import (
+    QgsProcessingContext,
+    QgsProcessingFeedback,
+    QgsProcessingLayerPostProcessorInterface,
+    QgsProject,
+    QgsVectorLayer,
+)
+
+from .resultfile import layer_uri
+
+
+def apply_stored_style(layer: QgsVectorLayer) -> bool:
+    """Apply the layer's default style from its GeoPackage; False if there is none."""
+    _message, ok = layer.loadDefaultStyle()
+    if ok:
+        layer.triggerRepaint()
+    return bool(ok)
+
+
+def open_result_layer(path: str | Path, layer: str, name: str | None = None) -> QgsVectorLayer:
+    """A styled vector layer for ``layer`` of the rsgeo result at ``path`` (not added to a project)."""
+    options = QgsVectorLayer.LayerOptions(QgsProject.instance().transformContext())
+    options.loadDefaultStyle = True
+    lyr = QgsVectorLayer(layer_uri(path, layer), name or display_name(path, layer), "ogr", options)
+    if not lyr.isValid():
+        raise ValueError(f"cannot open layer {layer!r} of {path}")
+    return lyr
+
+
+def display_name(path: str | Path, layer: str) -> str:
+    return f"{layer} ({Path(path).stem})"
+
+
+class StyleFromGeoPackage(QgsProcessingLayerPostProcessorInterface):
+    """Processing post-processor: name the loaded layer and apply its stored style."""
+
+    # Processing keeps only a C++ pointer to post-processors; Python must own them.
+    _alive: list["StyleFromGeoPackage"] = []
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.name = name
+
+    @classmethod
+    def create(cls, name: str) -> "StyleFromGeoPackage":
+        obj = cls(name)
+        cls._alive.append(obj)
+        del cls._alive[:-64]
+        return obj
+
+    def postProcessLayer(  # noqa: N802 - QGIS API
+        self, layer: QgsVectorLayer, context: QgsProcessingContext, feedback: QgsProcessingFeedback
+    ) -> None:
+        if isinstance(layer, QgsVectorLayer):
+            layer.setName(self.name)
+            if not apply_stored_style(layer):
+                feedback.pushInfo(f"{self.name}: no style stored in the GeoPackage; using QGIS's default")

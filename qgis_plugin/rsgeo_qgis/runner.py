@@ -1,0 +1,372 @@
+"""Run one rsgeo command (embed, classify, query) with progress and cancel.
+
+The command is a value (:class:`RsgeoCommand`) rendered either as a command
+line for an external Python (``rsgeo ... --progress json``, whose JSON-lines
+progress on stderr is streamed into the feedback) or as a call of rsgeo's
+Python API in QGIS's own Python (``rsgeo.classify(..., progress=, cancel=)``).
+Cancelling really stops the work: the subprocess gets an interrupt (so rsgeo
+removes its temporary file), then is killed if it lingers, and whatever the
+run created is removed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue
+import shlex
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from .backend import Backend, popen_platform_kwargs, subprocess_env
+
+#: Seconds a stopped rsgeo gets to clean up after the interrupt before it is killed.
+STOP_GRACE_S = 5.0
+
+
+class Feedback(Protocol):
+    """The part of ``QgsProcessingFeedback`` the runner uses."""
+
+    def isCanceled(self) -> bool: ...  # noqa: N802 - Qt naming
+    def setProgress(self, progress: float) -> None: ...  # noqa: N802
+    def setProgressText(self, text: str) -> None: ...  # noqa: N802
+    def pushInfo(self, info: str) -> None: ...  # noqa: N802
+    def pushCommandInfo(self, info: str) -> None: ...  # noqa: N802
+    def pushConsoleInfo(self, info: str) -> None: ...  # noqa: N802
+    def reportError(self, error: str, fatalError: bool = False) -> None: ...  # noqa: N802,N803
+
+
+class RunError(RuntimeError):
+    """rsgeo failed; the message is rsgeo's own one-line error."""
+
+
+class RunCancelled(RuntimeError):
+    """The user cancelled; the work was stopped and its partial output removed."""
+
+
+@dataclass(frozen=True)
+class ExamplePoint:
+    """A point in map coordinates: ``x`` easting/longitude, ``y`` northing/latitude."""
+
+    x: float
+    y: float
+    crs: str  # an authority id, e.g. "EPSG:32618"
+
+    def cli(self) -> str:
+        return f"{self.x!r},{self.y!r}@{self.crs}"
+
+
+@dataclass(frozen=True)
+class RsgeoCommand:
+    """One rsgeo invocation, independent of how it is run.
+
+    ``options`` use the CLI's option names with underscores (``chip_size``,
+    ``class_set``, ``example_tile`` ...); ``None`` and ``False`` mean "not given".
+    """
+
+    command: str
+    source: str
+    output: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def target(self) -> Path:
+        """The GeoPackage this run writes (the output, or the source GeoPackage in place)."""
+        return Path(self.output or self.source)
+
+    def argv(self) -> list[str]:
+        """The command line after ``rsgeo``."""
+        args = [self.command, self.source]
+        if self.output:
+            args += ["-o", self.output]
+        for name, value in self.options.items():
+            flag = "--" + name.replace("_", "-")
+            if value is None or value is False:
+                continue
+            if value is True:
+                args.append(flag)
+            elif name in ("classes", "bands"):
+                args += [flag, ",".join(str(v) for v in value) if isinstance(value, (list, tuple)) else str(value)]
+            elif isinstance(value, (list, tuple)):
+                for item in value:
+                    args += [flag, item.cli() if isinstance(item, ExamplePoint) else str(item)]
+            else:
+                args += [flag, str(value)]
+        return args + ["--progress", "json"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Clean-up of what a stopped or failed run leaves behind.
+
+
+@dataclass
+class _Artifacts:
+    """Files a run may create beside its target, and which of them existed before it."""
+
+    target: Path
+    keep_partial: bool
+    existed: dict[Path, bool] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for p in self._tracked():
+            self.existed[p] = p.exists()
+
+    def _tracked(self) -> list[Path]:
+        journal = self.target.with_name(self.target.name + ".rsgeo-partial")  # rsgeo/journal.py
+        out = [self.target]
+        for base in (journal,):
+            out += [base, Path(str(base) + "-wal"), Path(str(base) + "-shm"), Path(str(base) + "-journal")]
+        return out
+
+    def remove_new(self, pid: int | None) -> list[Path]:
+        """Remove files this run created (journals only unless ``keep_partial``)."""
+        removed = []
+        for p, existed in self.existed.items():
+            is_journal = p != self.target
+            if existed or (is_journal and self.keep_partial):
+                continue
+            if p.exists():
+                p.unlink()
+                removed.append(p)
+        if pid is not None:  # rsgeo builds outputs in ".NAME.tmp-PID" beside the target (rsgeo/gpkg.py)
+            for p in self.target.parent.glob(f".{self.target.name}.tmp-{pid}*"):
+                p.unlink()
+                removed.append(p)
+        return removed
+
+
+# ---------------------------------------------------------------------------------------------
+# External Python: a subprocess streaming JSON-lines progress.
+
+
+def _reader(stream: Any, name: str, sink: "queue.Queue[tuple[str, str | None]]") -> None:
+    try:
+        for raw in iter(stream.readline, b""):
+            sink.put((name, raw.decode("utf-8", "replace").rstrip("\r\n")))
+    finally:
+        sink.put((name, None))
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    """Interrupt, then kill what is left of the process (and its group on POSIX)."""
+    if proc.poll() is not None:
+        return
+    try:
+        if os.name == "nt":
+            proc.send_signal(signal.CTRL_BREAK_EVENT)  # type: ignore[attr-defined]
+        else:
+            os.killpg(proc.pid, signal.SIGINT)
+    except OSError:
+        pass
+    try:
+        proc.wait(timeout=STOP_GRACE_S)
+    except subprocess.TimeoutExpired:
+        pass
+    if os.name != "nt":
+        try:  # children (data loader workers ...) too, even if the leader exited
+            os.killpg(proc.pid, signal.SIGKILL)
+        except OSError:
+            pass
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait()
+
+
+class _EventHandler:
+    """Turns rsgeo's stderr/stdout lines into feedback calls."""
+
+    def __init__(self, feedback: Feedback) -> None:
+        self.feedback = feedback
+        self.error: str | None = None
+        self.tail: list[str] = []
+        self.last_progress = -1.0
+
+    def line(self, stream: str, text: str) -> None:
+        if not text.strip():
+            return
+        if stream == "stderr" and text.lstrip().startswith("{"):
+            try:
+                event = json.loads(text)
+            except ValueError:
+                event = None
+            if isinstance(event, dict):
+                self.event(event)
+                return
+        if text.startswith("rsgeo: error:"):
+            self.error = text[len("rsgeo: error:") :].strip()
+            self.feedback.reportError(text, False)
+            return
+        self.tail = (self.tail + [text])[-20:]
+        self.feedback.pushConsoleInfo(text)
+
+    def event(self, event: dict[str, Any]) -> None:
+        kind = event.get("event")
+        message = event.get("message") or event.get("stage")
+        if kind == "progress":
+            done, total = event.get("done"), event.get("total")
+            if isinstance(done, (int, float)) and isinstance(total, (int, float)) and total > 0:
+                self.progress(float(done), float(total))
+            if isinstance(message, str):
+                self.feedback.setProgressText(message)
+        elif kind in ("warning", "error") and isinstance(message, str):
+            self.feedback.reportError(message, False)
+        elif isinstance(message, str):
+            self.feedback.pushInfo(message)
+        else:
+            self.feedback.pushConsoleInfo(json.dumps(event))
+
+    def progress(self, done: float, total: float) -> None:
+        pct = max(0.0, min(100.0, 100.0 * done / total))
+        if pct != self.last_progress:
+            self.last_progress = pct
+            self.feedback.setProgress(pct)
+
+
+def run_external(cmd: RsgeoCommand, backend: Backend, feedback: Feedback, *, keep_partial: bool = False) -> None:
+    """Run ``cmd`` in ``backend``'s Python; RunError / RunCancelled on failure / cancel."""
+    argv = backend.cli_argv(cmd.argv())
+    artifacts = _Artifacts(cmd.target, keep_partial)
+    feedback.pushCommandInfo("rsgeo " + shlex.join(cmd.argv()))
+    proc = subprocess.Popen(
+        argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env=subprocess_env(), **popen_platform_kwargs(),  # type: ignore[arg-type]
+    )
+    feedback.pushInfo(f"rsgeo started in {backend.python} (process {proc.pid})")
+    lines: queue.Queue[tuple[str, str | None]] = queue.Queue()
+    readers = [
+        threading.Thread(target=_reader, args=(proc.stdout, "stdout", lines), daemon=True),
+        threading.Thread(target=_reader, args=(proc.stderr, "stderr", lines), daemon=True),
+    ]
+    for t in readers:
+        t.start()
+    handler = _EventHandler(feedback)
+    open_streams = 2
+    cancelled = False
+    try:
+        while open_streams:
+            if feedback.isCanceled():
+                cancelled = True
+                _stop(proc)
+            try:
+                stream, text = lines.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            if text is None:
+                open_streams -= 1
+            elif not cancelled:
+                handler.line(stream, text)
+        rc = proc.wait()
+    except BaseException:
+        _stop(proc)
+        artifacts.remove_new(proc.pid)
+        raise
+    finally:
+        for t in readers:
+            t.join(timeout=1)
+        for stream_ in (proc.stdout, proc.stderr):
+            if stream_ is not None:
+                stream_.close()
+    if cancelled or feedback.isCanceled():
+        removed = artifacts.remove_new(proc.pid)
+        raise RunCancelled(_cancel_message(proc.pid, removed))
+    if rc != 0:
+        artifacts.remove_new(proc.pid)
+        detail = handler.error or " / ".join(handler.tail[-3:]) or "no message"
+        raise RunError(f"rsgeo failed (exit status {rc}): {detail}")
+    feedback.setProgress(100)
+
+
+def _cancel_message(pid: int | None, removed: Sequence[Path]) -> str:
+    what = f"process {pid} stopped" if pid is not None else "work stopped"
+    files = f"; removed {', '.join(p.name for p in removed)}" if removed else ""
+    return f"Cancelled: rsgeo {what}{files}."
+
+
+# ---------------------------------------------------------------------------------------------
+# In QGIS's Python: rsgeo's API with progress and cancel callbacks.
+
+
+class _FeedbackLogHandler(logging.Handler):
+    def __init__(self, feedback: Feedback) -> None:
+        super().__init__(logging.INFO)
+        self.feedback = feedback
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            msg = self.format(record)
+            if record.levelno >= logging.WARNING:
+                self.feedback.reportError(msg, False)
+            else:
+                self.feedback.pushInfo(msg)
+        except Exception:  # noqa: BLE001 - logging must never break the run
+            self.handleError(record)
+
+
+def api_call(cmd: RsgeoCommand) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
+    """``(function name, args, kwargs)`` of rsgeo's Python API for ``cmd``."""
+    kwargs: dict[str, Any] = {}
+    for name, value in cmd.options.items():
+        if value is None or value is False:
+            continue
+        if name == "example_point":
+            kwargs["example_points"] = [(p.x, p.y, p.crs) for p in value]
+        elif name == "example_tile":
+            kwargs["example_tiles"] = [int(v) for v in value]
+        elif name in ("classes", "bands") and isinstance(value, str):
+            kwargs[name] = [v.strip() for v in value.split(",") if v.strip()]
+        else:
+            kwargs[name] = value
+    if cmd.output:
+        kwargs["output"] = cmd.output
+    return cmd.command, (cmd.source,), kwargs
+
+
+def run_inprocess(cmd: RsgeoCommand, feedback: Feedback, *, keep_partial: bool = False) -> None:
+    """Run ``cmd`` through rsgeo's Python API in this process."""
+    import rsgeo  # noqa: PLC0415 - only when rsgeo runs in QGIS's Python
+    from rsgeo.errors import Cancelled, RsgeoError  # noqa: PLC0415
+
+    name, args, kwargs = api_call(cmd)
+    artifacts = _Artifacts(cmd.target, keep_partial)
+    handler = _EventHandler(feedback)
+    log_handler = _FeedbackLogHandler(feedback)
+    log_handler.setFormatter(logging.Formatter("%(message)s"))
+    logger = logging.getLogger("rsgeo")
+    logger.addHandler(log_handler)
+    old_level = logger.level
+    if logger.getEffectiveLevel() > logging.INFO:
+        logger.setLevel(logging.INFO)
+    feedback.pushCommandInfo(f"rsgeo.{name}({', '.join([repr(a) for a in args] + [f'{k}={v!r}' for k, v in kwargs.items()])})")
+    started = time.monotonic()
+    try:
+        getattr(rsgeo, name)(*args, **kwargs, progress=handler.progress, cancel=feedback.isCanceled)
+    except Cancelled:
+        removed = artifacts.remove_new(None)
+        raise RunCancelled(_cancel_message(None, removed)) from None
+    except RsgeoError as exc:
+        artifacts.remove_new(None)
+        raise RunError(str(exc)) from None
+    finally:
+        logger.removeHandler(log_handler)
+        logger.setLevel(old_level)
+    if feedback.isCanceled():  # the work finished before it saw the cancel
+        removed = artifacts.remove_new(None)
+        raise RunCancelled(_cancel_message(None, removed))
+    feedback.pushInfo(f"rsgeo finished in {time.monotonic() - started:.1f} s")
+    feedback.setProgress(100)
+
+
+def run(cmd: RsgeoCommand, backend: Backend, feedback: Feedback, *, keep_partial: bool = False) -> None:
+    """Run ``cmd`` in ``backend`` (external subprocess or in-process)."""
+    if backend.external:
+        run_external(cmd, backend, feedback, keep_partial=keep_partial)
+    else:
+        run_inprocess(cmd, feedback, keep_partial=keep_partial)
+

@@ -1,0 +1,5 @@
+import sys
+
+from rsgeo.cli import main
+
+sys.exit(main())

@@ -1,0 +1,58 @@
+"""``rsgeo classify``: zero-shot land cover per chip."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from rsgeo.cli import common
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "classify", help="zero-shot land-cover scores per chip",
+        description="Score every chip of a scene (or of an encoded GeoPackage) against land-cover classes, "
+        "CLIP zero-shot: softmax of the model's logit scale times the cosine similarity to each class prompt.",
+    )
+    p.add_argument("source", type=Path, help="a scene, or a GeoPackage written by rsgeo (answers from its embeddings)")
+    common.add_output_options(p, required=False)
+    g = p.add_argument_group("classes")
+    g.add_argument("--classes", metavar="A,B,...", help='comma-separated class names, e.g. "forest,water,urban area"')
+    g.add_argument("--class-set", metavar="NAME|FILE", help="a built-in class set (see `rsgeo models --class-sets`) or a YAML/CSV file")
+    g.add_argument("--template", action="append", dest="templates", metavar="TEXT", help='prompt template with {} for the class, e.g. "a satellite photo of {}." (repeatable; default: the model\'s)')
+    g.add_argument("--templates-file", type=Path, metavar="FILE", help="prompt templates, one per line")
+    g.add_argument("--lang", metavar="CODE", help="language of the class names (en, pt, zh, ...; class sets have names per language)")
+    g.add_argument("--layer", default="landcover", metavar="NAME", help="layer name (default landcover)")
+    common.add_read_options(p)
+    common.add_run_options(p, default_model=None)
+    common.add_verbosity(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from rsgeo.api import classify
+    from rsgeo.errors import OptionError
+    from rsgeo.prompts import parse_class_list
+
+    templates = list(args.templates or [])
+    if args.templates_file is not None:
+        try:
+            lines = args.templates_file.read_text(encoding="utf-8").splitlines()
+        except OSError as exc:
+            raise OptionError(f"cannot read --templates-file {args.templates_file}: {exc.strerror}") from None
+        templates += [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+    classes = parse_class_list(args.classes) if args.classes is not None else None
+    bar = common.progress(args)
+    out = classify(
+        args.source, args.output, classes=classes, class_set=args.class_set, templates=templates or None,
+        lang=args.lang, layer=args.layer, read=common.read_options(args), options=_options(args),
+        progress=bar, command="classify",
+    )
+    return common.finish(args, bar, out)
+
+
+def _options(args: argparse.Namespace) -> object:
+    # With a scene and no --model, the default model encodes; with a result, the stored one answers.
+    if args.model is None and not common.source_is_result(args.source):
+        args.model = "rs-m-clip"
+    return common.run_options(args)

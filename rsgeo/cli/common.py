@@ -1,0 +1,115 @@
+"""Options shared by the subcommands, and their translation to API objects."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+
+def add_output_options(p: argparse.ArgumentParser, *, required: bool) -> None:
+    p.add_argument(
+        "-o", "--output", type=Path, required=required, metavar="OUT.gpkg",
+        help="result GeoPackage" + ("" if required else " (default: add the layers to the input GeoPackage)"),
+    )
+    p.add_argument("--overwrite", action="store_true", help="replace OUT.gpkg if it exists")
+
+
+def add_read_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("chips (ignored when the input is an encoded GeoPackage)")
+    g.add_argument("--chip-size", metavar="N|Nm", help="chip side in pixels (224) or metres (500m); default: the model's input size")
+    g.add_argument("--stride", metavar="N|Nm", help="step between chips in pixels or metres; default: the chip size (no overlap)")
+    g.add_argument("--overlap", type=float, default=0.0, metavar="F", help="fraction of a chip shared with its neighbour, instead of --stride (default 0)")
+    g.add_argument("--bands", metavar="R,G,B", help="1-based bands fed as red, green, blue (or one band as grey); default: the RGB bands")
+    g.add_argument("--stretch", default="auto", metavar="HOW", help="auto (default: 8-bit as is, else 2-98 %% percentiles), none, percentile:LOW,HIGH, range:MIN,MAX")
+    g.add_argument("--gsd", type=float, metavar="METRES", help="resample the scene to this ground sample distance first")
+    g.add_argument("--min-valid", type=float, default=0.5, metavar="F", help="skip chips with a smaller fraction of valid pixels (default 0.5)")
+
+
+def add_run_options(p: argparse.ArgumentParser, *, default_model: str | None) -> None:
+    g = p.add_argument_group("model")
+    g.add_argument(
+        "--model", default=default_model, metavar="M",
+        help="rs-m-clip (default), a name from `rsgeo models`, local-dir:PATH, hf-hub:ORG/REPO, arch:ARCH"
+        if default_model else "the model (default: the one that made the stored embeddings)",
+    )
+    g.add_argument("--checkpoint", metavar="FILE", help="state-dict file for arch:ARCH or a registered model (local weights)")
+    g.add_argument("--cache-dir", metavar="DIR", help="where downloaded weights are kept (default: the Hugging Face cache)")
+    g.add_argument("--device", metavar="DEV", help="cpu, cuda, cuda:1 ... (default: cuda when present)")
+    g.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"], help="inference precision (default fp32)")
+    g.add_argument("--batch-size", type=int, metavar="N", help="chips per model batch (default 32 on CPU, 256 on GPU)")
+    g.add_argument("--workers", type=int, metavar="N", help="reader threads (default: half the cores, at most 8)")
+    g.add_argument("--embedding-dtype", default="float32", choices=["float32", "float16"], help="how embeddings are stored (default float32)")
+    g.add_argument("--resume", action="store_true", help="continue an interrupted run from its journal")
+
+
+def add_verbosity(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-v", "--verbose", action="count", default=0, help="more messages (-vv: debug and tracebacks)")
+    p.add_argument("-q", "--quiet", action="store_true", help="only errors")
+    p.add_argument("--progress", default="auto", choices=["auto", "bar", "lines", "json", "none"], help="progress display on stderr")
+
+
+def read_options(args: argparse.Namespace) -> Any:
+    from rsgeo.scene import ReadOptions, parse_bands
+
+    def size(value: str | None) -> int | str | None:
+        if value is None:
+            return None
+        return value if value.strip().lower().endswith("m") else _int(value, "--chip-size/--stride")
+
+    return ReadOptions(
+        chip_size=size(args.chip_size),
+        stride=size(args.stride),
+        overlap=args.overlap,
+        bands=parse_bands(args.bands) if args.bands else None,
+        stretch=args.stretch,
+        gsd=args.gsd,
+        min_valid=args.min_valid,
+    )
+
+
+def run_options(args: argparse.Namespace) -> Any:
+    from rsgeo.pipeline import RunOptions
+
+    return RunOptions(
+        model=args.model,
+        device=args.device,
+        precision=args.precision,
+        batch_size=args.batch_size,
+        workers=args.workers,
+        checkpoint=args.checkpoint,
+        cache_dir=args.cache_dir,
+        embedding_dtype=args.embedding_dtype,
+        resume=args.resume,
+        overwrite=args.overwrite,
+    )
+
+
+def progress(args: argparse.Namespace) -> Any:
+    from rsgeo.cli.progress import Progress
+
+    return Progress("none" if args.quiet else args.progress)
+
+
+def source_is_result(path: Path) -> bool:
+    from rsgeo.gpkg import is_geopackage
+
+    return is_geopackage(path)
+
+
+def _int(value: str, what: str) -> int:
+    from rsgeo.errors import OptionError
+
+    try:
+        return int(value)
+    except ValueError:
+        raise OptionError(f"{what} takes whole pixels (224) or metres (500m), got {value!r}") from None
+
+
+def finish(args: argparse.Namespace, bar: Any, output: Path) -> int:
+    bar.done(str(output))
+    if not args.quiet:
+        import sys
+
+        print(f"rsgeo: wrote {output}", file=sys.stderr)
+    return 0

@@ -1,0 +1,30 @@
+"""``rsgeo embed``: encode every chip of a scene once."""
+
+from __future__ import annotations
+
+import argparse
+
+from rsgeo.cli import common
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "embed", help="encode a scene's chips once and store the embeddings",
+        description="Encode every chip of SCENE with the image encoder and store the tiles and their embeddings "
+        "in OUT.gpkg, so that classify and query answer later without reading the scene.",
+    )
+    p.add_argument("scene", help="the scene (GeoTIFF or any raster GDAL reads)")
+    common.add_output_options(p, required=True)
+    common.add_read_options(p)
+    common.add_run_options(p, default_model="rs-m-clip")
+    common.add_verbosity(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from rsgeo.api import embed
+
+    bar = common.progress(args)
+    out = embed(args.scene, args.output, read=common.read_options(args), options=common.run_options(args),
+                progress=bar, command="embed")
+    return common.finish(args, bar, out)

@@ -1,0 +1,58 @@
+"""``rsgeo query``: free-text and example queries per chip."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from rsgeo.cli import common
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "query", help="similarity of every chip to texts or example tiles",
+        description="Rank every chip of a scene (or of an encoded GeoPackage) by cosine similarity to a text "
+        "query. Each --text gives its own layer; with example tiles or locations, all texts and examples "
+        "form one combined query.",
+    )
+    p.add_argument("source", type=Path, help="a scene, or a GeoPackage written by rsgeo (answers from its embeddings)")
+    common.add_output_options(p, required=False)
+    g = p.add_argument_group("query")
+    g.add_argument("--text", action="append", default=[], metavar="TEXT", help='what to look for, e.g. "solar farm" (repeatable, any language the model reads)')
+    g.add_argument("--like-tile", action="append", type=int, default=[], metavar="ID", help="a tile id to find more of (repeatable)")
+    g.add_argument("--unlike-tile", action="append", type=int, default=[], metavar="ID", help="a tile id to move away from (repeatable)")
+    g.add_argument("--like", action="append", default=[], metavar="LOC", help='an example location: "X,Y" or WKT, in the scene CRS or with @EPSG:code (repeatable)')
+    g.add_argument("--unlike", action="append", default=[], metavar="LOC", help="a negative example location (repeatable)")
+    g.add_argument("--top-k", type=int, metavar="K", help="keep only the K most similar tiles")
+    g.add_argument("--threshold", type=float, metavar="S", help="keep only tiles with similarity >= S")
+    g.add_argument("--layer", metavar="NAME", help="layer name for a combined query (default query_<slug>)")
+    common.add_read_options(p)
+    common.add_run_options(p, default_model=None)
+    common.add_verbosity(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from rsgeo.answers import QuerySpec
+    from rsgeo.api import query
+
+    examples = args.like_tile or args.unlike_tile or args.like or args.unlike
+    if examples:
+        specs = [
+            QuerySpec(
+                texts=tuple(args.text), positive_tiles=tuple(args.like_tile), negative_tiles=tuple(args.unlike_tile),
+                positive_locations=tuple(args.like), negative_locations=tuple(args.unlike),
+                top_k=args.top_k, threshold=args.threshold, name=args.layer,
+            )
+        ]
+        texts: list[str] = []
+    else:
+        specs, texts = [], list(args.text)
+    if args.model is None and not common.source_is_result(args.source):
+        args.model = "rs-m-clip"
+    bar = common.progress(args)
+    out = query(
+        args.source, args.output, texts=texts, queries=specs, top_k=args.top_k, threshold=args.threshold,
+        read=common.read_options(args), options=common.run_options(args), progress=bar, command="query",
+    )
+    return common.finish(args, bar, out)

@@ -1,0 +1,61 @@
+"""Map locations (points, polygons in any CRS) to the chips that cover them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from rsgeo.errors import OptionError
+from rsgeo.grid import ChipGrid, tile_rings
+
+
+def parse_location(text: str) -> tuple[Any, str | None]:
+    """``"X,Y"``, ``"X,Y@EPSG:4326"`` or ``"POLYGON((...))@EPSG:32633"`` → (geometry, crs)."""
+    import shapely
+    from shapely import wkt
+
+    body, _, crs = text.partition("@")
+    body = body.strip()
+    try:
+        if body[:1].isalpha():
+            geom = wkt.loads(body)
+        else:
+            x, y = (float(v) for v in body.split(","))
+            geom = shapely.Point(x, y)
+    except (ValueError, shapely.errors.ShapelyError):
+        raise OptionError(
+            f"cannot read location {text!r}; give X,Y or WKT, optionally with @EPSG:<code> for its CRS"
+        ) from None
+    return geom, (crs.strip() or None)
+
+
+def tiles_at(grid: ChipGrid, geom: Any, crs: str | None = None) -> list[int]:
+    """Ids of the chips whose footprint intersects ``geom`` (given in ``crs``,
+    default the grid's CRS)."""
+    import shapely
+
+    if crs is not None and grid.crs is not None:
+        from pyproj import CRS, Transformer
+        from pyproj.exceptions import CRSError
+
+        try:
+            transformer = Transformer.from_crs(CRS.from_user_input(crs), CRS.from_wkt(grid.crs.to_wkt()), always_xy=True)
+        except CRSError:
+            raise OptionError(f"unknown CRS {crs!r}; use e.g. EPSG:4326") from None
+        geom = shapely.transform(geom, lambda xy: np.column_stack(transformer.transform(xy[:, 0], xy[:, 1])))
+    # Candidate chips from the pixel bounding box, then an exact test.
+    inv = ~grid.transform
+    xs, ys = np.asarray(geom.envelope.exterior.coords if geom.area else geom.buffer(1e-9).envelope.exterior.coords).T
+    cols, rows = inv * (xs, ys)
+    size = min(grid.spec.size_px, grid.width), min(grid.spec.size_px, grid.height)
+    col_offsets = np.asarray(grid.col_offsets)
+    row_offsets = np.asarray(grid.row_offsets)
+    c_hit = np.nonzero((col_offsets <= cols.max()) & (col_offsets + size[0] >= cols.min()))[0]
+    r_hit = np.nonzero((row_offsets <= rows.max()) & (row_offsets + size[1] >= rows.min()))[0]
+    if len(c_hit) == 0 or len(r_hit) == 0:
+        return []
+    ids = (r_hit[:, None] * grid.n_cols + c_hit[None, :]).ravel()
+    polys = shapely.polygons(tile_rings(grid, ids))
+    hit = shapely.intersects(polys, geom) if geom.area == 0 else shapely.intersection(polys, geom).area > 0
+    return sorted(int(i) for i in ids[np.asarray(hit)])

@@ -156,16 +156,30 @@ class QuerySpec:
 NEGATIVE_WEIGHT = 0.5
 
 
-def example_tiles(grid: ChipGrid, tiles: Sequence[int], locations: Sequence[str]) -> list[int]:
-    """Tile ids of the examples: given ids plus the chips under each location."""
+def example_tiles(
+    grid: ChipGrid,
+    tiles: Sequence[int],
+    locations: Sequence[str],
+    stored: Callable[[list[int]], list[int]] | None = None,
+) -> list[int]:
+    """Tile ids of the examples: given ids plus the encoded chips under each location.
+
+    ``stored`` filters chip ids to those that have an embedding (chips skipped
+    as nodata have none).
+    """
     from rsgeo.locate import parse_location, tiles_at
 
     out = set(int(t) for t in tiles)
     for text in locations:
         geom, crs = parse_location(text)
         hit = tiles_at(grid, geom, crs)
+        if stored is not None:
+            hit = stored(hit)
         if not hit:
-            raise OptionError(f"example location {text!r} lies outside the scene's chips; check its coordinates and CRS")
+            raise OptionError(
+                f"example location {text!r} lies on no encoded chip (outside the scene, or on nodata); "
+                "check its coordinates and CRS (add @EPSG:<code> if they are not in the scene's CRS)"
+            )
         out.update(hit)
     return sorted(out)
 

@@ -144,8 +144,8 @@ def query(
         names = list(taken)
         for spec in specs:
             text_emb = encoder.encode_texts(list(spec.texts)) if spec.texts else np.zeros((0, encoder.embedding_dim), np.float32)
-            pos_ids = example_tiles(grid, spec.positive_tiles, spec.positive_locations)
-            neg_ids = example_tiles(grid, spec.negative_tiles, spec.negative_locations)
+            pos_ids = example_tiles(grid, spec.positive_tiles, spec.positive_locations, store.stored)
+            neg_ids = example_tiles(grid, spec.negative_tiles, spec.negative_locations, store.stored)
             _, pos = store.get(pos_ids)
             _, neg = store.get(neg_ids)
             vector = query_vector(text_emb, pos, neg)

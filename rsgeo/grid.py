@@ -69,6 +69,11 @@ def axis_offsets(length: int, size: int, stride: int) -> list[int]:
     return offsets
 
 
+def apply_affine(t: Affine, x: float, y: float) -> tuple[float, float]:
+    """Map pixel ``(x, y)`` (column, row) through ``t`` (works with every affine release)."""
+    return (t.a * x + t.b * y + t.c, t.d * x + t.e * y + t.f)
+
+
 @dataclass(frozen=True)
 class Chip:
     """One chip: its grid position, pixel window, transform and CRS."""
@@ -85,7 +90,7 @@ class Chip:
         """The window's four corners in CRS coordinates (ring order, not closed)."""
         w, h = self.window.width, self.window.height
         t = self.transform
-        return [t * (0, 0), t * (w, 0), t * (w, h), t * (0, h)]
+        return [apply_affine(t, x, y) for x, y in ((0, 0), (w, 0), (w, h), (0, h))]
 
     @property
     def bounds(self) -> tuple[float, float, float, float]:

@@ -122,6 +122,13 @@ class Journal:
         emb = np.frombuffer(b"".join(r[1] for r in rows), self.dtype).reshape(len(rows), self.dim)
         return ids, emb.astype(np.float32)
 
+    def stored(self, tile_ids: Sequence[int]) -> list[int]:
+        """The subset of ``tile_ids`` that has an embedding."""
+        wanted = sorted({int(t) for t in tile_ids})
+        marks = ",".join("?" * len(wanted))
+        rows = self.db.execute(f"SELECT tile_id FROM chips WHERE tile_id IN ({marks})", wanted)
+        return sorted(r[0] for r in rows)
+
     def close(self) -> None:
         self.db.close()
 

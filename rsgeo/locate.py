@@ -47,7 +47,7 @@ def tiles_at(grid: ChipGrid, geom: Any, crs: str | None = None) -> list[int]:
     # Candidate chips from the pixel bounding box, then an exact test.
     inv = ~grid.transform
     xs, ys = np.asarray(geom.envelope.exterior.coords if geom.area else geom.buffer(1e-9).envelope.exterior.coords).T
-    cols, rows = inv * (xs, ys)
+    cols, rows = inv.a * xs + inv.b * ys + inv.c, inv.d * xs + inv.e * ys + inv.f
     size = min(grid.spec.size_px, grid.width), min(grid.spec.size_px, grid.height)
     col_offsets = np.asarray(grid.col_offsets)
     row_offsets = np.asarray(grid.row_offsets)

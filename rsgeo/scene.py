@@ -24,7 +24,7 @@ from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
 from rsgeo.errors import NotGeoreferencedError, OptionError, SceneError
-from rsgeo.grid import ChipGrid, ChipSpec
+from rsgeo.grid import ChipGrid, ChipSpec, apply_affine
 from rsgeo.stretch import Stretch, compute_stretch
 
 logger = logging.getLogger(__name__)
@@ -101,7 +101,7 @@ def pixel_size_m(dataset: Any) -> float:
         from pyproj import Geod
 
         geod = Geod(ellps="WGS84")
-        cx, cy = t * (dataset.width / 2, dataset.height / 2)
+        cx, cy = apply_affine(t, dataset.width / 2, dataset.height / 2)
         _, _, dx = geod.inv(cx, cy, cx + px_x, cy)
         _, _, dy = geod.inv(cx, cy, cx, cy + px_y)
         return float((abs(dx) + abs(dy)) / 2)

@@ -26,6 +26,8 @@ class EmbeddingSource(Protocol):
 
     def get(self, tile_ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]: ...
 
+    def stored(self, tile_ids: Sequence[int]) -> list[int]: ...
+
 
 def _decode(rows: list[tuple[int, float, bytes]], dtype: np.dtype, dim: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     ids = np.fromiter((r[0] for r in rows), np.int64, len(rows))
@@ -66,6 +68,13 @@ class GpkgEmbeddings:
         if missing:
             raise ResultError(f"tile {missing[0]} is not in {self.path.name} (skipped as nodata, or outside the grid)")
         return ids, emb
+
+    def stored(self, tile_ids: Sequence[int]) -> list[int]:
+        """The subset of ``tile_ids`` that has an embedding."""
+        wanted = sorted({int(t) for t in tile_ids})
+        marks = ",".join("?" * len(wanted))
+        rows = self.db.execute(f"SELECT tile_id FROM {EMBEDDINGS_TABLE} WHERE tile_id IN ({marks})", wanted)
+        return sorted(r[0] for r in rows)
 
     def close(self) -> None:
         self.db.close()

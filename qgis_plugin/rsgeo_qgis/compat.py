@@ -12,6 +12,7 @@ from typing import Any
 
 from qgis.core import (
     Qgis,
+    QgsProcessing,
     QgsProcessingParameterDefinition,
     QgsProcessingParameterFile,
     QgsProcessingParameterNumber,
@@ -29,6 +30,8 @@ FLAG_ADVANCED = _pick("ProcessingParameterFlag", "Advanced", QgsProcessingParame
 FLAG_OPTIONAL = _pick("ProcessingParameterFlag", "Optional", QgsProcessingParameterDefinition, "FlagOptional")
 NUMBER_INTEGER = _pick("ProcessingNumberParameterType", "Integer", QgsProcessingParameterNumber, "Integer")
 NUMBER_DOUBLE = _pick("ProcessingNumberParameterType", "Double", QgsProcessingParameterNumber, "Double")
+SOURCE_POINT = _pick("ProcessingSourceType", "VectorPoint", QgsProcessing, "TypeVectorPoint")
+SOURCE_POLYGON = _pick("ProcessingSourceType", "VectorPolygon", QgsProcessing, "TypeVectorPolygon")
 FILE_BEHAVIOR_FILE = _pick("ProcessingFileParameterBehavior", "File", QgsProcessingParameterFile, "File")
 
 # Message levels (Qgis.MessageLevel exists since 3.x; the old Qgis.Info alias is deprecated).
@@ -43,3 +46,12 @@ def add_flag(param: QgsProcessingParameterDefinition, flag: Any) -> QgsProcessin
     """Set ``flag`` on ``param`` keeping its other flags; returns ``param``."""
     param.setFlags(param.flags() | flag)
     return param
+
+
+def field_type(name: str) -> Any:
+    """A ``QgsField`` type: ``QMetaType.Type`` on QGIS ≥ 3.38 (QVariant types are deprecated there)."""
+    from qgis.PyQt.QtCore import QMetaType, QVariant
+
+    if Qgis.versionInt() >= 33800:
+        return getattr(QMetaType.Type, "QString" if name == "String" else name)
+    return getattr(QVariant, name)

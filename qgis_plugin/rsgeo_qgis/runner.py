@@ -52,18 +52,6 @@ class RunCancelled(RuntimeError):
 
 
 @dataclass(frozen=True)
-class ExamplePoint:
-    """A point in map coordinates: ``x`` easting/longitude, ``y`` northing/latitude."""
-
-    x: float
-    y: float
-    crs: str  # an authority id, e.g. "EPSG:32618"
-
-    def cli(self) -> str:
-        return f"{self.x!r},{self.y!r}@{self.crs}"
-
-
-@dataclass(frozen=True)
 class RsgeoCommand:
     """One rsgeo invocation, independent of how it is run.
 
@@ -83,9 +71,11 @@ class RsgeoCommand:
 
     def argv(self) -> list[str]:
         """The command line after ``rsgeo``."""
+        # Values are attached with "=" so that one starting with "-" (a western longitude,
+        # a negative threshold) is not taken for an option.
         args = [self.command, self.source]
         if self.output:
-            args += ["-o", self.output]
+            args.append(f"--output={self.output}")
         for name, value in self.options.items():
             flag = "--" + name.replace("_", "-")
             if value is None or value is False:
@@ -93,13 +83,13 @@ class RsgeoCommand:
             if value is True:
                 args.append(flag)
             elif name in ("classes", "bands"):
-                args += [flag, ",".join(str(v) for v in value) if isinstance(value, (list, tuple)) else str(value)]
+                joined = ",".join(str(v) for v in value) if isinstance(value, (list, tuple)) else str(value)
+                args.append(f"{flag}={joined}")
             elif isinstance(value, (list, tuple)):
-                for item in value:
-                    args += [flag, item.cli() if isinstance(item, ExamplePoint) else str(item)]
+                args += [f"{flag}={item}" for item in value]
             else:
-                args += [flag, str(value)]
-        return args + ["--progress", "json"]
+                args.append(f"{flag}={value}")
+        return args + ["--progress=json"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -309,23 +299,45 @@ class _FeedbackLogHandler(logging.Handler):
             self.handleError(record)
 
 
+_READ_FIELDS = ("chip_size", "stride", "bands", "stretch", "gsd", "min_valid")
+_RUN_FIELDS = ("model", "device", "precision", "batch_size", "embedding_dtype", "resume", "overwrite")
+
+
+def _pixels_or_metres(value: str) -> int | str:
+    return value if value.strip().lower().endswith("m") else int(value)
+
+
 def api_call(cmd: RsgeoCommand) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
-    """``(function name, args, kwargs)`` of rsgeo's Python API for ``cmd``."""
-    kwargs: dict[str, Any] = {}
-    for name, value in cmd.options.items():
-        if value is None or value is False:
-            continue
-        if name == "example_point":
-            kwargs["example_points"] = [(p.x, p.y, p.crs) for p in value]
-        elif name == "example_tile":
-            kwargs["example_tiles"] = [int(v) for v in value]
-        elif name in ("classes", "bands") and isinstance(value, str):
-            kwargs[name] = [v.strip() for v in value.split(",") if v.strip()]
+    """``(function name, args, kwargs)`` of rsgeo's Python API for ``cmd`` (what its CLI would call)."""
+    from rsgeo import QuerySpec, ReadOptions, RunOptions  # noqa: PLC0415 - in-process only
+
+    o = {k: v for k, v in cmd.options.items() if v is not None and v is not False}
+    read: dict[str, Any] = {k: o.pop(k) for k in _READ_FIELDS if k in o}
+    for key in ("chip_size", "stride"):
+        if key in read:
+            read[key] = _pixels_or_metres(str(read[key]))
+    if "bands" in read:
+        read["bands"] = tuple(int(b) for b in str(read["bands"]).split(","))
+    run_opts = RunOptions(**{k: o.pop(k) for k in _RUN_FIELDS if k in o})
+    kwargs: dict[str, Any] = {"read": ReadOptions(**read), "options": run_opts}
+    if cmd.command == "classify":
+        kwargs.update(classes=o.pop("classes", None), class_set=o.pop("class_set", None),
+                      templates=o.pop("template", None), lang=o.pop("lang", None), layer=o.pop("layer", "landcover"))
+    elif cmd.command == "query":
+        texts = list(o.pop("text", []))
+        examples = {k: tuple(o.pop(k, ())) for k in ("like_tile", "unlike_tile", "like", "unlike")}
+        top_k, threshold, name = o.pop("top_k", None), o.pop("threshold", None), o.pop("layer", None)
+        if any(examples.values()):  # one combined query, as ``rsgeo query`` does
+            spec = QuerySpec(texts=tuple(texts), positive_tiles=examples["like_tile"],
+                             negative_tiles=examples["unlike_tile"], positive_locations=examples["like"],
+                             negative_locations=examples["unlike"], top_k=top_k, threshold=threshold, name=name)
+            kwargs.update(texts=[], queries=[spec])
         else:
-            kwargs[name] = value
-    if cmd.output:
-        kwargs["output"] = cmd.output
-    return cmd.command, (cmd.source,), kwargs
+            kwargs.update(texts=texts)
+        kwargs.update(top_k=top_k, threshold=threshold)
+    if o:
+        raise RunError(f"options {', '.join(sorted(o))} have no Python API equivalent for {cmd.command}")
+    return cmd.command, (cmd.source, cmd.output), kwargs
 
 
 def run_inprocess(cmd: RsgeoCommand, feedback: Feedback, *, keep_partial: bool = False) -> None:

@@ -20,6 +20,8 @@ COMMANDS = [
     "rsgeo.cli.classify_cmd",
     "rsgeo.cli.query_cmd",
     "rsgeo.cli.embed_cmd",
+    "rsgeo.cli.models_cmd",
+    "rsgeo.cli.eval_cmd",
 ]
 
 EXIT_USAGE = 2

@@ -7,6 +7,7 @@ Accepted forms:
 * ``arch:ARCH`` — a built-in open_clip architecture, with ``checkpoint=`` a
   state dict, or randomly initialised without one (tests, benchmarks);
 * ``test:hash`` — the deterministic test encoder;
+* ``hf-clip:PATH`` — a transformers ``CLIPModel`` folder (or any model folder path);
 * a registry name (``rs-m-clip``, ...), see :mod:`rsgeo.zoo`.
 """
 
@@ -15,7 +16,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from rsgeo.encoders.base import Encoder
-from rsgeo.errors import ModelError
 
 DEFAULT_MODEL = "rs-m-clip"
 
@@ -50,18 +50,13 @@ def load_encoder(
             checkpoint=checkpoint,
             model_id=model if checkpoint is None else None,
         )
-    return _load_registered(model, device=device, precision=precision, cache_dir=cache_dir)
+    return _load_registered(model, device=device, precision=precision, cache_dir=cache_dir, checkpoint=checkpoint)
 
 
-def _load_registered(name: str, *, device: str | None, precision: str, cache_dir: str | None) -> Encoder:
-    # The model zoo (issue "Model zoo") replaces this with registry records.
-    if name == "rs-m-clip":
-        from rsgeo.encoders.openclip import OpenClipEncoder
+def _load_registered(
+    name: str, *, device: str | None, precision: str, cache_dir: str | None, checkpoint: str | Path | None = None
+) -> Encoder:
+    # Registry names, hf-clip:PATH and model folders: the model zoo (rsgeo.zoo).
+    from rsgeo.zoo.loading import load_registered
 
-        return OpenClipEncoder.from_name(
-            "hf-hub:joaodaniel/RS-M-CLIP", device=device, precision=precision, cache_dir=cache_dir,
-            model_id="rs-m-clip",
-        )
-    raise ModelError(
-        f"unknown model {name!r}; use rs-m-clip, local-dir:PATH, hf-hub:ORG/REPO or arch:ARCH"
-    )
+    return load_registered(name, device=device, precision=precision, cache_dir=cache_dir, checkpoint=checkpoint)

@@ -1,0 +1,479 @@
+"""The rsgeo search panel: ask new questions of an encoded scene, interactively.
+
+Open a result GeoPackage (from Embed scene or any rsgeo run), type what you
+look for, and a similarity layer over the tiles appears and updates with each
+query; the top-k list zooms to a tile on click; tiles picked on the map become
+examples ("more like this" / "less like this"); the class-set box switches
+the land-cover layer. Answers come from a long-lived worker that keeps the
+embeddings in memory and the text encoder loaded.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from qgis.core import QgsCoordinateTransform, QgsFeatureRequest, QgsProject, QgsVectorLayer
+from qgis.gui import QgsDockWidget, QgsFileWidget
+from qgis.PyQt.QtCore import QCoreApplication, Qt, pyqtSignal
+from qgis.PyQt.QtWidgets import (
+    QComboBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QSpinBox,
+    QCheckBox,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from . import settings as plugin_settings
+from .backend import BackendError, find_backend
+from .layers import open_result_layer
+from .map_tools import TilePickTool
+from .resultfile import NotAResultError, check_result, feature_layers, layer_records
+from .search_layers import TileLayer, landcover_renderer, similarity_renderer
+from .worker_client import WorkerClient, decode_array
+
+CUSTOM = "__custom__"
+
+
+def tr(text: str) -> str:
+    return QCoreApplication.translate("rsgeo", text)
+
+
+class RsgeoDock(QgsDockWidget):
+    """The search panel (see the module docstring)."""
+
+    #: Emitted with a summary dict after each answered query (tests and scripting).
+    answered = pyqtSignal(dict)
+    #: Emitted with a summary dict after each land-cover answer.
+    classified = pyqtSignal(dict)
+    #: Emitted with an error message when a request fails.
+    failed = pyqtSignal(str)
+
+    def __init__(self, iface: Any, parent: QWidget | None = None) -> None:
+        super().__init__(tr("rsgeo search"), parent)
+        self.setObjectName("RsgeoSearchDock")
+        self.iface = iface
+        self.path: str | None = None
+        self.client: WorkerClient | None = None
+        self.search: TileLayer | None = None
+        self.landcover: TileLayer | None = None
+        self.like: list[int] = []
+        self.unlike: list[int] = []
+        self.ranked: list[tuple[int, float]] = []
+        self.pick_tool: TilePickTool | None = None
+        self._asked_at = 0.0
+        self._build_ui()
+        QgsProject.instance().layerWillBeRemoved.connect(self._layer_removed)
+
+    # -- UI ---------------------------------------------------------------------------------
+    def _build_ui(self) -> None:
+        s = plugin_settings.load()
+        body = QWidget(self)
+        root = QVBoxLayout(body)
+
+        self.file = QgsFileWidget(body)
+        self.file.setFilter(tr("rsgeo GeoPackage (*.gpkg)"))
+        self.file.fileChanged.connect(lambda p: self.open_result(p) if p else None)
+        from_layer = QToolButton(body)
+        from_layer.setText(tr("Active layer"))
+        from_layer.setToolTip(tr("Use the GeoPackage of the active layer"))
+        from_layer.clicked.connect(self._from_active_layer)
+        row = QHBoxLayout()
+        row.addWidget(self.file, 1)
+        row.addWidget(from_layer)
+        root.addLayout(row)
+        self.status = QLabel(tr("Open a GeoPackage written by rsgeo (Embed scene)."), body)
+        self.status.setWordWrap(True)
+        root.addWidget(self.status)
+
+        ask = QGroupBox(tr("Search"), body)
+        form = QFormLayout(ask)
+        self.query = QLineEdit(ask)
+        self.query.setPlaceholderText(tr("e.g. solar farm, greenhouses, estufas, 温室 …"))
+        self.query.returnPressed.connect(self.ask)
+        self.search_button = QPushButton(tr("Search"), ask)
+        self.search_button.clicked.connect(self.ask)
+        qrow = QHBoxLayout()
+        qrow.addWidget(self.query, 1)
+        qrow.addWidget(self.search_button)
+        form.addRow(qrow)
+        self.top_k = QSpinBox(ask)
+        self.top_k.setRange(1, 10000)
+        self.top_k.setValue(s.top_k)
+        self.top_k.valueChanged.connect(self._show_ranked)
+        self.only_top = QCheckBox(tr("only these on the map"), ask)
+        self.only_top.toggled.connect(self._apply_filter)
+        krow = QHBoxLayout()
+        krow.addWidget(self.top_k)
+        krow.addWidget(self.only_top, 1)
+        form.addRow(tr("Top"), krow)
+        self.pick = QToolButton(ask)
+        self.pick.setText(tr("Pick examples on map"))
+        self.pick.setToolTip(tr("Left click: more like this tile. Right click: less like this."))
+        self.pick.setCheckable(True)
+        self.pick.toggled.connect(self._toggle_pick)
+        clear = QToolButton(ask)
+        clear.setText(tr("Clear"))
+        clear.clicked.connect(self.clear_examples)
+        self.examples = QLabel(tr("no examples"), ask)
+        erow = QHBoxLayout()
+        erow.addWidget(self.pick)
+        erow.addWidget(clear)
+        erow.addWidget(self.examples, 1)
+        form.addRow(erow)
+        self.results = QListWidget(ask)
+        self.results.itemClicked.connect(self._zoom_to_item)
+        form.addRow(self.results)
+        root.addWidget(ask, 1)
+
+        lc = QGroupBox(tr("Land cover"), body)
+        lform = QFormLayout(lc)
+        self.class_sets = QComboBox(lc)
+        self.class_sets.currentIndexChanged.connect(self._class_choice_changed)
+        lform.addRow(tr("Classes"), self.class_sets)
+        self.classes = QLineEdit(lc)
+        self.classes.setPlaceholderText(tr("water, forest, urban area, cropland"))
+        self.classes.returnPressed.connect(self.classify)
+        lform.addRow(self.classes)
+        self.classify_button = QPushButton(tr("Show land cover"), lc)
+        self.classify_button.clicked.connect(self.classify)
+        lform.addRow(self.classify_button)
+        root.addWidget(lc)
+
+        settings_button = QPushButton(tr("Settings…"), body)
+        settings_button.clicked.connect(self._settings)
+        root.addWidget(settings_button)
+        self.setWidget(body)
+        self._set_enabled(False)
+
+    def _set_enabled(self, on: bool) -> None:
+        for w in (self.query, self.search_button, self.pick, self.classify_button, self.class_sets, self.classes):
+            w.setEnabled(on)
+
+    def _say(self, text: str) -> None:
+        self.status.setText(text)
+
+    # -- opening a result -------------------------------------------------------------------
+    def open_result(self, path: str) -> bool:
+        """Open ``path`` in the panel: tile layers, worker, class choices."""
+        try:
+            meta = check_result(path)
+        except NotAResultError as exc:
+            self._say(str(exc))
+            return False
+        if "embeddings" not in meta:
+            self._say(tr("{} holds no embeddings; run Embed scene on the scene first.").format(Path(path).name))
+            return False
+        self.close_result()
+        self.path = str(Path(path).resolve())
+        if self.file.filePath() != path:
+            self.file.blockSignals(True)
+            self.file.setFilePath(path)
+            self.file.blockSignals(False)
+        self.search = TileLayer(self.path, tr("rsgeo search ({})").format(Path(path).stem),
+                                [("similarity", "Double"), ("rank", "Int")])
+        self.search.layer.setRenderer(similarity_renderer([]))
+        self.search.layer.setOpacity(0.75)
+        self._fill_class_choices(meta)
+        try:
+            backend = find_backend(plugin_settings.load())
+        except BackendError as exc:
+            self._say(str(exc))
+            self.failed.emit(str(exc))
+            return False
+        self.client = WorkerClient(backend, self)
+        self.client.failed.connect(self._worker_failed)
+        self.client.busy.connect(lambda b: self.setCursor(Qt.CursorShape.BusyCursor if b else Qt.CursorShape.ArrowCursor))
+        self._say(tr("Starting rsgeo ({})…").format(backend.describe()))
+        self.client.start()
+        started = time.monotonic()
+        self.client.request("open", self._opened, path=self.path, device=self._device())
+        self.client.request("warm", lambda ok, r: self._warmed(ok, r, started), path=self.path)
+        self.client.request("class_sets", self._got_class_sets)
+        return True
+
+    def _device(self) -> str | None:
+        device = plugin_settings.load().device
+        return None if device == "auto" else device
+
+    def _opened(self, ok: bool, result: Any) -> None:
+        if not ok:
+            self._say(tr("Cannot open: {}").format(result))
+            self.failed.emit(str(result))
+            return
+        self._tiles = int(result.get("tiles", 0))
+        self._model = str(result.get("model_id", ""))
+        self._say(tr("{} tiles, model {}; loading the text encoder…").format(self._tiles, self._model))
+
+    def _warmed(self, ok: bool, result: Any, started: float) -> None:
+        if not ok:
+            self._say(tr("The text encoder did not load: {}").format(result))
+            self.failed.emit(str(result))
+            return
+        self._set_enabled(True)
+        self._say(tr("Ready: {} tiles, model {} (ready in {:.1f} s). Type a query.").format(
+            getattr(self, "_tiles", "?"), getattr(self, "_model", "?"), time.monotonic() - started))
+
+    def _fill_class_choices(self, meta: dict[str, Any]) -> None:
+        self.class_sets.blockSignals(True)
+        self.class_sets.clear()
+        for rec in layer_records(meta):
+            if rec.kind == "landcover" and rec.name in feature_layers(self.path or ""):
+                self.class_sets.addItem(tr("stored layer: {}").format(rec.name), ("layer", rec.name))
+        self.class_sets.addItem(tr("my classes (type below)"), ("custom", CUSTOM))
+        self.class_sets.blockSignals(False)
+        self._class_choice_changed()
+
+    def _got_class_sets(self, ok: bool, result: Any) -> None:
+        if not ok or not isinstance(result, dict):
+            return
+        for name in result.get("names", []):
+            self.class_sets.addItem(tr("class set: {}").format(name), ("set", str(name)))
+
+    def close_result(self) -> None:
+        """Stop the worker and remove the panel's layers."""
+        if self.pick.isChecked():
+            self.pick.setChecked(False)
+        if self.client is not None:
+            self.client.stop()
+            self.client.deleteLater()
+            self.client = None
+        for tl in (self.search, self.landcover):
+            if tl is not None and QgsProject.instance().mapLayer(tl.layer.id()) is not None:
+                QgsProject.instance().removeMapLayer(tl.layer.id())
+        self.search = self.landcover = None
+        self.like, self.unlike, self.ranked = [], [], []
+        self.results.clear()
+        self._update_examples()
+        self._set_enabled(False)
+        self.path = None
+
+    def shutdown(self) -> None:
+        self.close_result()
+        try:
+            QgsProject.instance().layerWillBeRemoved.disconnect(self._layer_removed)
+        except TypeError:
+            pass
+
+    def _from_active_layer(self) -> None:
+        layer = self.iface.activeLayer() if self.iface is not None else None
+        if isinstance(layer, QgsVectorLayer) and layer.providerType() == "ogr":
+            self.open_result(layer.source().split("|")[0])
+
+    def _layer_removed(self, layer_id: str) -> None:
+        if self.search is not None and self.search.layer.id() == layer_id:
+            self.search = TileLayer(self.path, self.search.layer.name(), [("similarity", "Double"), ("rank", "Int")]) if self.path else None
+            if self.search is not None:
+                self.search.layer.setRenderer(similarity_renderer([]))
+                self.search.layer.setOpacity(0.75)
+        if self.landcover is not None and self.landcover.layer.id() == layer_id:
+            self.landcover = None
+
+    def _worker_failed(self, message: str) -> None:
+        self._set_enabled(False)
+        self._say(tr("rsgeo worker stopped: {}").format(message))
+        self.failed.emit(message)
+
+    # -- queries ----------------------------------------------------------------------------
+    def ask(self, text: str | None = None) -> None:
+        """Run the query in the box (or ``text``) combined with the picked examples."""
+        if text is not None and not isinstance(text, bool):
+            self.query.setText(text)
+        words = self.query.text().strip()
+        if self.client is None or self.path is None:
+            return
+        if not words and not self.like:
+            self._say(tr("Type a query or pick example tiles."))
+            return
+        self._asked_at = time.monotonic()
+        self._asked = words
+        self.client.request("query", self._answered, replace="query", path=self.path,
+                            text=[words] if words else [], like_tiles=self.like, unlike_tiles=self.unlike)
+        self._say(tr("Searching…"))
+
+    def _answered(self, ok: bool, result: Any) -> None:
+        if not ok:
+            self._say(tr("Query failed: {}").format(result))
+            self.failed.emit(str(result))
+            return
+        ids = decode_array(result["tile_id"], "int64")
+        sims = decode_array(result["similarity"], "float32")
+        self.ranked = list(zip(ids, sims))
+        layer = self._ensure_in_project(self.search)
+        self.search.set_values(ids, {"similarity": sims, "rank": list(range(1, len(ids) + 1))})
+        layer.setRenderer(similarity_renderer(sims))
+        label = self._label()
+        layer.setName(tr("rsgeo: {}").format(label))
+        self._apply_filter()
+        layer.triggerRepaint()
+        self._refresh_legend(layer)
+        self._show_ranked()
+        seconds = time.monotonic() - self._asked_at
+        self._say(tr("{}: {} tiles ranked in {:.2f} s").format(label, len(ids), seconds))
+        self.answered.emit({"query": label, "tiles": len(ids), "seconds": seconds,
+                            "top": self.ranked[: self.top_k.value()]})
+
+    def _refresh_legend(self, layer: QgsVectorLayer) -> None:
+        view = getattr(self.iface, "layerTreeView", lambda: None)() if self.iface is not None else None
+        if view is not None:
+            view.refreshLayerSymbology(layer.id())
+
+    def _label(self) -> str:
+        parts = [self._asked] if getattr(self, "_asked", "") else []
+        if self.like:
+            parts.append(tr("like {}").format(", ".join(map(str, self.like))))
+        if self.unlike:
+            parts.append(tr("not {}").format(", ".join(map(str, self.unlike))))
+        return " + ".join(parts)
+
+    def _ensure_in_project(self, tile_layer: TileLayer | None) -> QgsVectorLayer:
+        assert tile_layer is not None
+        project = QgsProject.instance()
+        if project.mapLayer(tile_layer.layer.id()) is None:
+            project.addMapLayer(tile_layer.layer)
+        return tile_layer.layer
+
+    def _show_ranked(self) -> None:
+        self.results.clear()
+        for rank, (tid, sim) in enumerate(self.ranked[: self.top_k.value()], start=1):
+            item = QListWidgetItem(tr("{}. tile {} — {:.3f}").format(rank, tid, sim))
+            item.setData(Qt.ItemDataRole.UserRole, int(tid))
+            self.results.addItem(item)
+        self._apply_filter()
+
+    def _apply_filter(self) -> None:
+        if self.search is None:
+            return
+        subset = f'"rank" <= {self.top_k.value()}' if self.only_top.isChecked() and self.ranked else ""
+        if self.search.layer.subsetString() != subset:
+            self.search.layer.setSubsetString(subset)
+
+    def _zoom_to_item(self, item: QListWidgetItem) -> None:
+        self.zoom_to_tile(int(item.data(Qt.ItemDataRole.UserRole)))
+
+    def zoom_to_tile(self, tile_id: int) -> None:
+        """Centre the map on a tile (a few tiles around it visible) and flash it."""
+        if self.search is None or self.iface is None:
+            return
+        fid = self.search.fid_of.get(tile_id)
+        if fid is None:
+            return
+        feature = next(self.search.layer.dataProvider().getFeatures(QgsFeatureRequest(fid)), None)
+        if feature is None:
+            return
+        canvas = self.iface.mapCanvas()
+        geom = feature.geometry()
+        dest = canvas.mapSettings().destinationCrs()
+        if dest.isValid() and dest != self.search.layer.crs():
+            geom.transform(QgsCoordinateTransform(self.search.layer.crs(), dest, QgsProject.instance()))
+        extent = geom.boundingBox()
+        extent.scale(5.0)
+        canvas.setExtent(extent)
+        canvas.refresh()
+        canvas.flashGeometries([geom], dest)
+
+    # -- examples ---------------------------------------------------------------------------
+    def _toggle_pick(self, on: bool) -> None:
+        if self.iface is None or self.search is None:
+            return
+        canvas = self.iface.mapCanvas()
+        if on:
+            self.pick_tool = TilePickTool(canvas, self.search.layer)
+            self.pick_tool.picked.connect(self.add_example)
+            self.pick_tool.deactivated.connect(lambda: self.pick.setChecked(False))
+            canvas.setMapTool(self.pick_tool)
+        elif self.pick_tool is not None:
+            if canvas.mapTool() is self.pick_tool:
+                canvas.unsetMapTool(self.pick_tool)
+            self.pick_tool = None
+
+    def add_example(self, tile_id: int, positive: bool = True) -> None:
+        """Add a tile as a positive or negative example and re-run the query."""
+        (self.like if positive else self.unlike).append(tile_id)
+        other = self.unlike if positive else self.like
+        if tile_id in other:
+            other.remove(tile_id)
+        self._update_examples()
+        self.ask()
+
+    def clear_examples(self) -> None:
+        self.like, self.unlike = [], []
+        self._update_examples()
+
+    def _update_examples(self) -> None:
+        parts = []
+        if self.like:
+            parts.append(tr("like {}").format(", ".join(map(str, self.like))))
+        if self.unlike:
+            parts.append(tr("not {}").format(", ".join(map(str, self.unlike))))
+        self.examples.setText("; ".join(parts) or tr("no examples"))
+
+    # -- land cover -------------------------------------------------------------------------
+    def _class_choice_changed(self) -> None:
+        data = self.class_sets.currentData()
+        self.classes.setVisible(bool(data) and data[0] == "custom")
+
+    def classify(self, classes: list[str] | None = None) -> None:
+        """Show a stored land-cover layer, or classify with a class set / the typed classes."""
+        if self.client is None or self.path is None:
+            return
+        kind, value = self.class_sets.currentData() or ("custom", CUSTOM)
+        if classes is not None and not isinstance(classes, bool):
+            kind, value = "custom", CUSTOM
+            self.classes.setText(", ".join(classes))
+        if kind == "layer":
+            layer = open_result_layer(self.path, value)
+            QgsProject.instance().addMapLayer(layer)
+            self.classified.emit({"layer": value, "stored": True})
+            return
+        params: dict[str, Any] = {"path": self.path}
+        if kind == "set":
+            params["class_set"] = value
+            label = value
+        else:
+            names = [c.strip() for c in self.classes.text().split(",") if c.strip()]
+            if len(names) < 2:
+                self._say(tr("Type at least two classes, separated by commas."))
+                return
+            params["classes"] = names
+            label = ", ".join(names)
+        self._asked_at = time.monotonic()
+        self.client.request("classify", lambda ok, r: self._classified(ok, r, label), replace="classify", **params)
+        self._say(tr("Classifying…"))
+
+    def _classified(self, ok: bool, result: Any, label: str) -> None:
+        if not ok:
+            self._say(tr("Land cover failed: {}").format(result))
+            self.failed.emit(str(result))
+            return
+        names = [str(n) for n in result["classes"]]
+        ids = decode_array(result["tile_id"], "int64")
+        top = [names[i] for i in decode_array(result["top"], "int32")]
+        scores = decode_array(result["top_score"], "float32")
+        if self.landcover is None or self.path is None:
+            self.landcover = TileLayer(self.path or "", "land cover", [("top_class", "String"), ("top_score", "Double")])
+        layer = self._ensure_in_project(self.landcover)
+        self.landcover.set_values(ids, {"top_class": top, "top_score": scores})
+        layer.setRenderer(landcover_renderer(names))
+        layer.setName(tr("rsgeo land cover: {}").format(label))
+        layer.triggerRepaint()
+        self._refresh_legend(layer)
+        seconds = time.monotonic() - self._asked_at
+        self._say(tr("Land cover ({} classes) in {:.2f} s").format(len(names), seconds))
+        self.classified.emit({"classes": names, "tiles": len(ids), "seconds": seconds})
+
+    def _settings(self) -> None:
+        from .settings_dialog import SettingsDialog  # noqa: PLC0415
+
+        if SettingsDialog(self).exec() and self.path:
+            self.open_result(self.path)  # restart the worker with the new settings

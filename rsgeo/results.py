@@ -1,0 +1,218 @@
+"""Open a result GeoPackage and ask it new questions, in memory.
+
+This is the notebook (and QGIS worker) API::
+
+    result = rsgeo.open_result("scene.gpkg")
+    result.query("solar farm", top_k=50)          # GeoDataFrame, best first
+    result.classify(["forest", "water", "urban"])  # GeoDataFrame with scores
+    result.query(like_tiles=[120], unlike_tiles=[7])
+
+The embeddings are loaded once into one contiguous matrix; each question then
+costs one text encoding and one matrix-vector product. Nothing is written:
+use :func:`rsgeo.query` / :func:`rsgeo.classify` on the file to add layers.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rsgeo.answers import QuerySpec, example_tiles, polygons, query_vector, score_columns
+from rsgeo.encoders.base import Encoder
+from rsgeo.errors import ResultError
+from rsgeo.gpkg import read_metadata
+from rsgeo.grid import ChipGrid
+from rsgeo.prompts import class_text_embeddings
+from rsgeo.scoring import zero_shot_scores
+from rsgeo.store import GpkgEmbeddings
+
+
+class EmbeddingIndex:
+    """All embeddings of a result in memory, for fast repeated queries.
+
+    Scores are computed in blocks so that the temporary float32 products stay
+    small whatever the size of the table (float16 tables stay float16 in
+    memory and are widened one block at a time).
+    """
+
+    BLOCK = 1 << 16
+
+    def __init__(self, tile_ids: np.ndarray, embeddings: np.ndarray, valid_fraction: np.ndarray | None = None) -> None:
+        self.tile_ids = np.ascontiguousarray(tile_ids, np.int64)
+        self.embeddings = np.ascontiguousarray(embeddings)
+        self.valid_fraction = valid_fraction
+        self._row = {int(t): i for i, t in enumerate(self.tile_ids)} if len(self.tile_ids) < 5_000_000 else None
+
+    def __len__(self) -> int:
+        return len(self.tile_ids)
+
+    def rows(self, tile_ids: Sequence[int]) -> np.ndarray:
+        """Embeddings (float32) of the given tiles."""
+        idx = []
+        for t in tile_ids:
+            i = self._row.get(int(t)) if self._row is not None else _search(self.tile_ids, int(t))
+            if i is None:
+                raise ResultError(f"tile {t} has no embedding (skipped as nodata, or outside the grid)")
+            idx.append(i)
+        return self.embeddings[np.asarray(idx, np.int64)].astype(np.float32)
+
+    def stored(self, tile_ids: Sequence[int]) -> list[int]:
+        """The subset of ``tile_ids`` that has an embedding."""
+        ids = np.asarray(sorted({int(t) for t in tile_ids}), np.int64)
+        pos = np.searchsorted(self.tile_ids, ids)
+        ok = (pos < len(self.tile_ids)) & (self.tile_ids[np.minimum(pos, len(self.tile_ids) - 1)] == ids) if len(self.tile_ids) else np.zeros(len(ids), bool)
+        return ids[ok].tolist()
+
+    def similarity(self, vector: np.ndarray) -> np.ndarray:
+        """Cosine similarity of every stored tile with a unit vector (float32)."""
+        v = vector.astype(np.float32)
+        if self.embeddings.dtype == np.float32:
+            return self.embeddings @ v
+        out = np.empty(len(self), np.float32)
+        for start in range(0, len(self), self.BLOCK):
+            block = self.embeddings[start : start + self.BLOCK].astype(np.float32)
+            out[start : start + self.BLOCK] = block @ v
+        return out
+
+    def top_k(self, vector: np.ndarray, k: int | None = None, threshold: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """``(row indices, similarities)`` of the best tiles, best first."""
+        sims = self.similarity(vector)
+        if threshold is not None:
+            cand = np.nonzero(sims >= threshold)[0]
+        else:
+            cand = np.arange(len(sims))
+        if k is not None and k < len(cand):
+            part = np.argpartition(-sims[cand], k - 1)[:k]
+            cand = cand[part]
+        order = np.lexsort((cand, -sims[cand]))
+        cand = cand[order]
+        return cand, sims[cand]
+
+
+def _search(sorted_ids: np.ndarray, t: int) -> int | None:
+    i = int(np.searchsorted(sorted_ids, t))
+    return i if i < len(sorted_ids) and sorted_ids[i] == t else None
+
+
+class Result:
+    """A result GeoPackage opened for questions (see the module docstring)."""
+
+    def __init__(self, path: str | os.PathLike[str], *, encoder: Encoder | None = None, device: str | None = None) -> None:
+        self.path = Path(path)
+        self.metadata = read_metadata(self.path)
+        if "embeddings" not in self.metadata:
+            raise ResultError(f"{self.path.name} holds no embeddings; encode the scene with `rsgeo embed`")
+        self._encoder = encoder
+        self._device = device
+        from rsgeo.pipeline import grid_from_metadata
+
+        self.grid: ChipGrid = grid_from_metadata(self.metadata)
+
+    @property
+    def model_id(self) -> str:
+        return str(self.metadata["model"]["model_id"])
+
+    @property
+    def layers(self) -> list[str]:
+        return list(self.metadata.get("layers", {}))
+
+    @property
+    def encoder(self) -> Encoder:
+        """The text side of the model that made the embeddings (loaded on first use)."""
+        if self._encoder is None:
+            from rsgeo.encoders.loading import load_encoder
+
+            self._encoder = load_encoder(self.model_id, device=self._device)
+        elif self._encoder.identity.model_id != self.model_id:
+            raise ResultError(
+                f"{self.path.name} was encoded with {self.model_id!r}, not {self._encoder.identity.model_id!r}"
+            )
+        return self._encoder
+
+    @cached_property
+    def index(self) -> EmbeddingIndex:
+        meta = self.metadata["embeddings"]
+        store = GpkgEmbeddings(self.path, dim=meta["dim"], dtype=meta["dtype"])
+        try:
+            ids, fracs, embs = [], [], []
+            for i, f, e in store.iter_chunks():
+                ids.append(i)
+                fracs.append(f)
+                embs.append(e.astype(store.dtype) if meta["dtype"] != "float32" else e)
+        finally:
+            store.close()
+        if not ids:
+            return EmbeddingIndex(np.zeros(0, np.int64), np.zeros((0, meta["dim"]), np.float32), np.zeros(0, np.float32))
+        return EmbeddingIndex(np.concatenate(ids), np.concatenate(embs), np.concatenate(fracs))
+
+    def read_layer(self, name: str) -> Any:
+        """A layer of the file as a GeoDataFrame."""
+        import geopandas as gpd
+
+        if name not in self.layers:
+            raise ResultError(f"{self.path.name} has no layer {name!r}; it has {', '.join(self.layers)}")
+        return gpd.read_file(self.path, layer=name)
+
+    def _frame(self, rows: np.ndarray, columns: dict[str, Any]) -> Any:
+        import geopandas as gpd
+
+        ids = self.index.tile_ids[rows]
+        r, c = np.divmod(ids, self.grid.n_cols)
+        data = {"tile_id": ids, "row": r, "col": c, **columns}
+        return gpd.GeoDataFrame(data, geometry=polygons(self.grid, ids), crs=self.grid.crs)
+
+    def query(
+        self,
+        text: str | Sequence[str] = (),
+        *,
+        like_tiles: Sequence[int] = (),
+        unlike_tiles: Sequence[int] = (),
+        like: Sequence[str] = (),
+        unlike: Sequence[str] = (),
+        top_k: int | None = None,
+        threshold: float | None = None,
+    ) -> Any:
+        """Tiles ranked by similarity to texts and examples (best first)."""
+        texts = (text,) if isinstance(text, str) else tuple(text)
+        spec = QuerySpec(texts, tuple(like_tiles), tuple(unlike_tiles), tuple(like), tuple(unlike), top_k, threshold)
+        vector = self.query_vector(spec)
+        rows, sims = self.index.top_k(vector, top_k, threshold)
+        return self._frame(rows, {"similarity": sims, "rank": np.arange(1, len(rows) + 1)})
+
+    def query_vector(self, spec: QuerySpec) -> np.ndarray:
+        enc = self.encoder if spec.texts else None
+        dim = self.index.embeddings.shape[1]
+        text_emb = enc.encode_texts(list(spec.texts)) if enc is not None else np.zeros((0, dim), np.float32)
+        pos = self.index.rows(example_tiles(self.grid, spec.positive_tiles, spec.positive_locations, self.index.stored))
+        neg = self.index.rows(example_tiles(self.grid, spec.negative_tiles, spec.negative_locations, self.index.stored))
+        return query_vector(text_emb, pos, neg)
+
+    def classify(self, classes: Sequence[str], *, templates: Sequence[str] | None = None) -> Any:
+        """Zero-shot scores of every tile for ``classes`` (one column per class)."""
+        from rsgeo.api import model_templates
+        from rsgeo.prompts import build_prompts, validate_class_names
+
+        names = validate_class_names(classes)
+        groups = build_prompts(names, templates or model_templates(self.encoder))
+        class_emb = class_text_embeddings(self.encoder, groups)
+        scores = np.concatenate(
+            [
+                zero_shot_scores(self.index.embeddings[s : s + 65536].astype(np.float32), class_emb, self.encoder.logit_scale)
+                for s in range(0, len(self.index), 65536)
+            ]
+        ) if len(self.index) else np.zeros((0, len(names)), np.float32)
+        top = scores.argmax(axis=1) if len(scores) else np.zeros(0, np.int64)
+        cols = {col: scores[:, j] for j, col in enumerate(score_columns(names))}
+        cols["top_class"] = np.asarray(names, dtype=object)[top]
+        cols["top_score"] = scores[np.arange(len(scores)), top]
+        return self._frame(np.arange(len(self.index)), cols)
+
+
+def open_result(path: str | os.PathLike[str], *, encoder: Encoder | None = None, device: str | None = None) -> Result:
+    """Open an rsgeo result GeoPackage for in-memory questions."""
+    return Result(path, encoder=encoder, device=device)

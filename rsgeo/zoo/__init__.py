@@ -1,0 +1,36 @@
+"""The model zoo: published remote-sensing CLIP models, loaded the way they are published.
+
+* :mod:`rsgeo.zoo.registry` — one record per model (files, pinned revision,
+  checksum, architecture, input spec, templates, languages);
+* :mod:`rsgeo.zoo.hub` — the weights cache, first-use downloads, offline errors;
+* :mod:`rsgeo.zoo.openclip_build` — strict open_clip builds from folders and checkpoints;
+* :mod:`rsgeo.zoo.loading` — ``--model`` name → encoder;
+* :mod:`rsgeo.zoo.templates` — prompt templates per model and language.
+
+Importing this package is light (no torch, no network).
+"""
+
+from __future__ import annotations
+
+from rsgeo.zoo.registry import DEFAULT_MODEL, MODELS, ModelRecord, WeightsFile, get_model, model_names, models_for_language
+from rsgeo.zoo.templates import default_templates, load_templates
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "MODELS",
+    "ModelRecord",
+    "WeightsFile",
+    "default_templates",
+    "get_model",
+    "load_model",
+    "load_templates",
+    "model_names",
+    "models_for_language",
+]
+
+
+def load_model(name: str, **kwargs: object) -> object:
+    """Shortcut for :func:`rsgeo.zoo.loading.load_registered`."""
+    from rsgeo.zoo.loading import load_registered
+
+    return load_registered(name, **kwargs)  # type: ignore[arg-type]

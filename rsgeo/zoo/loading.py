@@ -1,0 +1,176 @@
+"""Load a registry model, a transformers CLIP folder or an open_clip folder.
+
+:func:`load_registered` is what :func:`rsgeo.encoders.loading.load_encoder`
+calls for every ``--model`` that is not ``local-dir:``/``hf-hub:``/``arch:``/``test:``.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+from typing import Any
+
+from rsgeo.encoders.base import Encoder
+from rsgeo.errors import ModelError
+from rsgeo.zoo.hub import fetch_files, verify_sha256
+from rsgeo.zoo.registry import ModelRecord, get_model
+from rsgeo.zoo.templates import record_templates
+from rsgeo.zoo.text_configs import known_text_config
+
+HF_CLIP_PREFIX = "hf-clip:"
+
+
+def load_registered(
+    name: str,
+    *,
+    device: str | None = None,
+    precision: str = "fp32",
+    cache_dir: str | os.PathLike[str] | None = None,
+    checkpoint: str | os.PathLike[str] | None = None,
+) -> Encoder:
+    """Load ``name``: a registry model, ``hf-clip:PATH``, or a model folder path.
+
+    A plain folder path is recognised by its contents: ``config.json`` with
+    ``model_type: clip`` (transformers) or ``open_clip_config.json`` (open_clip).
+
+    Raises:
+        ModelError: unknown name (the message lists the valid ones), files
+            that do not match, or weights that cannot be fetched.
+    """
+    if name.startswith(HF_CLIP_PREFIX):
+        return load_hf_clip(name[len(HF_CLIP_PREFIX) :], device=device, precision=precision)
+    path = Path(name).expanduser()
+    if path.is_dir():
+        from rsgeo.encoders.hf_clip import is_hf_clip_folder
+
+        if is_hf_clip_folder(path):
+            return load_hf_clip(path, device=device, precision=precision)
+        if (path / "open_clip_config.json").is_file():
+            return load_open_clip_dir(path, device=device, precision=precision)
+        raise ModelError(
+            f"{path} is neither a transformers CLIP folder (config.json) nor an open_clip folder "
+            "(open_clip_config.json); point --model at the model folder"
+        )
+    if path.is_file():
+        raise ModelError(
+            f"{path} is a file; a state-dict checkpoint needs its architecture: "
+            f"--model arch:ViT-B-32 --checkpoint {path} (or the registry name, e.g. --model remoteclip-vit-b-32 --checkpoint {path})"
+        )
+    record = get_model(name)
+    return load_record(record, device=device, precision=precision, cache_dir=cache_dir, checkpoint=checkpoint)
+
+
+def load_record(
+    record: ModelRecord,
+    *,
+    device: str | None = None,
+    precision: str = "fp32",
+    cache_dir: str | os.PathLike[str] | None = None,
+    checkpoint: str | os.PathLike[str] | None = None,
+) -> Encoder:
+    """Build a registry model, fetching its files on first use.
+
+    ``checkpoint`` replaces the download: the weights file (checked against
+    the published checksum when one is known) or, for models published as a
+    folder, that folder.
+    """
+    encoder: Any
+    if record.loader == "open_clip_checkpoint":
+        from rsgeo.zoo.openclip_build import build_from_arch
+
+        weights = _local_checkpoint(record, checkpoint) if checkpoint else fetch_files(record, cache_dir=cache_dir)[0]
+        encoder = build_from_arch(
+            record.architecture,
+            weights,
+            model_id=record.name,
+            languages=record.languages,
+            device=device,
+            precision=precision,
+            image_spec=record.image_spec,
+        )
+    elif record.loader == "open_clip_hub":
+        from rsgeo.zoo.openclip_build import build_from_folder
+
+        folder, weights = _hub_folder(record, checkpoint, cache_dir)
+        encoder = build_from_folder(
+            folder,
+            weights=weights,
+            model_id=record.name,
+            languages=record.languages,
+            device=device,
+            precision=precision,
+            text_config=known_text_config(record.text_config) if record.text_config else None,
+            expected_spec=record.image_spec,
+        )
+    elif record.loader == "hf_clip":
+        from rsgeo.encoders.hf_clip import HFClipEncoder, require_transformers
+
+        require_transformers()  # before a 600 MB download, not after
+        if checkpoint:
+            folder = Path(checkpoint).expanduser()
+        else:
+            folder = fetch_files(record, cache_dir=cache_dir)[0].parent
+        encoder = HFClipEncoder.from_folder(
+            folder, model_id=record.name, device=device, precision=precision, languages=record.languages
+        )
+    else:  # pragma: no cover - the Loader literal lists every kind
+        raise ModelError(f"model {record.name} has unknown loader {record.loader!r}")
+    encoder.templates = functools.partial(record_templates, record)
+    return encoder  # type: ignore[no-any-return]
+
+
+def _local_checkpoint(record: ModelRecord, checkpoint: str | os.PathLike[str]) -> Path:
+    path = Path(checkpoint).expanduser()
+    if not path.is_file():
+        raise ModelError(f"checkpoint {path} does not exist; check the path given with --checkpoint")
+    try:
+        verify_sha256(path, record.weights, model=record.name)
+    except ModelError:
+        raise ModelError(
+            f"{path} is not the published {record.weights.filename} of {record.name} (SHA-256 differs); "
+            f"to load another checkpoint of this architecture pass --model arch:{record.architecture} --checkpoint {path}"
+        ) from None
+    return path
+
+
+def _hub_folder(
+    record: ModelRecord, checkpoint: str | os.PathLike[str] | None, cache_dir: str | os.PathLike[str] | None
+) -> tuple[Path, Path | None]:
+    """The open_clip folder of a hub record and the weights file to load."""
+    if checkpoint:
+        path = Path(checkpoint).expanduser()
+        if path.is_dir():
+            return path, None
+        if not path.is_file():
+            raise ModelError(f"checkpoint {path} does not exist; check the path given with --checkpoint")
+        verify_sha256(path, record.weights, model=record.name)
+        # A bare weights file: config and tokenizer still come from the cache (or the hub).
+        rest = fetch_files(record, record.files[1:], cache_dir=cache_dir)
+        return rest[0].parent, path
+    paths = fetch_files(record, cache_dir=cache_dir)
+    return paths[0].parent, paths[0]
+
+
+def load_open_clip_dir(
+    folder: str | os.PathLike[str],
+    *,
+    device: str | None = None,
+    precision: str = "fp32",
+    checkpoint: str | os.PathLike[str] | None = None,
+) -> Encoder:
+    """An open_clip folder (``--model local-dir:PATH``), loaded with no network access."""
+    from rsgeo.zoo.openclip_build import build_from_folder
+
+    folder = Path(folder).expanduser()
+    return build_from_folder(folder, weights=checkpoint, model_id=f"local-dir:{folder}", device=device, precision=precision)
+
+
+def load_hf_clip(folder: str | os.PathLike[str], *, device: str | None = None, precision: str = "fp32") -> Encoder:
+    """A transformers CLIP folder (``--model hf-clip:PATH``); languages unknown."""
+    from rsgeo.encoders.hf_clip import HFClipEncoder
+
+    folder = Path(folder).expanduser()
+    if not folder.is_dir():
+        raise ModelError(f"model folder {folder} does not exist; check the path given with --model hf-clip:PATH")
+    return HFClipEncoder.from_folder(folder, model_id=f"hf-clip:{folder}", device=device, precision=precision, languages=("en",))

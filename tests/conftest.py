@@ -1,0 +1,66 @@
+"""Shared fixtures: real scenes from ../shared/data and small real models."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("RSGEO_SHARED_DATA", ROOT.parent / "shared" / "data"))
+TEST_DATA = ROOT / "tests" / "data"
+
+OPENAI_MEAN = [0.48145466, 0.4578275, 0.40821073]
+OPENAI_STD = [0.26862954, 0.26130258, 0.27577711]
+
+#: A small but real open_clip CLIP architecture (ViT image tower, transformer text tower).
+TINY_CLIP_CFG = {
+    "embed_dim": 64,
+    "vision_cfg": {"image_size": 224, "layers": 2, "width": 64, "patch_size": 32, "head_width": 32},
+    "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2},
+}
+
+
+def shared(name: str) -> Path:
+    path = SHARED / name
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: the tests read real scenes from ../shared/data")
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_clip_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An open_clip ``local-dir`` (config + safetensors weights), random weights, seed 0."""
+    import open_clip
+    import torch
+    from safetensors.torch import save_file
+
+    folder = tmp_path_factory.mktemp("tiny-clip")
+    torch.manual_seed(0)
+    model = open_clip.CLIP(**TINY_CLIP_CFG)
+    # A logit scale like the published models' (100) so softmax scores are not flat.
+    with torch.no_grad():
+        model.logit_scale.fill_(torch.log(torch.tensor(100.0)))
+    (folder / "open_clip_config.json").write_text(
+        json.dumps({"model_cfg": TINY_CLIP_CFG, "preprocess_cfg": {"mean": OPENAI_MEAN, "std": OPENAI_STD}})
+    )
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(folder / "open_clip_model.safetensors"))
+    return folder
+
+
+def run_cli(*args: str, check: bool = True, env: dict[str, str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """Run the real ``rsgeo`` command in a subprocess."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "rsgeo", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=timeout,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"rsgeo {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr}")
+    return proc

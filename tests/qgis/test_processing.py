@@ -1,0 +1,204 @@
+"""The four Processing algorithms, run through ``processing.run`` in a real QGIS.
+
+rsgeo runs in the external environment ``RSGEO_PYTHON``: QGIS's own Python
+here has neither torch nor rsgeo.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sqlite3
+from pathlib import Path
+
+import pytest
+from qgis.core import (
+    QgsFeature,
+    QgsGeometry,
+    QgsPointXY,
+    QgsProcessingException,
+    QgsProject,
+    QgsRasterLayer,
+    QgsVectorLayer,
+)
+from qgis_helpers import ALGORITHM_IDS, RecordingFeedback, render
+
+
+def run_and_load(alg: str, params: dict, feedback: RecordingFeedback | None = None) -> dict:
+    import processing
+
+    return processing.runAndLoadResults(alg, params, feedback=feedback or RecordingFeedback())
+
+
+def loaded(name_part: str) -> QgsVectorLayer:
+    """The one project layer whose name contains ``name_part``."""
+    layers = [lyr for lyr in QgsProject.instance().mapLayers().values() if name_part in lyr.name()]
+    assert len(layers) == 1, [lyr.name() for lyr in QgsProject.instance().mapLayers().values()]
+    return layers[0]
+
+
+def test_provider_lists_the_four_algorithms(plugin) -> None:
+    from qgis.core import QgsApplication
+
+    provider = QgsApplication.processingRegistry().providerById("rsgeo")
+    assert provider is not None
+    assert sorted(a.id() for a in provider.algorithms()) == sorted(ALGORITHM_IDS)
+    for alg in provider.algorithms():
+        assert alg.shortHelpString()
+        assert alg.flags() & alg.FlagCanCancel
+
+
+def test_qgis_python_has_neither_torch_nor_rsgeo(plugin, external) -> None:
+    """The point of the external environment: nothing heavy is installed into QGIS's Python."""
+    from rsgeo_qgis import settings
+    from rsgeo_qgis.backend import find_backend
+
+    assert importlib.util.find_spec("torch") is None
+    assert importlib.util.find_spec("rsgeo") is None
+    backend = find_backend(settings.load())
+    assert backend.kind == "external"
+    assert backend.python == external
+
+
+def test_embed_scene(plugin, external, project, data_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "embed.gpkg"
+    feedback = RecordingFeedback()
+    result = run_and_load("rsgeo:embed", {
+        "INPUT": str(data_dir / "RGB.byte.tif"), "OUTPUT": str(out), "MODEL": "test:hash", "CHIP_SIZE": "64",
+    }, feedback)
+    assert result["OUTPUT"] == str(out)
+    assert result["LAYER_NAMES"] == "tiles"
+    assert max(feedback.progress_values) == 100
+    assert any("--progress=json" in c for c in feedback.commands)
+    with sqlite3.connect(out) as db:
+        n_emb = db.execute("SELECT COUNT(*) FROM rsgeo_embeddings").fetchone()[0]
+    tiles = loaded("tiles (embed)")
+    assert tiles.isValid() and tiles.featureCount() == n_emb > 50
+    # The outline style stored by rsgeo, not Processing's default fill.
+    symbol = tiles.renderer().symbol()
+    assert symbol.symbolLayer(0).brushStyle() == 0  # Qt.NoBrush: outlines only
+
+
+def test_classify_scene_styled_and_rendered(plugin, external, project, data_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "classify.gpkg"
+    run_and_load("rsgeo:classify", {
+        "INPUT": str(data_dir / "L7_ETMs.tif"), "OUTPUT": str(out), "MODEL": "test:hash",
+        "CLASSES": "water, forest, urban area", "BANDS": "3,2,1", "CHIP_SIZE": "32",
+    })
+    layer = loaded("landcover (classify)")
+    assert layer.renderer().type() == "categorizedSymbol"
+    assert sorted(c.value() for c in layer.renderer().categories()) == ["forest", "urban area", "water"]
+    assert {f["top_class"] for f in layer.getFeatures()} <= {"water", "forest", "urban area"}
+    stats = render([layer], tmp_path / "classify.png")
+    assert stats["painted"] > 0.5 * stats["sampled"], stats  # the tiles cover most of the scene extent
+    assert stats["colours"] >= 2, stats  # at least two classes drawn in their own colours
+
+
+def test_classify_stored_embeddings_in_place(plugin, external, project, embedded: Path, tmp_path: Path) -> None:
+    before = {r[0] for r in sqlite3.connect(embedded).execute("SELECT table_name FROM gpkg_contents")}
+    result = run_and_load("rsgeo:classify", {
+        "RESULT": str(embedded), "CLASSES": "sea, island, cloud", "LAYER": "islands", "OUTPUT": None,
+    })
+    assert result["OUTPUT"] == str(embedded)
+    after = {r[0] for r in sqlite3.connect(embedded).execute("SELECT table_name FROM gpkg_contents")}
+    assert after - before == {"islands"}
+    layer = loaded("islands (rgb)")
+    assert layer.renderer().type() == "categorizedSymbol"
+    assert layer.featureCount() > 0
+
+
+def test_text_query_top_k(plugin, external, project, embedded: Path, tmp_path: Path) -> None:
+    out = tmp_path / "query.gpkg"
+    result = run_and_load("rsgeo:textquery", {
+        "RESULT": str(embedded), "TEXT": "shallow turquoise water\nwhite clouds", "TOP_K": 15, "OUTPUT": str(out),
+    })
+    names = result["LAYER_NAMES"].split(",")
+    assert len(names) == 2 and all(n.startswith("query_") for n in names), names
+    for name in names:
+        layer = loaded(f"{name} (query)")
+        assert layer.renderer().type() == "graduatedSymbol"
+        assert layer.featureCount() == 15
+        ranks = sorted(f["rank"] for f in layer.getFeatures())
+        assert ranks == list(range(1, 16))
+        stats = render([layer], tmp_path / f"{name}.png")
+        assert stats["painted"] > 0, stats
+    # The input GeoPackage was left alone (an output was given).
+    assert "query_" not in str({r[0] for r in sqlite3.connect(embedded).execute("SELECT table_name FROM gpkg_contents")})
+
+
+def _best(layer: QgsVectorLayer) -> tuple[float, dict[int, float]]:
+    sims = {int(f["tile_id"]): float(f["similarity"]) for f in layer.getFeatures()}
+    return max(sims.values()), sims
+
+
+def test_query_by_example_tile_id(plugin, external, project, embedded: Path) -> None:
+    tiles = QgsVectorLayer(f"{embedded}|layername=tiles", "tiles", "ogr")
+    example_id = int(list(tiles.getFeatures())[20]["tile_id"])
+    result = run_and_load("rsgeo:querybyexample", {"RESULT": str(embedded), "LIKE_TILES": str(example_id)})
+    (name,) = result["LAYER_NAMES"].split(",")
+    layer = loaded(name)
+    assert layer.renderer().type() == "graduatedSymbol"
+    best, sims = _best(layer)
+    # A tile is its own best match: the query vector is its embedding.
+    assert sims[example_id] == pytest.approx(1.0, abs=1e-3) and sims[example_id] >= best - 1e-6
+
+
+def test_query_by_example_point_in_another_crs(plugin, external, project, embedded: Path) -> None:
+    from qgis.core import QgsCoordinateReferenceSystem, QgsCoordinateTransform
+
+    tiles = QgsVectorLayer(f"{embedded}|layername=tiles", "tiles", "ogr")
+    target = list(tiles.getFeatures())[30]
+    to_wgs84 = QgsCoordinateTransform(tiles.crs(), QgsCoordinateReferenceSystem("EPSG:4326"), QgsProject.instance())
+    centre = to_wgs84.transform(target.geometry().centroid().asPoint())
+    points = QgsVectorLayer("Point?crs=EPSG:4326", "examples", "memory")
+    f = QgsFeature()
+    f.setGeometry(QgsGeometry.fromPointXY(QgsPointXY(centre)))
+    points.dataProvider().addFeatures([f])
+    feedback = RecordingFeedback()
+    result = run_and_load("rsgeo:querybyexample", {
+        "RESULT": str(embedded), "LIKE_FEATURES": points, "LAYER": "like_point", "TOP_K": 40,
+    }, feedback)
+    assert result["LAYER_NAMES"] == "like_point"
+    assert any("@EPSG:4326" in c for c in feedback.commands), feedback.commands  # sent in its own CRS
+    layer = loaded("like_point")
+    assert layer.renderer().type() == "graduatedSymbol"
+    assert layer.featureCount() == 40
+    best, sims = _best(layer)
+    # rsgeo reprojected the WGS 84 point into the scene CRS and found the tile under it.
+    assert sims[int(target["tile_id"])] == pytest.approx(1.0, abs=1e-3) and sims[int(target["tile_id"])] >= best - 1e-6
+
+
+def test_random_open_clip_architecture_through_external_env(plugin, external, project, data_dir: Path,
+                                                            tmp_path: Path) -> None:
+    """A real open_clip model (ViT-S-32, randomly initialised) runs in the external environment."""
+    out = tmp_path / "vit.gpkg"
+    feedback = RecordingFeedback()
+    run_and_load("rsgeo:classify", {
+        "INPUT": str(data_dir / "L7_ETMs.tif"), "OUTPUT": str(out), "MODEL": "arch:ViT-S-32", "BANDS": "3,2,1",
+        "CHIP_SIZE": "112", "CLASSES": "water, forest, city", "DEVICE": 1,
+    }, feedback)
+    meta = dict(sqlite3.connect(out).execute("SELECT key, value FROM rsgeo_metadata").fetchall())
+    assert "arch:ViT-S-32" in meta["model"]
+    layer = loaded("landcover (vit)")
+    assert layer.renderer().type() == "categorizedSymbol"
+    assert layer.featureCount() == 9  # 349 x 352 px in 112 px chips: 3 x 3
+    stats = render([layer], tmp_path / "vit.png")
+    assert stats["painted"] > 0.5 * stats["sampled"], stats
+
+
+def test_scene_must_be_a_raster_file(plugin) -> None:
+    from rsgeo_qgis.algorithms.base import scene_file
+
+    remote = QgsRasterLayer("crs=EPSG:3857&format=image/png&layers=x&styles=&url=http://localhost:1/wms", "remote", "wms")
+    with pytest.raises(QgsProcessingException, match="Save it as a GeoTIFF"):
+        scene_file(remote)
+
+
+def test_rsgeo_error_is_one_clear_line(plugin, external, project, embedded: Path) -> None:
+    import processing
+
+    feedback = RecordingFeedback()
+    with pytest.raises(QgsProcessingException):
+        processing.run("rsgeo:classify", {"RESULT": str(embedded), "CLASSES": "a,b", "MODEL": "arch:ViT-S-32"},
+                       feedback=feedback)
+    errors = " ".join(feedback.errors)
+    assert "was encoded with model" in errors and "Traceback" not in errors, feedback.errors

@@ -267,7 +267,7 @@ def _encode_chips(
     reader = ChipReader(
         scene_path, read, stretch, grid, encoder.image_spec, batch_size=batch_size, workers=options.workers, skip=done_ids
     )
-    done = 0
+    done = encoded = 0
     if progress:
         progress(0, total)
     for batch in reader:
@@ -275,9 +275,11 @@ def _encode_chips(
             raise Cancelled("cancelled; rerun with --resume to continue from the chips already encoded")
         if len(batch.tile_ids):
             journal.add(batch.tile_ids, batch.valid_fraction, encoder.encode_images(batch.pixels))
+            encoded += len(batch.tile_ids)
         done += batch.scanned
         if progress:
             progress(done, total)
+    logger.info("encoded %d chips in this run (%d were already in the journal)", encoded, len(done_ids))
 
 
 def _write_plans(path: Path, plans: Sequence[LayerPlan], grid: ChipGrid) -> None:

@@ -54,9 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _configure_logging(verbosity: int) -> None:
     level = {-1: logging.ERROR, 0: logging.WARNING, 1: logging.INFO}.get(verbosity, logging.DEBUG)
-    logging.basicConfig(level=level, format="rsgeo: %(levelname)s: %(message)s", stream=sys.stderr)
+    logging.basicConfig(level=level, format="rsgeo: %(levelname)s: %(message)s", stream=sys.stderr, force=True)
     if verbosity < 2:
-        for noisy in ("rasterio", "fiona", "pyogrio", "urllib3", "httpx", "huggingface_hub", "filelock", "root"):
+        for noisy in ("rasterio", "fiona", "pyogrio", "urllib3", "httpx", "huggingface_hub", "filelock"):
             logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
 
 

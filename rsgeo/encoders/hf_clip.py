@@ -98,11 +98,15 @@ def _transformers_quiet(transformers: Any) -> Iterator[None]:
     """Silence transformers' own stderr handler: rsgeo reports load problems itself."""
     tlog = transformers.utils.logging
     level = tlog.get_verbosity()
+    bars = tlog.is_progress_bar_enabled()
     tlog.set_verbosity_error()
+    tlog.disable_progress_bar()
     try:
         yield
     finally:
         tlog.set_verbosity(level)
+        if bars:
+            tlog.enable_progress_bar()
 
 
 def _features(output: Any) -> Any:
@@ -168,12 +172,22 @@ class HFClipEncoder:
             raise ModelError(f"{folder} holds no weights ({' or '.join(WEIGHT_NAMES)}); copy the model's weights there")
         try:
             with _transformers_quiet(transformers):
+                # Mismatched shapes are collected (not raised) so the message can name them.
                 model, info = transformers.CLIPModel.from_pretrained(
-                    str(folder), output_loading_info=True, local_files_only=True
+                    str(folder), output_loading_info=True, local_files_only=True, ignore_mismatched_sizes=True
                 )
+        except Exception as exc:  # transformers/safetensors/torch raise many types for a bad file
+            raise ModelError(
+                f"cannot load the transformers CLIP model in {folder}: {_first_line(exc)}; "
+                f"{weights.name} may be truncated, re-download it"
+            ) from exc
+        try:
+            with _transformers_quiet(transformers):
                 tokenizer = transformers.AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
-        except (OSError, RuntimeError, ValueError, KeyError, TypeError) as exc:
-            raise ModelError(f"cannot load the transformers CLIP model in {folder}: {_first_line(exc)}") from exc
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ModelError(
+                f"cannot load the tokenizer in {folder}: {_first_line(exc)}; copy the model's tokenizer files there"
+            ) from exc
         problems = {k: list(info.get(k) or []) for k in ("missing_keys", "unexpected_keys", "mismatched_keys")}
         if any(problems.values()):
             detail = ", ".join(f"{len(v)} {k.replace('_', ' ')} (e.g. {v[:2]})" for k, v in problems.items() if v)

@@ -63,6 +63,26 @@ def quiet_open_clip() -> Iterator[None]:
         root.removeFilter(drop)
 
 
+def load_weights_strict(model: Any, path: str | Path) -> str:
+    """:func:`~rsgeo.encoders.openclip.load_checkpoint_strict`, with shape mismatches named as such.
+
+    torch reports a tensor of the wrong shape as a load failure even with
+    ``strict=False``; that is an architecture mismatch, not a damaged file.
+    Returns the file's SHA-256.
+    """
+    try:
+        return load_checkpoint_strict(model, path)
+    except ModelError as exc:
+        cause = exc.__cause__
+        if isinstance(cause, RuntimeError) and "size mismatch" in str(cause):
+            lines = [line.strip() for line in str(cause).splitlines() if "size mismatch" in line]
+            raise ModelError(
+                f"checkpoint {Path(path).name} does not match the architecture: {len(lines)} tensors differ in shape "
+                f"(e.g. {lines[0].rstrip('.')}); pick the architecture the checkpoint was trained with"
+            ) from cause
+        raise
+
+
 def read_open_clip_config(folder: Path) -> dict[str, Any]:
     """``open_clip_config.json`` of ``folder``; ModelError when absent or invalid."""
     path = folder / "open_clip_config.json"
@@ -110,6 +130,48 @@ def _text_tower_source(
     return None, shipped
 
 
+def create_folder_model(folder: Path, config: Mapping[str, Any], text_config: Mapping[str, Any] | None = None) -> Any:
+    """The open_clip model ``folder``'s config describes, with random weights, built offline.
+
+    A Hugging Face text tower is built from a ``config.json`` next to the open_clip
+    config, a local ``hf_model_name`` folder, or a shipped config
+    (``text_config`` or :mod:`rsgeo.zoo.text_configs`); only for other towers
+    does transformers look in its cache or on the hub.
+    """
+    import open_clip
+
+    text_cfg = dict(config["model_cfg"].get("text_cfg", {}))
+    hf_name = text_cfg.get("hf_model_name")
+    source_ctx: Any = nullcontext(None)
+    if hf_name:
+        tower_dir, shipped = _text_tower_source(folder, hf_name, text_config)
+        if tower_dir is not None:
+            source_ctx = nullcontext(tower_dir)
+        elif shipped is not None:
+            source_ctx = text_config_folder(dict(shipped))
+    with source_ctx as tower_dir:
+        kwargs: dict[str, Any] = {}
+        if tower_dir is not None:
+            kwargs["text_cfg"] = {**text_cfg, "hf_model_name": str(tower_dir), "hf_model_pretrained": False}
+        try:
+            with quiet_open_clip():
+                return open_clip.create_model(
+                    f"local-dir:{folder}",
+                    load_weights=False,
+                    pretrained_text=False,
+                    pretrained_image=False,
+                    device="cpu",
+                    **kwargs,
+                )
+        except (OSError, RuntimeError, ValueError, KeyError, TypeError) as exc:
+            hint = (
+                f"; put the config.json of the text tower {hf_name!r} next to open_clip_config.json"
+                if hf_name and tower_dir is None
+                else "; check that the folder is a complete open_clip model"
+            )
+            raise ModelError(f"cannot build the open_clip model of {folder}: {_first_line(exc)}{hint}") from exc
+
+
 def build_from_folder(
     folder: str | Path,
     *,
@@ -130,7 +192,7 @@ def build_from_folder(
         text_config: Config of the HF text tower when ``folder`` has none and
             rsgeo does not ship it under the name in ``hf_model_name``.
         expected_spec: The registry's input spec; a different published one
-            is used but logged.
+            is used (and logged).
     """
     import open_clip
 
@@ -139,41 +201,12 @@ def build_from_folder(
         raise ModelError(f"model folder {folder} does not exist; check the path")
     config = read_open_clip_config(folder)
     weights_path = Path(weights).expanduser() if weights else find_weights(folder)
-    text_cfg = dict(config["model_cfg"].get("text_cfg", {}))
-    hf_name = text_cfg.get("hf_model_name")
-    kwargs: dict[str, Any] = {}
-    source_ctx: Any = nullcontext(None)
-    if hf_name:
-        tower_dir, shipped = _text_tower_source(folder, hf_name, text_config)
-        if tower_dir is not None:
-            source_ctx = nullcontext(tower_dir)
-        elif shipped is not None:
-            source_ctx = text_config_folder(dict(shipped))
-    with source_ctx as tower_dir:
-        if tower_dir is not None:
-            kwargs["text_cfg"] = {**text_cfg, "hf_model_name": str(tower_dir), "hf_model_pretrained": False}
-        try:
-            with quiet_open_clip():
-                model = open_clip.create_model(
-                    f"local-dir:{folder}",
-                    load_weights=False,
-                    pretrained_text=False,
-                    pretrained_image=False,
-                    device="cpu",
-                    **kwargs,
-                )
-        except (OSError, RuntimeError, ValueError, KeyError, TypeError) as exc:
-            hint = (
-                f"; put the config.json of the text tower {hf_name!r} next to open_clip_config.json"
-                if hf_name and tower_dir is None
-                else "; check that the folder is a complete open_clip model"
-            )
-            raise ModelError(f"cannot build the open_clip model of {folder}: {_first_line(exc)}{hint}") from exc
-    sha = load_checkpoint_strict(model, weights_path)
-    tokenizer = _folder_tokenizer(folder, text_cfg)
+    model = create_folder_model(folder, config, text_config)
+    sha = load_weights_strict(model, weights_path)
+    tokenizer = _folder_tokenizer(folder, config["model_cfg"].get("text_cfg", {}))
     spec = image_spec_from_open_clip(model)
     if expected_spec is not None and spec != expected_spec:
-        logger.warning("%s declares input %s; rsgeo's registry expected %s", folder, spec, expected_spec)
+        logger.info("%s declares input %s; rsgeo's registry expected %s", folder, spec, expected_spec)
     if languages is None and isinstance(tokenizer, open_clip.tokenizer.SimpleTokenizer):
         languages = ("en",)  # CLIP's byte-pair vocabulary is English
     return OpenClipEncoder(
@@ -234,7 +267,7 @@ def build_from_arch(
         tokenizer = open_clip.get_tokenizer(arch)
     except (OSError, RuntimeError, ValueError, KeyError) as exc:
         raise ModelError(f"cannot build open_clip architecture {arch!r}: {_first_line(exc)}") from exc
-    sha = load_checkpoint_strict(model, checkpoint) if checkpoint is not None else None
+    sha = load_weights_strict(model, checkpoint) if checkpoint is not None else None
     extra = {"architecture": arch}
     if checkpoint is not None:
         extra["checkpoint"] = Path(checkpoint).name

@@ -55,16 +55,25 @@ else:
         return python
 
     @pytest.fixture(scope="session")
-    def plugin(qgis_iface, qgis_processing):  # noqa: ANN001, ANN201 - pytest-qgis fixtures
-        """The plugin, loaded like QGIS loads it: classFactory, initGui; unloaded at the end."""
+    def _plugin_started(qgis_iface, qgis_processing):  # noqa: ANN001, ANN202 - pytest-qgis fixtures
+        """The plugin loaded the way QGIS loads it (qgis.utils: metadata, classFactory, initGui)."""
+        import qgis.utils
+
         if str(PLUGIN_DIR) not in sys.path:
             sys.path.insert(0, str(PLUGIN_DIR))
-        import rsgeo_qgis
+        qgis.utils.plugin_paths.insert(0, str(PLUGIN_DIR))
+        qgis.utils.updateAvailablePlugins()
+        assert qgis.utils.loadPlugin("rsgeo_qgis")
+        assert qgis.utils.startPlugin("rsgeo_qgis")
+        yield
+        qgis.utils.unloadPlugin("rsgeo_qgis")
 
-        instance = rsgeo_qgis.classFactory(qgis_iface)
-        instance.initGui()
-        yield instance
-        instance.unload()
+    @pytest.fixture
+    def plugin(_plugin_started):  # noqa: ANN001, ANN201
+        """The running plugin instance."""
+        import qgis.utils
+
+        return qgis.utils.plugins["rsgeo_qgis"]
 
     @pytest.fixture
     def external(rsgeo_python: str, plugin) -> Iterator[str]:  # noqa: ANN001

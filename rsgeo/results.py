@@ -46,7 +46,6 @@ class EmbeddingIndex:
         self.tile_ids = np.ascontiguousarray(tile_ids, np.int64)
         self.embeddings = np.ascontiguousarray(embeddings)
         self.valid_fraction = valid_fraction
-        self._row = {int(t): i for i, t in enumerate(self.tile_ids)} if len(self.tile_ids) < 5_000_000 else None
 
     def __len__(self) -> int:
         return len(self.tile_ids)
@@ -55,7 +54,7 @@ class EmbeddingIndex:
         """Embeddings (float32) of the given tiles."""
         idx = []
         for t in tile_ids:
-            i = self._row.get(int(t)) if self._row is not None else _search(self.tile_ids, int(t))
+            i = _search(self.tile_ids, int(t))
             if i is None:
                 raise ResultError(f"tile {t} has no embedding (skipped as nodata, or outside the grid)")
             idx.append(i)
@@ -136,19 +135,22 @@ class Result:
 
     @cached_property
     def index(self) -> EmbeddingIndex:
+        """All embeddings, loaded once into one preallocated matrix (no second copy)."""
         meta = self.metadata["embeddings"]
         store = GpkgEmbeddings(self.path, dim=meta["dim"], dtype=meta["dtype"])
         try:
-            ids, fracs, embs = [], [], []
-            for i, f, e in store.iter_chunks():
-                ids.append(i)
-                fracs.append(f)
-                embs.append(e.astype(store.dtype) if meta["dtype"] != "float32" else e)
+            n = store.count()
+            ids = np.empty(n, np.int64)
+            fractions = np.empty(n, np.float32)
+            matrix = np.empty((n, meta["dim"]), store.dtype)
+            i = 0
+            for chunk_ids, chunk_fractions, chunk in store.iter_chunks(8192, raw=True):
+                k = len(chunk_ids)
+                ids[i : i + k], fractions[i : i + k], matrix[i : i + k] = chunk_ids, chunk_fractions, chunk
+                i += k
         finally:
             store.close()
-        if not ids:
-            return EmbeddingIndex(np.zeros(0, np.int64), np.zeros((0, meta["dim"]), np.float32), np.zeros(0, np.float32))
-        return EmbeddingIndex(np.concatenate(ids), np.concatenate(embs), np.concatenate(fracs))
+        return EmbeddingIndex(ids[:i], matrix[:i], fractions[:i])
 
     def read_layer(self, name: str) -> Any:
         """A layer of the file as a GeoDataFrame."""

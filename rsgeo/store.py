@@ -29,11 +29,13 @@ class EmbeddingSource(Protocol):
     def stored(self, tile_ids: Sequence[int]) -> list[int]: ...
 
 
-def _decode(rows: list[tuple[int, float, bytes]], dtype: np.dtype, dim: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _decode(
+    rows: list[tuple[int, float, bytes]], dtype: np.dtype, dim: int, *, raw: bool = False
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     ids = np.fromiter((r[0] for r in rows), np.int64, len(rows))
     fractions = np.fromiter((r[1] for r in rows), np.float32, len(rows))
-    emb = np.frombuffer(b"".join(r[2] for r in rows), dtype).reshape(len(rows), dim).astype(np.float32)
-    return ids, fractions, emb
+    emb = np.frombuffer(b"".join(r[2] for r in rows), dtype).reshape(len(rows), dim)
+    return ids, fractions, (emb if raw else emb.astype(np.float32))
 
 
 class GpkgEmbeddings:
@@ -52,10 +54,14 @@ class GpkgEmbeddings:
             tuple(params),
         )
 
-    def iter_chunks(self, chunk: int = 65536) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    def iter_chunks(self, chunk: int = 65536, *, raw: bool = False) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Chunks in tile-id order; ``raw`` keeps the stored dtype (else float32)."""
         cursor = self._query()
         while rows := cursor.fetchmany(chunk):
-            yield _decode(rows, self.dtype, self.dim)
+            yield _decode(rows, self.dtype, self.dim, raw=raw)
+
+    def count(self) -> int:
+        return int(self.db.execute(f"SELECT count(*) FROM {EMBEDDINGS_TABLE}").fetchone()[0])
 
     def get(self, tile_ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
         wanted = sorted({int(t) for t in tile_ids})

@@ -1,0 +1,40 @@
+# The two set-up commands of the README: `make demo` and `make test`.
+# Both create the virtual environment on first use (pins in constraints.txt).
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.rsgeo-installed
+
+.PHONY: demo test test-core test-qgis plugin benchmark clean
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[test]'
+	touch $(STAMP)
+
+## Main job: zero-shot land cover and two text queries on the sample scene, default model (rs-m-clip).
+demo: $(STAMP)
+	mkdir -p out
+	$(BIN)/rsgeo classify data/sample/L7_ETMs.tif -o out/olinda.gpkg --bands 3,2,1 --overwrite \
+	    --classes "dense forest,urban area,sea,beach,river,farmland"
+	$(BIN)/rsgeo query out/olinda.gpkg --text "harbour with ships" --text "dense residential blocks"
+
+## Every test, offline: the library and CLI, then the QGIS plugin in a real headless QGIS.
+test: test-core test-qgis
+
+test-core: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+test-qgis: $(STAMP)
+	RSGEO_PYTHON=$(abspath $(BIN))/python bash scripts/test-qgis.sh
+
+plugin:
+	bash scripts/package-plugin.sh
+
+benchmark: $(STAMP)
+	$(BIN)/python benchmarks/throughput.py
+
+clean:
+	rm -rf $(VENV) .venv-qgis out dist

@@ -1,0 +1,166 @@
+"""Benchmark: text and example queries over N stored embeddings (issue 4).
+
+Builds a real rsgeo result GeoPackage holding N tiles with random unit
+embeddings of dimension D (default 1,000,000 x 512, float32), opens it with
+``rsgeo.open_result`` (the notebook / QGIS-worker path), and times, after the
+one-off load and excluding model load:
+
+* a text query: encode the text (random ViT-B-32 text tower, 512-d) +
+  similarity over every tile + top-50 + the GeoDataFrame of the answer;
+* an example query: the same with one example tile instead of a text.
+
+It prints a table and writes JSON. Memory is the process's RSS after loading
+and its peak, compared with the size of the embedding table.
+
+    python benchmarks/query_speed.py [--tiles 1000000] [--dim 512] [--dtype float32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def rss_mb() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def build_result(path: Path, n_tiles: int, dim: int, dtype: str) -> None:
+    """A real result file: tiles layer, embeddings table and metadata."""
+    from affine import Affine
+    from rasterio.crs import CRS
+
+    from rsgeo.answers import tiles_plan
+    from rsgeo.gpkg import EMBEDDINGS_TABLE, connect, ensure_rsgeo_tables, set_metadata, set_style, write_layer
+    from rsgeo.grid import ChipGrid, ChipSpec
+    from rsgeo.pipeline import grid_metadata
+
+    side = int(np.ceil(np.sqrt(n_tiles)))
+    grid = ChipGrid(side * 224, side * 224, Affine(10, 0, 500000, 0, -10, 6000000), ChipSpec(224, 224), crs=CRS.from_epsg(32633))
+    rng = np.random.default_rng(0)
+    np_dtype = np.dtype({"float32": "<f4", "float16": "<f2"}[dtype])
+
+    class Synthetic:
+        def iter_chunks(self, chunk: int = 65536):
+            for start in range(0, n_tiles, chunk):
+                ids = np.arange(start, min(start + chunk, n_tiles), dtype=np.int64)
+                yield ids, np.ones(len(ids), np.float32), None
+
+    plan = tiles_plan(grid, Synthetic())  # type: ignore[arg-type]
+    write_layer(path, "tiles", plan.frames(), crs=grid.crs, empty=plan.empty)
+    with connect(path) as db:
+        ensure_rsgeo_tables(db)
+        for start in range(0, n_tiles, 65536):
+            k = min(65536, n_tiles - start)
+            emb = rng.standard_normal((k, dim)).astype(np.float32)
+            emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+            emb = emb.astype(np_dtype)
+            db.executemany(
+                f"INSERT INTO {EMBEDDINGS_TABLE} VALUES (?, ?)",
+                ((start + i, emb[i].tobytes()) for i in range(k)),
+            )
+        set_style(db, "tiles", plan.style())
+        set_metadata(db, {
+            "schema_version": 1,
+            "model": {"model_id": "arch:ViT-B-32", "weights_sha256": None, "embedding_dim": dim},
+            "grid": grid_metadata(grid, None),
+            "embeddings": {"table": EMBEDDINGS_TABLE, "dtype": dtype, "dim": dim},
+            "layers": {"tiles": {"kind": "tiles"}},
+        })
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--tiles", type=int, default=1_000_000)
+    ap.add_argument("--dim", type=int, default=512)
+    ap.add_argument("--dtype", default="float32", choices=["float32", "float16"])
+    ap.add_argument("--repeats", type=int, default=10)
+    ap.add_argument("--json", type=Path, default=Path(__file__).parent / "results" / "query_speed.json")
+    args = ap.parse_args(argv)
+
+    import torch
+
+    import rsgeo
+    from rsgeo.encoders.openclip import OpenClipEncoder
+
+    with tempfile.TemporaryDirectory(dir=os.environ.get("RSGEO_BENCH_TMP")) as tmp:
+        path = Path(tmp) / "million.gpkg"
+        t0 = time.perf_counter()
+        build_result(path, args.tiles, args.dim, args.dtype)
+        build_s = time.perf_counter() - t0
+        table_mb = args.tiles * args.dim * np.dtype(args.dtype).itemsize / 2**20
+
+        torch.manual_seed(0)
+        encoder = OpenClipEncoder.from_name("ViT-B-32", device="cpu", model_id="arch:ViT-B-32")
+        encoder.encode_texts(["warm-up"])
+        base_rss = rss_mb()
+        result = rsgeo.open_result(path, encoder=encoder)
+        t0 = time.perf_counter()
+        n = len(result.index)
+        load_s = time.perf_counter() - t0
+        loaded_rss = rss_mb()
+
+        def timed(fn) -> list[float]:
+            fn()
+            times = []
+            for _ in range(args.repeats):
+                t = time.perf_counter()
+                fn()
+                times.append((time.perf_counter() - t) * 1000)
+            return times
+
+        texts = ["solar farm", "flooded fields", "greenhouses", "harbour with ships"]
+        i = iter(range(10**9))
+        text_ms = timed(lambda: result.query(texts[next(i) % len(texts)], top_k=50))
+        example_ms = timed(lambda: result.query(like_tiles=[12345 % n], top_k=50))
+        similarity_ms = timed(lambda: result.index.top_k(result.index.rows([7])[0], 50))
+        figures = {
+            "tiles": n,
+            "dim": args.dim,
+            "dtype": args.dtype,
+            "build_s": round(build_s, 1),
+            "file_mb": round(path.stat().st_size / 2**20, 1),
+            "load_s": round(load_s, 2),
+            "table_mb": round(table_mb, 1),
+            "rss_before_load_mb": round(base_rss, 1),
+            "rss_after_load_mb": round(loaded_rss, 1),
+            "rss_growth_mb": round(loaded_rss - base_rss, 1),
+            "peak_rss_mb": round(peak_mb(), 1),
+            "text_query_ms_median": round(statistics.median(text_ms), 1),
+            "example_query_ms_median": round(statistics.median(example_ms), 1),
+            "similarity_topk_only_ms_median": round(statistics.median(similarity_ms), 1),
+            "threads": torch.get_num_threads(),
+            "cpu_count": os.cpu_count(),
+        }
+    print(f"{'figure':<32}{'value':>14}")
+    for k, v in figures.items():
+        print(f"{k:<32}{v!s:>14}")
+    print(
+        f"\nmemory: loading grew RSS by {figures['rss_growth_mb'] / table_mb:.2f}x the table "
+        f"({table_mb:.0f} MB); target: well under 2x"
+    )
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(figures, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -108,6 +108,7 @@ class Result:
             raise ResultError(f"{self.path.name} holds no embeddings; encode the scene with `rsgeo embed`")
         self._encoder = encoder
         self._device = device
+        self._text_cache: dict[str, np.ndarray] = {}
         from rsgeo.pipeline import grid_from_metadata
 
         self.grid: ChipGrid = grid_from_metadata(self.metadata)
@@ -187,12 +188,19 @@ class Result:
         return self._frame(rows, {"similarity": sims, "rank": np.arange(1, len(rows) + 1)})
 
     def query_vector(self, spec: QuerySpec) -> np.ndarray:
-        enc = self.encoder if spec.texts else None
         dim = self.index.embeddings.shape[1]
-        text_emb = enc.encode_texts(list(spec.texts)) if enc is not None else np.zeros((0, dim), np.float32)
+        text_emb = self.text_embeddings(spec.texts) if spec.texts else np.zeros((0, dim), np.float32)
         pos = self.index.rows(example_tiles(self.grid, spec.positive_tiles, spec.positive_locations, self.index.stored))
         neg = self.index.rows(example_tiles(self.grid, spec.negative_tiles, spec.negative_locations, self.index.stored))
         return query_vector(text_emb, pos, neg)
+
+    def text_embeddings(self, texts: Sequence[str]) -> np.ndarray:
+        """Unit text embeddings, cached: asking the same text again costs no encoding."""
+        todo = [t for t in dict.fromkeys(texts) if t not in self._text_cache]
+        if todo:
+            for text, emb in zip(todo, self.encoder.encode_texts(todo)):
+                self._text_cache[text] = emb
+        return np.stack([self._text_cache[t] for t in texts])
 
     def classify(self, classes: Sequence[str], *, templates: Sequence[str] | None = None) -> Any:
         """Zero-shot scores of every tile for ``classes`` (one column per class)."""

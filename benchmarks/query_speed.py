@@ -127,9 +127,10 @@ def main(argv: list[str] | None = None) -> int:
                 times.append((time.perf_counter() - t) * 1000)
             return times
 
-        texts = ["solar farm", "flooded fields", "greenhouses", "harbour with ships"]
-        i = iter(range(10**9))
-        text_ms = timed(lambda: result.query(texts[next(i) % len(texts)], top_k=50))
+        # A new text every time: the text encoder runs in each timed query (no cache hit).
+        texts = iter(f"{w} number {k}" for k in range(10**6) for w in ("solar farm", "flooded fields"))
+        text_ms = timed(lambda: result.query(next(texts), top_k=50))
+        cached_ms = timed(lambda: result.query("solar farm number 0", top_k=50))
         example_ms = timed(lambda: result.query(like_tiles=[12345 % n], top_k=50))
         similarity_ms = timed(lambda: result.index.top_k(result.index.rows([7])[0], 50))
         figures = {
@@ -145,6 +146,7 @@ def main(argv: list[str] | None = None) -> int:
             "rss_growth_mb": round(loaded_rss - base_rss, 1),
             "peak_rss_mb": round(peak_mb(), 1),
             "text_query_ms_median": round(statistics.median(text_ms), 1),
+            "repeated_text_query_ms_median": round(statistics.median(cached_ms), 1),
             "example_query_ms_median": round(statistics.median(example_ms), 1),
             "similarity_topk_only_ms_median": round(statistics.median(similarity_ms), 1),
             "threads": torch.get_num_threads(),

@@ -21,7 +21,7 @@ import numpy as np
 
 from rsgeo.answers import LayerPlan, tiles_plan
 from rsgeo.encoders.base import Encoder
-from rsgeo.encoders.loading import DEFAULT_MODEL, load_encoder
+from rsgeo.encoders.loading import DEFAULT_MODEL, canonical_model_id, load_encoder
 from rsgeo.errors import Cancelled, OptionError, ResultError
 from rsgeo.gpkg import (
     EMBEDDINGS_TABLE,
@@ -294,7 +294,7 @@ def _answer_stored(
     metadata = read_metadata(source)
     stored = metadata.get("model", {})
     requested = options.encoder.identity.model_id if options.encoder is not None else options.model
-    if requested is not None and requested != stored.get("model_id"):
+    if requested is not None and canonical_model_id(requested) != stored.get("model_id"):
         raise ResultError(
             f"{source.name} was encoded with model {stored.get('model_id')!r}, not {requested!r}; "
             f"leave out --model (or pass --model {stored.get('model_id')}) to use the stored embeddings"
@@ -307,7 +307,7 @@ def _answer_stored(
         raise ResultError(
             f"{source.name} was encoded with other weights of {stored.get('model_id')} "
             f"(sha256 {stored['weights_sha256'][:12]}…, now {str(encoder.identity.weights_sha256)[:12]}…); "
-            "use the same weights, or encode the scene again"
+            "pass the same --checkpoint/weights, or encode the scene again"
         )
     grid = grid_from_metadata(metadata)
     emb_meta = metadata["embeddings"]

@@ -48,7 +48,7 @@ def load_encoder(
             precision=precision,
             cache_dir=cache_dir,
             checkpoint=checkpoint,
-            model_id=model if checkpoint is None else None,
+            model_id=model,
         )
     return _load_registered(model, device=device, precision=precision, cache_dir=cache_dir, checkpoint=checkpoint)
 
@@ -60,3 +60,10 @@ def _load_registered(
     from rsgeo.zoo.loading import load_registered
 
     return load_registered(name, device=device, precision=precision, cache_dir=cache_dir, checkpoint=checkpoint)
+
+
+def canonical_model_id(model: str) -> str:
+    """The id a model is recorded under: ``local-dir:`` paths made absolute."""
+    if model.startswith("local-dir:"):
+        return "local-dir:" + str(Path(model[len("local-dir:") :]).expanduser().resolve())
+    return model

@@ -20,7 +20,7 @@ from rsgeo.encoders.base import Encoder
 from rsgeo.errors import OptionError
 from rsgeo.grid import ChipGrid
 from rsgeo.pipeline import CancelCheck, ProgressCallback, RunOptions, run
-from rsgeo.prompts import DEFAULT_TEMPLATES, build_prompts, class_text_embeddings, validate_class_names, validate_templates
+from rsgeo.prompts import build_prompts, class_text_embeddings, validate_class_names, validate_templates
 from rsgeo.scene import ReadOptions
 from rsgeo.store import EmbeddingSource
 
@@ -102,17 +102,19 @@ def resolve_classes(
     names = validate_class_names(classes or [])
 
     def plain_groups(encoder: Encoder) -> list[list[str]]:
+        from rsgeo.language import warn_if_unsupported
+
+        warn_if_unsupported(encoder, names, lang=lang)
         return build_prompts(names, user_templates or model_templates(encoder, lang))
 
     return names, plain_groups, None, {"class_set": None, "lang": lang}
 
 
 def model_templates(encoder: Encoder, lang: str | None = None) -> tuple[str, ...]:
-    """The encoder's declared default templates, else rsgeo's generic ones."""
-    tmpl = getattr(encoder, "templates", None)
-    if callable(tmpl):
-        tmpl = tmpl(lang)
-    return tuple(tmpl) if tmpl else DEFAULT_TEMPLATES
+    """The model's published templates in ``lang`` (the registry's), else generic ones."""
+    from rsgeo.zoo.templates import default_templates
+
+    return default_templates(encoder, lang)
 
 
 def query(
@@ -140,6 +142,9 @@ def query(
         raise OptionError('give at least one query with --text "..." (or example tiles)')
 
     def questions(encoder: Encoder, grid: ChipGrid, store: EmbeddingSource, taken: list[str]) -> list[Any]:
+        from rsgeo.language import warn_if_unsupported
+
+        warn_if_unsupported(encoder, [t for spec in specs for t in spec.texts])
         plans = []
         names = list(taken)
         for spec in specs:

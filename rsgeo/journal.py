@@ -23,7 +23,7 @@ from rsgeo.errors import OptionError, ResultError
 
 logger = logging.getLogger(__name__)
 
-EMBEDDING_DTYPES = {"float32": np.dtype("<f4"), "float16": np.dtype("<f2")}
+EMBEDDING_DTYPES: dict[str, np.dtype] = {"float32": np.dtype("<f4"), "float16": np.dtype("<f2")}
 
 
 def journal_path(output: Path) -> Path:

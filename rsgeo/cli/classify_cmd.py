@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from rsgeo.cli import common
 
@@ -51,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     return common.finish(args, bar, out)
 
 
-def _options(args: argparse.Namespace) -> object:
+def _options(args: argparse.Namespace) -> Any:
     # With a scene and no --model, the default model encodes; with a result, the stored one answers.
     if args.model is None and not common.source_is_result(args.source):
         args.model = "rs-m-clip"

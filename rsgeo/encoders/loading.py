@@ -33,23 +33,22 @@ def load_encoder(
         from rsgeo.encoders.testing import HashEncoder
 
         return HashEncoder()
-    if model.startswith(("local-dir:", "hf-hub:")):
+    if model.startswith("local-dir:"):
+        from rsgeo.zoo.loading import load_open_clip_dir
+
+        folder = Path(model[len("local-dir:") :]).expanduser().resolve()
+        return load_open_clip_dir(folder, device=device, precision=precision, checkpoint=checkpoint)
+    if model.startswith("hf-hub:"):
         from rsgeo.encoders.openclip import OpenClipEncoder
 
         return OpenClipEncoder.from_name(
             model, device=device, precision=precision, cache_dir=cache_dir, checkpoint=checkpoint
         )
     if model.startswith("arch:"):
-        from rsgeo.encoders.openclip import OpenClipEncoder
+        from rsgeo.zoo.openclip_build import build_from_arch
 
-        return OpenClipEncoder.from_name(
-            model[len("arch:") :],
-            device=device,
-            precision=precision,
-            cache_dir=cache_dir,
-            checkpoint=checkpoint,
-            model_id=model,
-        )
+        arch = model[len("arch:") :]
+        return build_from_arch(arch, checkpoint, model_id=model, device=device, precision=precision)
     return _load_registered(model, device=device, precision=precision, cache_dir=cache_dir, checkpoint=checkpoint)
 
 

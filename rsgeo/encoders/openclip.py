@@ -35,7 +35,7 @@ def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
 class OpenClipEncoder:
     """An open_clip ``CLIP``/``CustomTextCLIP`` model and its tokenizer.
 
-    Build one with :func:`from_name` (``local-dir:``/``hf-hub:``/built-in
+    Build one with :func:`from_name` (``hf-hub:``/built-in
     architecture names) or wrap a model you already hold with the constructor.
     Images are moved to the device as ``uint8`` and normalised there.
     """
@@ -82,30 +82,16 @@ class OpenClipEncoder:
         """Load an open_clip model by name.
 
         Args:
-            name: ``local-dir:PATH``, ``hf-hub:ORG/REPO`` or a built-in
-                architecture (``ViT-B-32``); a built-in name without
-                ``checkpoint`` gives random weights (tests, benchmarks).
+            name: ``hf-hub:ORG/REPO`` or a built-in architecture
+                (``ViT-B-32``); a built-in name without ``checkpoint`` gives
+                random weights (tests, benchmarks). Local folders load through
+                :func:`rsgeo.zoo.loading.load_open_clip_dir`, offline.
             checkpoint: state-dict file for a built-in architecture, loaded
                 strictly (any missing or unexpected key is an error).
         """
         import open_clip
 
         weights_sha = None
-        if name.startswith("local-dir:"):
-            folder = Path(name[len("local-dir:") :]).expanduser()
-            config = folder / "open_clip_config.json"
-            if not config.is_file():
-                raise ModelError(
-                    f"{folder} is not an open_clip model folder: {config.name} is missing; "
-                    "save one with open_clip's push_to_hf_hub layout or pass --model hf-hub:ORG/REPO"
-                )
-            weights = _find_weights(folder)
-            if weights is None:
-                raise ModelError(
-                    f"{folder} holds no weights file (open_clip_model.safetensors or "
-                    "open_clip_pytorch_model.bin); copy the model's weights there"
-                )
-            weights_sha = file_sha256(weights)
         try:
             model, _, preprocess = open_clip.create_model_and_transforms(
                 name, pretrained=None, cache_dir=cache_dir, device="cpu"
@@ -126,6 +112,10 @@ class OpenClipEncoder:
             languages=languages,
         )
 
+    #: The reader lays batches out channel-first in memory for this encoder
+    #: (see :class:`rsgeo.reader.ChipReader`): no transpose before the model.
+    channels_first = True
+
     def _autocast(self) -> Any:
         import contextlib
 
@@ -136,13 +126,34 @@ class OpenClipEncoder:
         dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[self.precision]
         return torch.autocast(device_type=self.device.split(":")[0], dtype=dtype)
 
+    def empty_batch(self, n: int, size: int, channels_first: bool = True) -> np.ndarray:
+        """A ``uint8`` ``(n, size, size, 3)`` batch buffer for the reader to fill.
+
+        On CUDA it lives in pinned (page-locked) memory, so the copy to the GPU
+        is an asynchronous DMA instead of a staged, blocking copy.
+        """
+        if not self.device.startswith("cuda"):
+            return _empty_chips(n, size, channels_first)
+        import torch
+
+        shape = (n, 3, size, size) if channels_first else (n, size, size, 3)
+        array = torch.empty(shape, dtype=torch.uint8, pin_memory=True).numpy()
+        return array.transpose(0, 2, 3, 1) if channels_first else array
+
+    def model_input(self, chips: np.ndarray) -> Any:
+        """The float tensor the image tower is fed for ``uint8`` ``(N, H, W, 3)`` chips.
+
+        Bit for bit what open_clip's ``ToTensor`` + ``Normalize`` make of the
+        same pixels (``x.float() / 255``, then ``(x - mean) / std`` in float32),
+        computed on the device after moving the 4x smaller ``uint8`` there.
+        """
+        return normalise_chips(chips, self._mean, self._std, self.device)
+
     def encode_images(self, chips: np.ndarray) -> np.ndarray:
         import torch
 
         with torch.inference_mode():
-            x = torch.from_numpy(np.ascontiguousarray(chips)).to(self.device, non_blocking=True)
-            x = x.permute(0, 3, 1, 2).float().div_(255.0)
-            x = (x - self._mean) / self._std
+            x = self.model_input(chips)
             with self._autocast():
                 emb = self.model.encode_image(x)
             emb = emb.float()
@@ -161,6 +172,37 @@ class OpenClipEncoder:
             emb = emb.float()
             emb = emb / emb.norm(dim=-1, keepdim=True).clamp_min(1e-12)
         return l2_normalise(emb.cpu().numpy())
+
+
+def _empty_chips(n: int, size: int, channels_first: bool) -> np.ndarray:
+    if channels_first:
+        return np.empty((n, 3, size, size), np.uint8).transpose(0, 2, 3, 1)
+    return np.empty((n, size, size, 3), np.uint8)
+
+
+def normalise_chips(chips: np.ndarray, mean: Any, std: Any, device: str) -> Any:
+    """``uint8`` ``(N, H, W, 3)`` chips → normalised ``float32`` ``(N, 3, H, W)`` on ``device``.
+
+    Chips laid out channel-first in memory (``chips.transpose(0, 3, 1, 2)``
+    contiguous, as the reader makes them) go to the device without a copy;
+    others are permuted there. Pinned host memory is copied asynchronously.
+    ``mean`` and ``std`` are ``float32`` tensors shaped ``(1, 3, 1, 1)``.
+    """
+    import torch
+
+    nchw = chips.transpose(0, 3, 1, 2)
+    channels_last = not nchw.flags.c_contiguous
+    x = torch.from_numpy(np.ascontiguousarray(chips) if channels_last else nchw)
+    if device.startswith("cuda"):
+        if not x.is_pinned():
+            x = x.pin_memory()
+        x = x.to(device, non_blocking=True)
+    else:
+        x = x.to(device)
+    if channels_last:
+        x = x.permute(0, 3, 1, 2).contiguous()
+    # torchvision: ToTensor is ``img.float().div(255)``; Normalize is ``sub_(mean).div_(std)``.
+    return x.float().div_(255).sub_(mean).div_(std)
 
 
 def image_spec_from_open_clip(model: Any, preprocess: Any = None) -> ImageSpec:
@@ -198,6 +240,18 @@ def load_checkpoint_strict(model: Any, checkpoint: str | Path) -> str:
         raise ModelError(f"checkpoint {path} does not exist; check the path given with --checkpoint")
     try:
         incompatible = open_clip.load_checkpoint(model, str(path), strict=False)
+    except RuntimeError as exc:
+        # torch reports tensors of the wrong shape even with strict=False:
+        # the architecture does not match, the file is not damaged.
+        lines = [line.strip().rstrip(".") for line in str(exc).splitlines() if "size mismatch" in line]
+        if not lines:
+            raise ModelError(
+                f"cannot read checkpoint {path}: {_first_line(exc)}; the file may be truncated, re-download it"
+            ) from exc
+        raise ModelError(
+            f"checkpoint {path.name} does not match the architecture: {len(lines)} tensors differ in shape "
+            f"(e.g. {lines[0]}); pick the architecture the checkpoint was trained with"
+        ) from exc
     except Exception as exc:  # torch raises many types for a corrupt file
         raise ModelError(
             f"cannot read checkpoint {path}: {_first_line(exc)}; the file may be truncated, re-download it"
@@ -211,18 +265,6 @@ def load_checkpoint_strict(model: Any, checkpoint: str | Path) -> str:
             "pick the --arch the checkpoint was trained with"
         )
     return file_sha256(path)
-
-
-def _find_weights(folder: Path) -> Path | None:
-    for name in (
-        "open_clip_model.safetensors",
-        "open_clip_pytorch_model.safetensors",
-        "open_clip_pytorch_model.bin",
-        "open_clip_pytorch_model.pth",
-    ):
-        if (folder / name).is_file():
-            return folder / name
-    return None
 
 
 def _first_line(exc: BaseException) -> str:

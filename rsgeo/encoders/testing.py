@@ -28,7 +28,7 @@ class HashEncoder:
         self.identity = EncoderIdentity("test:hash" if default else f"test:hash-{dim}-{size}-{seed}", None)
         self.logit_scale = logit_scale
         self.device = "cpu"
-        self.languages = None
+        self.languages: tuple[str, ...] | None = None
         rng = np.random.default_rng(seed)
         self._projection = rng.standard_normal((_FEATURES, dim)).astype(np.float32)
 

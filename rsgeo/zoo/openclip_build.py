@@ -63,24 +63,8 @@ def quiet_open_clip() -> Iterator[None]:
         root.removeFilter(drop)
 
 
-def load_weights_strict(model: Any, path: str | Path) -> str:
-    """:func:`~rsgeo.encoders.openclip.load_checkpoint_strict`, with shape mismatches named as such.
-
-    torch reports a tensor of the wrong shape as a load failure even with
-    ``strict=False``; that is an architecture mismatch, not a damaged file.
-    Returns the file's SHA-256.
-    """
-    try:
-        return load_checkpoint_strict(model, path)
-    except ModelError as exc:
-        cause = exc.__cause__
-        if isinstance(cause, RuntimeError) and "size mismatch" in str(cause):
-            lines = [line.strip() for line in str(cause).splitlines() if "size mismatch" in line]
-            raise ModelError(
-                f"checkpoint {Path(path).name} does not match the architecture: {len(lines)} tensors differ in shape "
-                f"(e.g. {lines[0].rstrip('.')}); pick the architecture the checkpoint was trained with"
-            ) from cause
-        raise
+#: Strict loading lives with the open_clip encoder; the zoo uses the same function.
+load_weights_strict = load_checkpoint_strict
 
 
 def read_open_clip_config(folder: Path) -> dict[str, Any]:

@@ -22,7 +22,14 @@ from typing import Any
 
 import numpy as np
 
-from rsgeo.classsets import ClassSet, builtin_class_set, class_set_from_names, list_class_sets, load_class_set
+from rsgeo.classsets import (
+    ClassSet,
+    builtin_class_set,
+    class_set_from_names,
+    list_class_sets,
+    load_class_set,
+    match_key,
+)
 from rsgeo.errors import Cancelled, OptionError, SceneError
 
 logger = logging.getLogger(__name__)
@@ -83,21 +90,20 @@ def readable_label(folder: str) -> str:
 
 def class_set_for_folders(
     folders: Sequence[str], class_set: str | ClassSet | None = None, *, lang: str | None = None
-) -> tuple[ClassSet, list[int]]:
-    """The class set to evaluate with and, per folder, the index of its class.
+) -> ClassSet:
+    """The classes to evaluate, one per folder in folder order.
 
-    With ``class_set=None`` a built-in set whose labels are exactly the
-    folders is used; otherwise the folder names, made readable, are the classes.
+    The candidate classes are the dataset's: its folders. With a class set
+    (given, or a built-in one whose labels the folder names all are), their
+    readable names, synonyms and translations come from the set; otherwise the
+    folder names are made readable (``AnnualCrop`` → "annual crop").
     """
     if class_set is None:
-        for name in list_class_sets():
-            cs = builtin_class_set(name)
-            mapping = [cs.index(f) for f in folders]
-            if len(cs) == len(folders) and None not in mapping and len(set(mapping)) == len(folders):
-                logger.info("the class folders are the labels of class set %s; using its readable names", name)
-                return cs.in_language(lang), mapping  # type: ignore[return-value]
-        labels = [readable_label(f) for f in folders]
-        return class_set_from_names(labels, name="folders", lang=lang, ids=list(folders)), list(range(len(folders)))
+        found = _recognised_set(folders)
+        if found is None:
+            labels = [readable_label(f) for f in folders]
+            return class_set_from_names(labels, name="folders", lang=lang, ids=list(folders))
+        class_set = found
     cs = load_class_set(class_set, lang=lang) if not isinstance(class_set, ClassSet) else class_set.in_language(lang)
     mapping = [cs.index(f) for f in folders]
     missing = [f for f, i in zip(folders, mapping) if i is None]
@@ -106,7 +112,24 @@ def class_set_for_folders(
             f"class folder(s) {', '.join(missing[:5])} match no class of {cs.name}; rename them to the set's labels "
             f"({', '.join(cs.ids[:5])}, ...) or leave out --class-set to use the folder names"
         )
-    return cs, mapping  # type: ignore[return-value]
+    if len(set(mapping)) != len(mapping):
+        raise OptionError(f"two class folders match the same class of {cs.name}; merge them or rename one")
+    return cs.subset([i for i in mapping if i is not None])
+
+
+def _recognised_set(folders: Sequence[str]) -> ClassSet | None:
+    """The built-in set whose dataset labels include every folder name (the smallest one on a tie)."""
+    keys = {match_key(f) for f in folders}
+    candidates = []
+    for name in list_class_sets():
+        cs = builtin_class_set(name)
+        if keys <= {match_key(i) for i in cs.ids}:
+            candidates.append(cs)
+    if not candidates:
+        return None
+    best = min(candidates, key=lambda cs: (len(cs), cs.name))
+    logger.info("the class folders are labels of class set %s; using its readable names", best.name)
+    return best
 
 
 def read_image(path: Path, *, bands: tuple[int, ...] | None = None, stretch: str = "auto") -> np.ndarray:
@@ -219,12 +242,12 @@ class EvalResult:
             f"top-1      {100 * self.top1:.2f} %",
             f"top-5      {100 * self.top5:.2f} %",
             f"mean recall {100 * self.mean_recall:.2f} % (balanced accuracy)",
-            "",
-            f"{'class':<32} {'images':>6} {'recall':>7}",
         ]
-        for cid, name, s, r in zip(self.class_ids, self.class_names, self.support, self.per_class_recall):
-            shown = name if cid == name else f"{name} [{cid}]"
-            lines.append(f"{shown[:32]:<32} {int(s):>6} {'-' if np.isnan(r) else f'{100 * r:6.1f}%':>7}")
+        shown = [f"{i + 1:>3} " + (n if c == n else f"{n} [{c}]") for i, (c, n) in enumerate(zip(self.class_ids, self.class_names))]
+        width = min(max(len(s) for s in shown), 72)
+        lines += ["", f"{'    class':<{width}} {'images':>6} {'recall':>7}"]
+        for label, s, r in zip(shown, self.support, self.per_class_recall):
+            lines.append(f"{label[:width]:<{width}} {int(s):>6} {'-' if np.isnan(r) else f'{100 * r:6.1f}%':>7}")
         if confusion or (confusion is None and len(self.class_ids) <= 30):
             lines += ["", "confusion matrix (rows: true class, columns: predicted; classes numbered as above)"]
             width = max(3, len(str(int(self.confusion.max(initial=0)))) + 1)
@@ -267,7 +290,7 @@ def evaluate_zero_shot(
     if batch_size < 1:
         raise OptionError(f"--batch-size must be at least 1, got {batch_size}")
     folder = scan_image_folder(dataset_dir, limit_per_class=limit_per_class)
-    cs, mapping = class_set_for_folders(folder.folders, class_set, lang=lang)
+    cs = class_set_for_folders(folder.folders, class_set, lang=lang)
     chosen = templates_or_default(templates, encoder, cs.lang)
     messages = warn_if_unsupported(encoder, [t for terms in cs.prompt_names() for t in terms], lang=cs.lang)
     class_emb = class_text_embeddings(encoder, cs.prompts(chosen))  # as text_embeddings_for_classes
@@ -285,7 +308,7 @@ def evaluate_zero_shot(
         emb = encoder.encode_images(chips)
         sims = emb @ class_emb.T
         order = np.argsort(-sims, axis=1, kind="stable")
-        truth = np.array([mapping[k] for _, k in batch])
+        truth = np.array([k for _, k in batch])
         np.add.at(confusion, (truth, order[:, 0]), 1)
         top5 += int(np.sum(np.any(order[:, :5] == truth[:, None], axis=1)))
         done += len(batch)

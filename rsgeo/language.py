@@ -40,47 +40,51 @@ _SCRIPTS: tuple[tuple[int, int, str], ...] = (
     (0x0900, 0x097F, "hi"), (0x0E00, 0x0E7F, "th"),
 )
 
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
 # Function words and common land-cover words of short queries, per language.
 _WORDS: dict[str, frozenset[str]] = {
-    "en": frozenset(
+    "en": _words(
         "the of and with near in on at from by to for an is are along next beside around many some without "
         "forest river water city beach field fields road roads land building buildings house houses lake sea "
         "crop crops farm farmland bridge harbor harbour airport tree trees grass parking lot residential "
-        "industrial area areas urban wetland mountain snow ice bare cloud clouds".split()
+        "industrial area areas urban wetland mountain snow ice bare cloud clouds"
     ),
-    "pt": frozenset(
+    "pt": _words(
         "de da do das dos e com perto em na no nas nos um uma umas uns para ao à sem entre junto pelo pela é são "
         "floresta florestas rio rios água cidade praia campo campos estrada estradas terra prédio prédios casa "
         "casas lago mar plantação plantações fazenda vegetação ponte porto aeroporto árvores pinheiros área "
-        "áreas urbana cultivo pastagem areia neve gelo".split()
+        "áreas urbana cultivo pastagem areia neve gelo"
     ),
-    "es": frozenset(
+    "es": _words(
         "de del la el los las y con cerca en un una unos unas para al sin entre junto por es son "
         "bosque bosques río ríos agua ciudad playa campo campos carretera carreteras tierra edificio edificios "
         "casa casas lago mar cultivo cultivos granja vegetación puente puerto aeropuerto árboles pinos zona "
-        "urbana pastizal arena nieve hielo".split()
+        "urbana pastizal arena nieve hielo"
     ),
-    "fr": frozenset(
+    "fr": _words(
         "de du des la le les et avec près dans sur un une pour au aux sans entre par est sont "
         "forêt forêts rivière fleuve eau ville plage champ champs route routes terre bâtiment bâtiments maison "
         "maisons lac mer culture cultures ferme pont port aéroport arbres pins zone urbaine prairie sable "
-        "neige glace".split()
+        "neige glace"
     ),
-    "de": frozenset(
+    "de": _words(
         "der die das und mit in im am auf bei neben von vom zum zur ein eine einem einer ohne ist sind nahe "
         "wald wälder fluss wasser stadt strand feld felder straße strasse straßen land gebäude haus häuser see "
-        "meer acker äcker bauernhof brücke hafen flughafen bäume kiefern gebiet wiese sand schnee eis".split()
+        "meer acker äcker bauernhof brücke hafen flughafen bäume kiefern gebiet wiese sand schnee eis"
     ),
-    "nl": frozenset(
+    "nl": _words(
         "de het een en met bij in op van naast voor zonder tussen is zijn nabij "
         "bos bossen rivier stad strand veld velden weg wegen gebouw gebouwen huis huizen meer zee akker "
-        "boerderij brug haven vliegveld bomen dennen gebied weiland zand sneeuw ijs".split()
+        "boerderij brug haven vliegveld bomen dennen gebied weiland zand sneeuw ijs"
     ),
-    "it": frozenset(
+    "it": _words(
         "di del della dei delle il lo la le gli e con vicino in nel nella un una per al senza tra è sono "
         "foresta foreste bosco fiume fiumi acqua città spiaggia campo campi strada strade terra edificio "
         "edifici casa case lago mare coltivazione fattoria ponte porto aeroporto alberi pini zona urbana "
-        "prato sabbia neve ghiaccio".split()
+        "prato sabbia neve ghiaccio"
     ),
 }
 _LETTERS: dict[str, str] = {"pt": "ãõ", "es": "ñ¿¡", "fr": "èêùûœëï", "de": "äöüß"}
@@ -140,6 +144,13 @@ def detect_language(text: str) -> str | None:
     return guesses[0] if len(guesses) == 1 else None
 
 
+def normalise_lang(code: str | None) -> str | None:
+    """``"pt-BR"`` → ``"pt"``, ``" ZH "`` → ``"zh"``; ``None``/blank → ``None``."""
+    if code is None or not code.strip():
+        return None
+    return re.split(r"[-_]", code.strip().lower(), maxsplit=1)[0]
+
+
 def language_name(code: str) -> str:
     return LANGUAGE_NAMES.get(code, code)
 
@@ -159,22 +170,23 @@ def unsupported_language_warnings(
     if not languages:
         return []
     readable = set(languages)
-    found: dict[str, str] = {}
+    found: dict[str, str] = {}  # language code → what is in that language
     if lang:
-        code = lang.lower()
+        code = normalise_lang(lang) or "en"
         if code not in readable:
-            found[code] = f"--lang {code}"
+            found[code] = f"--lang {code} asks for {language_name(code)} names"
     else:
         for text in texts:
             guesses = guess_languages(text)
             if not guesses or "en" in guesses or any(g in readable for g in guesses):
                 continue
             code = guesses[0] if len(guesses) == 1 else "/".join(guesses)
-            found.setdefault(code, f"{text!r}")
-    return [_message(code, example, model, readable) for code, example in found.items()]
+            names = " or ".join(language_name(c) for c in code.split("/"))
+            found.setdefault(code, f"{text!r} looks {names} ({code})")
+    return [_message(code, subject, model, readable) for code, subject in found.items()]
 
 
-def _message(code: str, example: str, model: str, readable: set[str]) -> str:
+def _message(code: str, subject: str, model: str, readable: set[str]) -> str:
     from rsgeo.zoo.registry import models_for_language
 
     codes = code.split("/")
@@ -186,7 +198,7 @@ def _message(code: str, example: str, model: str, readable: set[str]) -> str:
         if alternatives
         else f"no model in rsgeo's registry reads {names}; write it in English"
     )
-    return f"{example} looks {names} ({code}) but {model} reads only {reads}: {advice}"
+    return f"{subject}, but {model} reads only {reads}: {advice}"
 
 
 def warn_if_unsupported(encoder: Any, texts: Iterable[str], *, lang: str | None = None) -> list[str]:

@@ -18,6 +18,7 @@ import gzip
 import json
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -120,13 +121,13 @@ def write_xlmr_clip_folder(folder: Path, *, hf_model_name: str | None = None, se
     return folder
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def xlmr_clip_folder() -> Path:
     """The tiny XLM-R CLIP, its config naming its own folder (what open_clip can load offline)."""
     return write_xlmr_clip_folder(_tmpdir("xlmr") / "model")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def rs_m_clip_layout_folder() -> Path:
     """The same weights in RS-M-CLIP's published layout: ``hf_model_name: xlm-roberta-base``."""
     src = xlmr_clip_folder()
@@ -146,7 +147,8 @@ def write_clip_bpe_files(folder: Path) -> None:
     """
     from open_clip.tokenizer import bytes_to_unicode, default_bpe
 
-    merges = gzip.open(default_bpe()).read().decode("utf-8").split("\n")[1 : 49152 - 256 - 2 + 1]
+    with gzip.open(default_bpe()) as f:
+        merges = f.read().decode("utf-8").split("\n")[1 : 49152 - 256 - 2 + 1]
     pairs = [tuple(m.split()) for m in merges]
     vocab = list(bytes_to_unicode().values())
     vocab += [v + "</w>" for v in vocab]
@@ -163,14 +165,15 @@ def write_hf_clip_folder(folder: Path, *, projection_dim: int = 24, seed: int = 
 
     folder.mkdir(parents=True, exist_ok=True)
     cfg = CLIPConfig(
-        text_config=dict(
-            vocab_size=49408, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-            max_position_embeddings=77, bos_token_id=49406, eos_token_id=49407, pad_token_id=49407,
-        ),
-        vision_config=dict(
-            hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-            image_size=image_size, patch_size=16,
-        ),
+        text_config={
+            "vocab_size": 49408, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
+            "num_attention_heads": 2, "max_position_embeddings": 77, "bos_token_id": 49406, "eos_token_id": 49407,
+            "pad_token_id": 49407,
+        },
+        vision_config={
+            "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2,
+            "image_size": image_size, "patch_size": 16,
+        },
         projection_dim=projection_dim,
     )
     torch.manual_seed(seed)
@@ -183,7 +186,7 @@ def write_hf_clip_folder(folder: Path, *, projection_dim: int = 24, seed: int = 
     return folder
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def hf_clip_folder() -> Path:
     return write_hf_clip_folder(_tmpdir("hfclip") / "clip")
 
@@ -221,10 +224,12 @@ def write_s2_dataset(root: Path, *, names: dict[int, str] = LULC_FOLDERS, tile: 
             stem = f"s2_r{r:03d}_c{c:03d}"
             chip = data[:, r : r + tile, c : c + tile]
             if tif:
-                with rasterio.open(
-                    folder / f"{stem}.tif", "w", driver="GTiff", width=tile, height=tile, count=chip.shape[0], dtype="float32"
-                ) as out:
-                    out.write(chip)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+                    with rasterio.open(
+                        folder / f"{stem}.tif", "w", driver="GTiff", width=tile, height=tile, count=chip.shape[0], dtype="float32"
+                    ) as out:
+                        out.write(chip)
             else:
                 rgb = np.clip(np.transpose(chip[[3, 2, 1]], (1, 2, 0)) / 0.3 * 255.0, 0, 255).round().astype(np.uint8)
                 Image.fromarray(rgb).save(folder / f"{stem}.png")

@@ -113,3 +113,22 @@ def test_templates_per_model_and_language(tmp_path) -> None:
 
     with pytest.raises(OptionError, match="exactly one"):
         load_templates(path)
+
+
+def test_model_strings_that_are_not_registered_names(tmp_path, monkeypatch) -> None:
+    from rsgeo.encoders import load_encoder
+    from rsgeo.errors import WeightsNotAvailableError
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("RSGEO_CACHE_DIR", str(tmp_path / "cache"))
+    (tmp_path / "rs-m-clip").mkdir()  # a folder named like a model: the registered name wins
+    with pytest.raises(WeightsNotAvailableError):
+        load_encoder("rs-m-clip")
+    with pytest.raises(ModelError, match="neither a transformers CLIP folder"):
+        load_encoder("./rs-m-clip")
+    with pytest.raises(ModelError, match="use --model hf-hub:joaodaniel/RS-M-CLIP"):
+        load_encoder("joaodaniel/RS-M-CLIP")
+    (tmp_path / "weights.pt").write_bytes(b"")
+    with pytest.raises(ModelError, match="needs its architecture: --model arch:"):
+        load_encoder("weights.pt")

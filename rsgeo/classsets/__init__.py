@@ -39,7 +39,7 @@ def _builtin_dir() -> Path:
     return Path(__file__).resolve().parent.parent / "data" / "classsets"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _builtin_index() -> dict[str, str]:
     """``match_key(name or alias)`` → file stem of every built-in class set."""
     import yaml
@@ -58,7 +58,7 @@ def list_class_sets() -> list[str]:
     return sorted(p.stem for p in _builtin_dir().glob("*.yaml"))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def builtin_class_set(name: str) -> ClassSet:
     """A built-in set by name or alias (``ucm``, ``resisc45``, ``worldcover``, ...), in English."""
     stem = _builtin_index().get(match_key(name))

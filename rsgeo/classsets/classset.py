@@ -102,7 +102,9 @@ class ClassSet:
 
     def in_language(self, lang: str | None) -> ClassSet:
         """This set read in ``lang``; OptionError naming the available languages."""
-        code = lang.strip().lower() if lang else None
+        from rsgeo.language import normalise_lang
+
+        code = normalise_lang(lang)
         if code in (None, "en"):
             return replace(self, lang=code)
         if code not in self.languages:
@@ -111,6 +113,10 @@ class ClassSet:
                 "write the classes in that language with --classes or a class set file"
             )
         return replace(self, lang=code)
+
+    def subset(self, indices: Sequence[int]) -> ClassSet:
+        """These classes only, in the order of ``indices``."""
+        return replace(self, classes=tuple(self.classes[i] for i in indices))
 
     def prompt_names(self, *, synonyms: bool = True) -> list[list[str]]:
         """Per class, the terms prompted: its name and (by default) synonyms."""

@@ -13,6 +13,7 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, NoReturn
 
 #: Subcommand modules, in the order ``--help`` lists them.
@@ -66,39 +67,61 @@ def _terminate(signum: int, frame: Any) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``rsgeo`` console script."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    verbosity = getattr(args, "verbose", 0) - (1 if getattr(args, "quiet", False) else 0)
-    _configure_logging(verbosity)
-    signal.signal(signal.SIGTERM, _terminate)
     from rsgeo.errors import RsgeoError
 
-    try:
+    verbosity = 0
+    args = argparse.Namespace()
+    try:  # from the start: Ctrl-C while the parser is built is an interruption too
+        signal.signal(signal.SIGTERM, _terminate)
+        args = build_parser().parse_args(argv)
+        verbosity = getattr(args, "verbose", 0) - (1 if getattr(args, "quiet", False) else 0)
+        _configure_logging(verbosity)
         return int(args.func(args) or 0)
     except RsgeoError as exc:
-        print(f"rsgeo: error: {exc}", file=sys.stderr)
+        print(f"rsgeo: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_USAGE if not isinstance(exc, OSError) else 1
     except KeyboardInterrupt:
         print(
-            "rsgeo: interrupted; the output was not written (an embedding run continues with --resume)",
+            "rsgeo: interrupted; the output was left as it was (rerun with --resume to continue from the chips "
+            "already encoded)",
             file=sys.stderr,
         )
         return EXIT_INTERRUPTED
     except MemoryError:
         print("rsgeo: error: out of memory; lower --batch-size or --workers", file=sys.stderr)
         return 1
-    except OSError as exc:
-        print(f"rsgeo: error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)
-        return 1
-    except Exception as exc:  # a bug: say so in one line, details with -vv
-        if verbosity >= 2:
+    except Exception as exc:
+        from rsgeo.gpkg import is_disk_full
+
+        if is_disk_full(exc, _output_folder(args)):  # e.g. the run journal's SQLite on a full disk
+            print(
+                f"rsgeo: error: the disk is full ({_one_line(exc)}); free some space, then rerun with --resume "
+                "to continue from the chips already encoded",
+                file=sys.stderr,
+            )
+            return 1
+        if isinstance(exc, OSError):
+            print(f"rsgeo: error: {exc.strerror or _one_line(exc)}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)
+            return 1
+        if verbosity >= 2:  # a bug: say so in one line, details with -vv
             raise
         print(
-            f"rsgeo: internal error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "
+            f"rsgeo: internal error: {type(exc).__name__}: {_one_line(exc)} "
             "(rerun with -vv for the traceback and report it)",
             file=sys.stderr,
         )
         return EXIT_INTERNAL
+
+
+def _output_folder(args: argparse.Namespace) -> Path | None:
+    """Where the command writes (the output's folder, or an in-place result's)."""
+    target = getattr(args, "output", None) or getattr(args, "source", None)
+    return Path(target).resolve().parent if target is not None else None
+
+
+def _one_line(exc: BaseException) -> str:
+    """The message on one line: a second line on stderr would read as a second message."""
+    return " ".join(str(exc).split("\n")).strip() or type(exc).__name__
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -106,7 +106,9 @@ def _table(rows: list[dict[str, Any]], columns: list[str]) -> None:
 def _details(row: dict[str, Any]) -> None:
     print(f"\n{row['model']}: {row['title']}")
     print(f"  loads as      {row['loader']} ({row['architecture']})" + (f"; needs pip install 'rsgeo[{row['extra']}]'" if row["extra"] else ""))
-    print(f"  source        {row['source']} (revision {row['revision']})")
+    if row["repo"]:
+        print(f"  weights from  https://huggingface.co/{row['repo']} (revision {row['revision']})")
+    print(f"  reference     {row['source']}")
     for f in row["files"]:
         sha = f["sha256"][:16] + "…" if f["sha256"] else "-"
         print(f"  file          {f['file']}  sha256 {sha} ({f['checksum']})")

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -23,7 +23,8 @@ from rsgeo.errors import MissingDependencyError, ModelError
 logger = logging.getLogger(__name__)
 
 WEIGHT_NAMES = ("model.safetensors", "pytorch_model.bin")
-_RESAMPLE = {2: "bilinear", 3: "bicubic"}  # PIL resample codes used by CLIPImageProcessor
+# PIL resample codes used by CLIPImageProcessor.
+_RESAMPLE: dict[int, Literal["bicubic", "bilinear"]] = {2: "bilinear", 3: "bicubic"}
 
 
 def require_transformers() -> Any:

@@ -12,8 +12,21 @@ Importing this package is light (no torch, no network).
 
 from __future__ import annotations
 
-from rsgeo.zoo.registry import DEFAULT_MODEL, MODELS, ModelRecord, WeightsFile, get_model, model_names, models_for_language
+from typing import TYPE_CHECKING, Any
+
+from rsgeo.zoo.registry import (
+    DEFAULT_MODEL,
+    MODELS,
+    ModelRecord,
+    WeightsFile,
+    get_model,
+    model_names,
+    models_for_language,
+)
 from rsgeo.zoo.templates import default_templates, load_templates
+
+if TYPE_CHECKING:
+    from rsgeo.encoders.base import Encoder
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -29,8 +42,8 @@ __all__ = [
 ]
 
 
-def load_model(name: str, **kwargs: object) -> object:
+def load_model(name: str, **kwargs: Any) -> Encoder:
     """Shortcut for :func:`rsgeo.zoo.loading.load_registered`."""
     from rsgeo.zoo.loading import load_registered
 
-    return load_registered(name, **kwargs)  # type: ignore[arg-type]
+    return load_registered(name, **kwargs)

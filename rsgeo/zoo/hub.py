@@ -98,11 +98,6 @@ def cached_path(f: WeightsFile, cache_dir: str | os.PathLike[str] | None = None)
     return Path(found) if isinstance(found, str) else None
 
 
-def missing_files(record: ModelRecord, cache_dir: str | os.PathLike[str] | None = None) -> list[WeightsFile]:
-    """The record's files that are not cached yet."""
-    return [f for f in record.files if cached_path(f, cache_dir) is None]
-
-
 def offline_hint(record: ModelRecord) -> str:
     """How to fetch a record's files by hand and which option takes them."""
     w = record.weights
@@ -190,7 +185,7 @@ def _download_url(record: ModelRecord, f: WeightsFile, cache_dir: str | os.PathL
     target.parent.mkdir(parents=True, exist_ok=True)
     part = target.parent / (Path(f.filename).name + ".part")
     try:
-        with urllib.request.urlopen(f.url or "", timeout=60) as response, open(part, "wb") as out:  # noqa: S310 (fixed https URL)
+        with urllib.request.urlopen(f.url or "", timeout=60) as response, open(part, "wb") as out:
             shutil.copyfileobj(response, out, length=1 << 20)
         if f.archive_member:
             with zipfile.ZipFile(part) as archive, archive.open(f.archive_member) as src:

@@ -6,6 +6,7 @@ calls for every ``--model`` that is not ``local-dir:``/``hf-hub:``/``arch:``/``t
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import Any
 from rsgeo.encoders.base import Encoder
 from rsgeo.errors import ModelError
 from rsgeo.zoo.hub import fetch_files, verify_sha256
-from rsgeo.zoo.registry import ModelRecord, get_model
+from rsgeo.zoo.registry import ModelRecord, find_model, get_model
 from rsgeo.zoo.templates import record_templates
 from rsgeo.zoo.text_configs import known_text_config
 
@@ -40,6 +41,9 @@ def load_registered(
     """
     if name.startswith(HF_CLIP_PREFIX):
         return load_hf_clip(name[len(HF_CLIP_PREFIX) :], device=device, precision=precision)
+    record = find_model(name)
+    if record is not None:  # a registered name wins over a folder of that name (use ./NAME for the folder)
+        return load_record(record, device=device, precision=precision, cache_dir=cache_dir, checkpoint=checkpoint)
     path = Path(name).expanduser()
     if path.is_dir():
         from rsgeo.encoders.hf_clip import is_hf_clip_folder
@@ -52,13 +56,18 @@ def load_registered(
             f"{path} is neither a transformers CLIP folder (config.json) nor an open_clip folder "
             "(open_clip_config.json); point --model at the model folder"
         )
+    if not path.exists() and ("/" in name or "\\" in name):
+        raise ModelError(
+            f"{name} is neither a model folder nor a registered model; for a Hugging Face repo use "
+            f"--model hf-hub:{name} (open_clip) or download it and pass the folder; `rsgeo models` lists the names"
+        )
     if path.is_file():
         raise ModelError(
             f"{path} is a file; a state-dict checkpoint needs its architecture: "
             f"--model arch:ViT-B-32 --checkpoint {path} (or the registry name, e.g. --model remoteclip-vit-b-32 --checkpoint {path})"
         )
-    record = get_model(name)
-    return load_record(record, device=device, precision=precision, cache_dir=cache_dir, checkpoint=checkpoint)
+    # Neither registered nor a path: get_model raises the error that lists the valid names.
+    return load_record(get_model(name), device=device, precision=precision, cache_dir=cache_dir, checkpoint=checkpoint)
 
 
 def load_record(
@@ -92,10 +101,10 @@ def load_record(
     elif record.loader == "open_clip_hub":
         from rsgeo.zoo.openclip_build import build_from_folder
 
-        folder, weights = _hub_folder(record, checkpoint, cache_dir)
+        folder, hub_weights = _hub_folder(record, checkpoint, cache_dir)
         encoder = build_from_folder(
             folder,
-            weights=weights,
+            weights=hub_weights,
             model_id=record.name,
             languages=record.languages,
             device=device,
@@ -117,6 +126,11 @@ def load_record(
     else:  # pragma: no cover - the Loader literal lists every kind
         raise ModelError(f"model {record.name} has unknown loader {record.loader!r}")
     encoder.templates = functools.partial(record_templates, record)
+    # Provenance stored with results: which revision of the published files.
+    encoder.identity = dataclasses.replace(
+        encoder.identity,
+        extra={**encoder.identity.extra, "revision": "local --checkpoint" if checkpoint else (record.revision or "main")},
+    )
     return encoder  # type: ignore[no-any-return]
 
 
@@ -163,7 +177,8 @@ def load_open_clip_dir(
     from rsgeo.zoo.openclip_build import build_from_folder
 
     folder = Path(folder).expanduser()
-    return build_from_folder(folder, weights=checkpoint, model_id=f"local-dir:{folder}", device=device, precision=precision)
+    weights = Path(checkpoint) if checkpoint is not None else None
+    return build_from_folder(folder, weights=weights, model_id=f"local-dir:{folder}", device=device, precision=precision)
 
 
 def load_hf_clip(folder: str | os.PathLike[str], *, device: str | None = None, precision: str = "fp32") -> Encoder:

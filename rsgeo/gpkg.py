@@ -4,7 +4,8 @@ Layers go through GDAL (pyogrio); rsgeo's own tables (embeddings, metadata,
 styles) through SQLite and are registered in ``gpkg_contents`` so GDAL and QGIS
 list them. Outputs are built in a temporary file beside the target and moved
 into place with one ``os.replace``: a failed or interrupted run leaves the
-target as it was.
+target as it was. A temporary file left by a killed run (``SIGKILL``, power
+loss) is removed by the next run writing the same output.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from rsgeo.errors import OutputError, OutputExistsError, ResultError
+from rsgeo.errors import OutputError, OutputExistsError, ResultError, RsgeoError
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +34,10 @@ EMBEDDINGS_TABLE = "rsgeo_embeddings"
 METADATA_TABLE = "rsgeo_metadata"
 STYLES_TABLE = "layer_styles"
 _GPKG_APPLICATION_ID = 0x47504B47  # "GPKG"
+_DISK_FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+_DISK_FULL_WORDS = ("disk is full", "no space left", "disk quota exceeded", "file too large")
+#: A write that fails with less free space than this left is taken as "disk full".
+LOW_SPACE_BYTES = 1 << 20
 
 
 def is_geopackage(path: str | os.PathLike[str]) -> bool:
@@ -61,16 +66,75 @@ def check_output(path: Path, *, overwrite: bool, in_place: bool = False) -> None
             raise OutputExistsError(f"{path} already exists; pass --overwrite to replace it, or choose another -o path")
 
 
+def is_disk_full(exc: BaseException, folder: Path | None = None) -> bool:
+    """Whether ``exc``, or an error it was raised from, means the disk is full.
+
+    SQLite and GDAL say so in their own words ("database or disk is full"), or,
+    when the failed write broke the file's structure, only in a later error
+    ("no such table"); so with ``folder`` a filesystem left with almost no free
+    space counts as full too.
+    """
+    seen: set[int] = set()
+    err: BaseException | None = exc
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        if isinstance(err, OSError) and err.errno in _DISK_FULL_ERRNOS:
+            return True
+        if any(word in str(err).lower() for word in _DISK_FULL_WORDS):
+            return True
+        err = err.__cause__ or err.__context__
+    if folder is not None:
+        try:
+            st = os.statvfs(folder)
+        except OSError:
+            return False
+        return st.f_bavail * st.f_frsize < LOW_SPACE_BYTES
+    return False
+
+
+def _temporary_name(path: Path, pid: int) -> str:
+    return f".{path.stem}.tmp-{pid}.gpkg"
+
+
+def _remove_stale_temporaries(path: Path) -> None:
+    """Remove temporary outputs of ``path`` left by runs that were killed."""
+    prefix, suffix = f".{path.stem}.tmp-", ".gpkg"
+    try:
+        names = os.listdir(path.parent)
+    except OSError:
+        return
+    for name in names:
+        if not (name.startswith(prefix) and name.endswith(suffix)):
+            continue
+        pid_text = name[len(prefix) : -len(suffix)]
+        if not pid_text.isdigit() or int(pid_text) == os.getpid() or _alive(int(pid_text)):
+            continue
+        logger.info("removing %s, left by a run that was killed", name)
+        _remove_sqlite_files(path.parent / name)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
 @contextmanager
 def atomic_output(path: Path, *, start_from: Path | None = None) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success move it onto ``path``.
 
     With ``start_from`` the temporary file begins as a copy of that file (to add
     layers to an existing result). On any error the temporary file is removed
-    and ``path`` is untouched.
+    and ``path`` is untouched; a full disk or an unwritable folder becomes one
+    :class:`OutputError`.
     """
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}.gpkg")
+    tmp = path.with_name(_temporary_name(path, os.getpid()))
     _remove_sqlite_files(tmp)
+    _remove_stale_temporaries(path)
     try:
         if start_from is not None:
             shutil.copyfile(start_from, tmp)
@@ -78,17 +142,39 @@ def atomic_output(path: Path, *, start_from: Path | None = None) -> Iterator[Pat
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except OSError as exc:
+        _fsync_folder(path.parent)
+    except Exception as exc:
+        full = not isinstance(exc, RsgeoError) and is_disk_full(exc, path.parent)
         _remove_sqlite_files(tmp)
-        if exc.errno == errno.ENOSPC:
+        kept = f"{path.name} was left as it was" if path.exists() else f"nothing was written to {path.name}"
+        if full:
             raise OutputError(
-                f"the disk is full while writing {path.name}; free some space and run again "
-                "(nothing was written; a resumable journal is kept if there was one)"
-            ) from None
+                f"the disk is full while writing {path}; {kept}: free some space and run again "
+                "(with --resume, the chips already encoded are not encoded again)"
+            ) from exc
+        if isinstance(exc, OSError) and not isinstance(exc, RsgeoError) and exc.errno is not None:
+            raise OutputError(
+                f"cannot write {path} ({exc.strerror or exc}); {kept}: check the folder's permissions, "
+                "or choose another -o path"
+            ) from exc
         raise
     except BaseException:
         _remove_sqlite_files(tmp)
         raise
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make the rename durable (best effort: not every platform opens folders)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def _remove_sqlite_files(path: Path) -> None:
@@ -153,7 +239,7 @@ def ensure_rsgeo_tables(db: sqlite3.Connection) -> None:
             id INTEGER PRIMARY KEY AUTOINCREMENT, f_table_catalog TEXT(256), f_table_schema TEXT(256),
             f_table_name TEXT(256), f_geometry_column TEXT(256), styleName TEXT(30), styleQML TEXT,
             styleSLD TEXT, useAsDefault BOOLEAN, description TEXT, owner TEXT(30), ui TEXT(30),
-            update_time DATETIME DEFAULT CURRENT_TIMESTAMP)"""
+            update_time DATETIME DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')))"""
     )
     _register_attributes(db, EMBEDDINGS_TABLE, "rsgeo tile embeddings (see rsgeo_metadata.embeddings)")
     _register_attributes(db, METADATA_TABLE, "rsgeo run metadata (JSON values)")

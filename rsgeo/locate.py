@@ -57,5 +57,5 @@ def tiles_at(grid: ChipGrid, geom: Any, crs: str | None = None) -> list[int]:
         return []
     ids = (r_hit[:, None] * grid.n_cols + c_hit[None, :]).ravel()
     polys = shapely.polygons(tile_rings(grid, ids))
-    hit = shapely.intersects(polys, geom) if geom.area == 0 else shapely.intersection(polys, geom).area > 0
+    hit = shapely.intersects(polys, geom) if geom.area == 0 else shapely.area(shapely.intersection(polys, geom)) > 0
     return sorted(int(i) for i in ids[np.asarray(hit)])

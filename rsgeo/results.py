@@ -202,25 +202,42 @@ class Result:
                 self._text_cache[text] = emb
         return np.stack([self._text_cache[t] for t in texts])
 
-    def classify(self, classes: Sequence[str], *, templates: Sequence[str] | None = None) -> Any:
-        """Zero-shot scores of every tile for ``classes`` (one column per class)."""
-        from rsgeo.api import model_templates
-        from rsgeo.prompts import build_prompts, validate_class_names
+    def classify(
+        self,
+        classes: Sequence[str] | None = None,
+        *,
+        class_set: str | None = None,
+        templates: Sequence[str] | None = None,
+        lang: str | None = None,
+    ) -> Any:
+        """Zero-shot scores of every tile (one column per class, ``top_class``, ``top_score``).
 
-        names = validate_class_names(classes)
-        groups = build_prompts(names, templates or model_templates(self.encoder))
-        class_emb = class_text_embeddings(self.encoder, groups)
-        scores = np.concatenate(
-            [
-                zero_shot_scores(self.index.embeddings[s : s + 65536].astype(np.float32), class_emb, self.encoder.logit_scale)
-                for s in range(0, len(self.index), 65536)
-            ]
-        ) if len(self.index) else np.zeros((0, len(names)), np.float32)
-        top = scores.argmax(axis=1) if len(scores) else np.zeros(0, np.int64)
-        cols = {col: scores[:, j] for j, col in enumerate(score_columns(names))}
+        Give ``classes`` (names) or ``class_set`` (a built-in name or a file),
+        exactly as ``rsgeo classify`` takes them.
+        """
+        from rsgeo.api import resolve_classes
+
+        if (classes is None) == (class_set is None):
+            raise ResultError("give either classes or class_set")
+        names, prompt_groups, _, _ = resolve_classes(classes, class_set, templates, lang)
+        class_emb = class_text_embeddings(self.encoder, prompt_groups(self.encoder))
+        n = len(self.index)
+        scores = (
+            np.concatenate(
+                [
+                    zero_shot_scores(self.index.embeddings[s : s + 65536].astype(np.float32), class_emb, self.encoder.logit_scale)
+                    for s in range(0, n, 65536)
+                ]
+            )
+            if n
+            else np.zeros((0, len(names)), np.float32)
+        )
+        top = scores.argmax(axis=1) if n else np.zeros(0, np.int64)
+        cols: dict[str, Any] = {"valid_fraction": self.index.valid_fraction}
+        cols.update({col: scores[:, j] for j, col in enumerate(score_columns(names))})
         cols["top_class"] = np.asarray(names, dtype=object)[top]
-        cols["top_score"] = scores[np.arange(len(scores)), top]
-        return self._frame(np.arange(len(self.index)), cols)
+        cols["top_score"] = scores[np.arange(n), top]
+        return self._frame(np.arange(n), cols)
 
 
 def open_result(path: str | os.PathLike[str], *, encoder: Encoder | None = None, device: str | None = None) -> Result:

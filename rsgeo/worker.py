@@ -90,7 +90,7 @@ class Worker:
             return {"id": rid, "ok": False, "error": f"unknown op {op!r}; use one of {', '.join(sorted(self._ops))}"}
         try:
             return {"id": rid, "ok": True, "result": fn(request)}
-        except (RsgeoError, ValueError, OSError, KeyError) as exc:
+        except (RsgeoError, ValueError, OSError, KeyError, ImportError) as exc:
             return {"id": rid, "ok": False, "error": str(exc).splitlines()[0] if str(exc) else type(exc).__name__}
         except Exception as exc:  # noqa: BLE001 - a front end needs a reply, the log keeps the traceback
             logger.exception("worker request %s failed", op)
@@ -149,14 +149,17 @@ class Worker:
     def classify(self, request: dict[str, Any]) -> dict[str, Any]:
         result = self._result(request)
         classes = _strings(request.get("classes"), "classes")
-        class_set = request.get("class_set")
+        class_set = request.get("class_set") or None
+        lang = request.get("lang") or None
         if class_set:
-            from rsgeo.classsets import load_class_set  # the model zoo's class sets
+            from rsgeo.classsets import load_class_set  # the class set's own prompts and names
 
-            classes = list(load_class_set(str(class_set), lang=request.get("lang") or None).names)
-        if not classes:
+            frame = result.classify(class_set=str(class_set), lang=lang)
+            classes = list(load_class_set(str(class_set), lang=lang).names)
+        elif classes:
+            frame = result.classify(classes, lang=lang)
+        else:
             raise ValueError("give 'classes' or a 'class_set'")
-        frame = result.classify(classes)
         names = list(classes)
         index = {name: i for i, name in enumerate(names)}
         top = np.asarray([index[str(c)] for c in frame["top_class"]], np.int32)
@@ -169,14 +172,10 @@ class Worker:
 
     def class_sets(self, request: dict[str, Any]) -> dict[str, Any]:
         try:
-            from rsgeo import classsets
+            from rsgeo.classsets import list_class_sets
         except ImportError:
             return {"names": []}
-        for attr in ("class_set_names", "names"):
-            fn = getattr(classsets, attr, None)
-            if callable(fn):
-                return {"names": [str(n) for n in fn()]}
-        return {"names": []}
+        return {"names": [str(n) for n in list_class_sets()]}
 
     def close(self, request: dict[str, Any]) -> dict[str, Any]:
         path = request.get("path")

@@ -16,6 +16,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,6 +90,12 @@ def subprocess_env(environ: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+def neutral_cwd() -> str:
+    """Where rsgeo subprocesses start: not QGIS's working directory, which may hold a checkout
+    whose ``rsgeo`` folder would shadow (or fake) the installed package."""
+    return tempfile.gettempdir()
+
+
 def popen_platform_kwargs() -> dict[str, object]:
     """No console window on Windows; a process group of its own elsewhere (for a clean kill)."""
     if os.name == "nt":
@@ -125,7 +132,7 @@ def probe_python(python: str, *, timeout: float = 120.0) -> str:
     try:
         proc = subprocess.run(
             [str(path), "-c", _PROBE],
-            capture_output=True, text=True, timeout=timeout, env=subprocess_env(),
+            capture_output=True, text=True, timeout=timeout, env=subprocess_env(), cwd=neutral_cwd(),
             stdin=subprocess.DEVNULL, **popen_platform_kwargs(),  # type: ignore[arg-type]
         )
     except (OSError, subprocess.TimeoutExpired) as exc:

@@ -42,7 +42,10 @@ from .resultfile import NotAResultError, check_result, feature_layers, layer_rec
 from .search_layers import TileLayer, landcover_renderer, similarity_renderer
 from .worker_client import WorkerClient, decode_array
 
-CUSTOM = "__custom__"
+#: Combo-box data: "layer:NAME" (stored layer), "set:NAME" (class set) or this (typed classes).
+CUSTOM = "custom:"
+#: The similarity layer lets the scene show through.
+SEARCH_OPACITY = 0.65
 
 
 def tr(text: str) -> str:
@@ -71,7 +74,6 @@ class RsgeoDock(QgsDockWidget):
         self.unlike: list[int] = []
         self.ranked: list[tuple[int, float]] = []
         self.pick_tool: TilePickTool | None = None
-        self._asked_at = 0.0
         self._build_ui()
         QgsProject.instance().layerWillBeRemoved.connect(self._layer_removed)
 
@@ -180,10 +182,7 @@ class RsgeoDock(QgsDockWidget):
             self.file.blockSignals(True)
             self.file.setFilePath(path)
             self.file.blockSignals(False)
-        self.search = TileLayer(self.path, tr("rsgeo search ({})").format(Path(path).stem),
-                                [("similarity", "Double"), ("rank", "Int")])
-        self.search.layer.setRenderer(similarity_renderer([]))
-        self.search.layer.setOpacity(0.75)
+        self.search = self._new_search_layer(tr("rsgeo search ({})").format(Path(path).stem))
         self._fill_class_choices(meta)
         try:
             backend = find_backend(plugin_settings.load())
@@ -201,6 +200,15 @@ class RsgeoDock(QgsDockWidget):
         self.client.request("warm", lambda ok, r: self._warmed(ok, r, started), path=self.path)
         self.client.request("class_sets", self._got_class_sets)
         return True
+
+    def _new_search_layer(self, name: str) -> TileLayer:
+        assert self.path is not None
+        tiles = TileLayer(self.path, name, [("similarity", "Double"), ("rank", "Int")])
+        tiles.layer.setRenderer(similarity_renderer([]))
+        tiles.layer.setOpacity(SEARCH_OPACITY)
+        if self.pick_tool is not None:
+            self.pick_tool.layer = tiles.layer
+        return tiles
 
     def _device(self) -> str | None:
         device = plugin_settings.load().device
@@ -229,8 +237,8 @@ class RsgeoDock(QgsDockWidget):
         self.class_sets.clear()
         for rec in layer_records(meta):
             if rec.kind == "landcover" and rec.name in feature_layers(self.path or ""):
-                self.class_sets.addItem(tr("stored layer: {}").format(rec.name), ("layer", rec.name))
-        self.class_sets.addItem(tr("my classes (type below)"), ("custom", CUSTOM))
+                self.class_sets.addItem(tr("stored layer: {}").format(rec.name), f"layer:{rec.name}")
+        self.class_sets.addItem(tr("my classes (type below)"), CUSTOM)
         self.class_sets.blockSignals(False)
         self._class_choice_changed()
 
@@ -238,7 +246,7 @@ class RsgeoDock(QgsDockWidget):
         if not ok or not isinstance(result, dict):
             return
         for name in result.get("names", []):
-            self.class_sets.addItem(tr("class set: {}").format(name), ("set", str(name)))
+            self.class_sets.addItem(tr("class set: {}").format(name), f"set:{name}")
 
     def close_result(self) -> None:
         """Stop the worker and remove the panel's layers."""
@@ -248,10 +256,11 @@ class RsgeoDock(QgsDockWidget):
             self.client.stop()
             self.client.deleteLater()
             self.client = None
-        for tl in (self.search, self.landcover):
-            if tl is not None and QgsProject.instance().mapLayer(tl.layer.id()) is not None:
-                QgsProject.instance().removeMapLayer(tl.layer.id())
-        self.search = self.landcover = None
+        ids = [tl.layer.id() for tl in (self.search, self.landcover) if tl is not None]
+        self.search = self.landcover = None  # before removal: _layer_removed must not rebuild them
+        for layer_id in ids:
+            if QgsProject.instance().mapLayer(layer_id) is not None:
+                QgsProject.instance().removeMapLayer(layer_id)
         self.like, self.unlike, self.ranked = [], [], []
         self.results.clear()
         self._update_examples()
@@ -271,11 +280,9 @@ class RsgeoDock(QgsDockWidget):
             self.open_result(layer.source().split("|")[0])
 
     def _layer_removed(self, layer_id: str) -> None:
+        # The project deletes removed layers; the next answer goes into a fresh one.
         if self.search is not None and self.search.layer.id() == layer_id:
-            self.search = TileLayer(self.path, self.search.layer.name(), [("similarity", "Double"), ("rank", "Int")]) if self.path else None
-            if self.search is not None:
-                self.search.layer.setRenderer(similarity_renderer([]))
-                self.search.layer.setOpacity(0.75)
+            self.search = self._new_search_layer(self.search.layer.name()) if self.path else None
         if self.landcover is not None and self.landcover.layer.id() == layer_id:
             self.landcover = None
 
@@ -295,14 +302,15 @@ class RsgeoDock(QgsDockWidget):
         if not words and not self.like:
             self._say(tr("Type a query or pick example tiles."))
             return
-        self._asked_at = time.monotonic()
-        self._asked = words
-        self.client.request("query", self._answered, replace="query", path=self.path,
-                            text=[words] if words else [], like_tiles=self.like, unlike_tiles=self.unlike)
+        label = self._label(words)
+        asked_at = time.monotonic()
+        self.client.request("query", lambda ok, r: self._answered(ok, r, label, asked_at), replace="query",
+                            path=self.path, text=[words] if words else [], like_tiles=list(self.like),
+                            unlike_tiles=list(self.unlike))
         self._say(tr("Searching…"))
 
-    def _answered(self, ok: bool, result: Any) -> None:
-        if not ok:
+    def _answered(self, ok: bool, result: Any, label: str, asked_at: float) -> None:
+        if not ok or self.search is None:
             self._say(tr("Query failed: {}").format(result))
             self.failed.emit(str(result))
             return
@@ -312,13 +320,12 @@ class RsgeoDock(QgsDockWidget):
         layer = self._ensure_in_project(self.search)
         self.search.set_values(ids, {"similarity": sims, "rank": list(range(1, len(ids) + 1))})
         layer.setRenderer(similarity_renderer(sims))
-        label = self._label()
         layer.setName(tr("rsgeo: {}").format(label))
         self._apply_filter()
         layer.triggerRepaint()
         self._refresh_legend(layer)
         self._show_ranked()
-        seconds = time.monotonic() - self._asked_at
+        seconds = time.monotonic() - asked_at
         self._say(tr("{}: {} tiles ranked in {:.2f} s").format(label, len(ids), seconds))
         self.answered.emit({"query": label, "tiles": len(ids), "seconds": seconds,
                             "top": self.ranked[: self.top_k.value()]})
@@ -328,8 +335,8 @@ class RsgeoDock(QgsDockWidget):
         if view is not None:
             view.refreshLayerSymbology(layer.id())
 
-    def _label(self) -> str:
-        parts = [self._asked] if getattr(self, "_asked", "") else []
+    def _label(self, words: str) -> str:
+        parts = [words] if words else []
         if self.like:
             parts.append(tr("like {}").format(", ".join(map(str, self.like))))
         if self.unlike:
@@ -399,10 +406,11 @@ class RsgeoDock(QgsDockWidget):
 
     def add_example(self, tile_id: int, positive: bool = True) -> None:
         """Add a tile as a positive or negative example and re-run the query."""
-        (self.like if positive else self.unlike).append(tile_id)
-        other = self.unlike if positive else self.like
+        same, other = (self.like, self.unlike) if positive else (self.unlike, self.like)
         if tile_id in other:
             other.remove(tile_id)
+        if tile_id not in same:
+            same.append(tile_id)
         self._update_examples()
         self.ask()
 
@@ -420,16 +428,15 @@ class RsgeoDock(QgsDockWidget):
 
     # -- land cover -------------------------------------------------------------------------
     def _class_choice_changed(self) -> None:
-        data = self.class_sets.currentData()
-        self.classes.setVisible(bool(data) and data[0] == "custom")
+        self.classes.setVisible(self.class_sets.currentData() in (None, CUSTOM))
 
     def classify(self, classes: list[str] | None = None) -> None:
         """Show a stored land-cover layer, or classify with a class set / the typed classes."""
         if self.client is None or self.path is None:
             return
-        kind, value = self.class_sets.currentData() or ("custom", CUSTOM)
+        kind, _, value = str(self.class_sets.currentData() or CUSTOM).partition(":")
         if classes is not None and not isinstance(classes, bool):
-            kind, value = "custom", CUSTOM
+            kind = "custom"
             self.classes.setText(", ".join(classes))
         if kind == "layer":
             layer = open_result_layer(self.path, value)
@@ -447,11 +454,12 @@ class RsgeoDock(QgsDockWidget):
                 return
             params["classes"] = names
             label = ", ".join(names)
-        self._asked_at = time.monotonic()
-        self.client.request("classify", lambda ok, r: self._classified(ok, r, label), replace="classify", **params)
+        asked_at = time.monotonic()
+        self.client.request("classify", lambda ok, r: self._classified(ok, r, label, asked_at), replace="classify",
+                            **params)
         self._say(tr("Classifying…"))
 
-    def _classified(self, ok: bool, result: Any, label: str) -> None:
+    def _classified(self, ok: bool, result: Any, label: str, asked_at: float) -> None:
         if not ok:
             self._say(tr("Land cover failed: {}").format(result))
             self.failed.emit(str(result))
@@ -460,15 +468,17 @@ class RsgeoDock(QgsDockWidget):
         ids = decode_array(result["tile_id"], "int64")
         top = [names[i] for i in decode_array(result["top"], "int32")]
         scores = decode_array(result["top_score"], "float32")
-        if self.landcover is None or self.path is None:
-            self.landcover = TileLayer(self.path or "", "land cover", [("top_class", "String"), ("top_score", "Double")])
+        if self.path is None:  # the panel was closed meanwhile
+            return
+        if self.landcover is None:
+            self.landcover = TileLayer(self.path, "land cover", [("top_class", "String"), ("top_score", "Double")])
         layer = self._ensure_in_project(self.landcover)
         self.landcover.set_values(ids, {"top_class": top, "top_score": scores})
         layer.setRenderer(landcover_renderer(names))
         layer.setName(tr("rsgeo land cover: {}").format(label))
         layer.triggerRepaint()
         self._refresh_legend(layer)
-        seconds = time.monotonic() - self._asked_at
+        seconds = time.monotonic() - asked_at
         self._say(tr("Land cover ({} classes) in {:.2f} s").format(len(names), seconds))
         self.classified.emit({"classes": names, "tiles": len(ids), "seconds": seconds})
 

@@ -20,12 +20,13 @@ import signal
 import subprocess
 import threading
 import time
+import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from .backend import Backend, popen_platform_kwargs, subprocess_env
+from .backend import Backend, neutral_cwd, popen_platform_kwargs, subprocess_env
 
 #: Seconds a stopped rsgeo gets to clean up after the interrupt before it is killed.
 STOP_GRACE_S = 5.0
@@ -40,6 +41,7 @@ class Feedback(Protocol):
     def pushInfo(self, info: str) -> None: ...  # noqa: N802
     def pushCommandInfo(self, info: str) -> None: ...  # noqa: N802
     def pushConsoleInfo(self, info: str) -> None: ...  # noqa: N802
+    def pushDebugInfo(self, info: str) -> None: ...  # noqa: N802
     def reportError(self, error: str, fatalError: bool = False) -> None: ...  # noqa: N802,N803
 
 
@@ -189,8 +191,9 @@ class _EventHandler:
             if isinstance(event, dict):
                 self.event(event)
                 return
-        if text.startswith("rsgeo: error:"):
-            self.error = text[len("rsgeo: error:") :].strip()
+        if text.startswith(("rsgeo: error:", "rsgeo: internal error:")):
+            # "rsgeo: error: MESSAGE" is rsgeo's one line for a user mistake; keep the MESSAGE.
+            self.error = text.removeprefix("rsgeo: error:").removeprefix("rsgeo: ").strip()
             self.feedback.reportError(text, False)
             return
         self.tail = (self.tail + [text])[-20:]
@@ -224,10 +227,13 @@ def run_external(cmd: RsgeoCommand, backend: Backend, feedback: Feedback, *, kee
     argv = backend.cli_argv(cmd.argv())
     artifacts = _Artifacts(cmd.target, keep_partial)
     feedback.pushCommandInfo("rsgeo " + shlex.join(cmd.argv()))
-    proc = subprocess.Popen(
-        argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        env=subprocess_env(), **popen_platform_kwargs(),  # type: ignore[arg-type]
-    )
+    try:
+        proc = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            env=subprocess_env(), cwd=neutral_cwd(), **popen_platform_kwargs(),  # type: ignore[arg-type]
+        )
+    except OSError as exc:
+        raise RunError(f"could not start {backend.python}: {exc}") from None
     feedback.pushInfo(f"rsgeo started in {backend.python} (process {proc.pid})")
     lines: queue.Queue[tuple[str, str | None]] = queue.Queue()
     readers = [
@@ -365,6 +371,10 @@ def run_inprocess(cmd: RsgeoCommand, feedback: Feedback, *, keep_partial: bool =
     except RsgeoError as exc:
         artifacts.remove_new(None)
         raise RunError(str(exc)) from None
+    except Exception as exc:  # noqa: BLE001 - a bug in rsgeo: one line for the user, details in the log
+        artifacts.remove_new(None)
+        feedback.pushDebugInfo(traceback.format_exc())
+        raise RunError(f"rsgeo internal error: {type(exc).__name__}: {exc}") from None
     finally:
         logger.removeHandler(log_handler)
         logger.setLevel(old_level)

@@ -21,7 +21,7 @@ from typing import Any
 from qgis.core import QgsMessageLog
 from qgis.PyQt.QtCore import QObject, QProcess, QProcessEnvironment, QThread, pyqtSignal
 
-from .backend import Backend, subprocess_env
+from .backend import Backend, neutral_cwd, subprocess_env
 from .compat import MSG_INFO, MSG_WARNING
 
 LOG_TAG = "rsgeo"
@@ -91,6 +91,7 @@ class WorkerClient(QObject):
             for key, value in subprocess_env().items():
                 env.insert(key, value)
             proc.setProcessEnvironment(env)
+            proc.setWorkingDirectory(neutral_cwd())
             proc.readyReadStandardOutput.connect(self._read_stdout)
             proc.readyReadStandardError.connect(self._read_stderr)
             proc.errorOccurred.connect(self._process_error)

@@ -37,10 +37,10 @@ else:
 
     @pytest.fixture(scope="session")
     def data_dir() -> Path:
-        """The shared real scenes (``../shared/data``; ``RSGEO_TEST_DATA`` overrides)."""
-        path = Path(os.environ.get("RSGEO_TEST_DATA", REPO.parent / "shared" / "data"))
+        """The shared real scenes (``../shared/data``; ``RSGEO_SHARED_DATA`` overrides)."""
+        path = Path(os.environ.get("RSGEO_SHARED_DATA", REPO.parent / "shared" / "data"))
         if not (path / "RGB.byte.tif").is_file():
-            pytest.fail(f"test scenes not found in {path}; set RSGEO_TEST_DATA")
+            pytest.fail(f"test scenes not found in {path}; set RSGEO_SHARED_DATA")
         return path
 
     @pytest.fixture(scope="session")

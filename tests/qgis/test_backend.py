@@ -67,3 +67,19 @@ def test_rsgeo_python_env_var(plugin, nowhere: Path, rsgeo_python: str, monkeypa
     with set_plugin_settings(backend="auto", python=""):
         backend = find_backend(settings.load())
     assert backend.kind == "external" and backend.python == rsgeo_python and "RSGEO_PYTHON" in backend.found_by
+
+
+def test_settings_dialog_saves_and_checks(plugin, rsgeo_python: str) -> None:
+    from rsgeo_qgis import settings
+    from rsgeo_qgis.settings_dialog import SettingsDialog
+
+    with set_plugin_settings(backend="auto", python="", model="rs-m-clip", device="auto", top_k=20):
+        dialog = SettingsDialog()
+        dialog.backend.setCurrentIndex(dialog.backend.findData("external"))
+        dialog.python.setFilePath(rsgeo_python)
+        dialog.top_k.setValue(7)
+        dialog.check()
+        assert dialog.report.text().startswith("Using rsgeo") and rsgeo_python in dialog.report.text()
+        dialog.accept()
+        saved = settings.load()
+        assert (saved.backend, saved.python, saved.top_k) == ("external", rsgeo_python, 7)

@@ -111,15 +111,15 @@ def test_dock_switches_class_sets(plugin, external, project, embedded: Path) -> 
     processing.run("rsgeo:classify", {"RESULT": str(embedded), "CLASSES": "sea, land", "LAYER": "landcover"})
     dock, _answers, errors = _open(plugin, embedded)
     choices = [dock.class_sets.itemData(i) for i in range(dock.class_sets.count())]
-    assert ("layer", "landcover") in choices and ("custom", "__custom__") in choices
+    assert "layer:landcover" in choices and "custom:" in choices
     results: list[dict] = []
     dock.classified.connect(results.append)
-    dock.class_sets.setCurrentIndex(choices.index(("layer", "landcover")))
+    dock.class_sets.setCurrentIndex(choices.index("layer:landcover"))
     dock.classify()
     stored = [lyr for lyr in QgsProject.instance().mapLayers().values() if lyr.name().startswith("landcover")]
     assert len(stored) == 1 and stored[0].renderer().type() == "categorizedSymbol"
     # ... and typed classes are answered by the worker from the stored embeddings.
-    dock.class_sets.setCurrentIndex(choices.index(("custom", "__custom__")))
+    dock.class_sets.setCurrentIndex(choices.index("custom:"))
     dock.classify(["deep water", "shallow water", "sand", "cloud"])
     assert wait_until(lambda: len(results) >= 2 or bool(errors), 60)
     assert not errors, errors
@@ -128,4 +128,13 @@ def test_dock_switches_class_sets(plugin, external, project, embedded: Path) -> 
     assert [c.value() for c in layer.renderer().categories()] == ["deep water", "shallow water", "sand", "cloud"]
     assert {f["top_class"] for f in layer.getFeatures()} <= {"deep water", "shallow water", "sand", "cloud"}
     assert all(0.25 <= f["top_score"] <= 1.0 for f in layer.getFeatures())  # a softmax top of 4 classes
+    # ... and so are rsgeo's built-in class sets (listed by the worker).
+    assert wait_until(lambda: dock.class_sets.findData("set:esa-worldcover") >= 0, 30)
+    dock.class_sets.setCurrentIndex(dock.class_sets.findData("set:esa-worldcover"))
+    dock.classify()
+    assert wait_until(lambda: len(results) >= 3 or bool(errors), 60)
+    assert not errors, errors
+    assert len(results[-1]["classes"]) == 11 and layer is dock.landcover.layer  # the same layer, updated
+    assert [c.value() for c in layer.renderer().categories()] == results[-1]["classes"]
+    assert "esa-worldcover" in layer.name()
     dock.close_result()

@@ -96,6 +96,10 @@ def test_classify_scene_styled_and_rendered(plugin, external, project, data_dir:
 
 def test_classify_stored_embeddings_in_place(plugin, external, project, embedded: Path, tmp_path: Path) -> None:
     before = {r[0] for r in sqlite3.connect(embedded).execute("SELECT table_name FROM gpkg_contents")}
+    # The file is open in QGIS while rsgeo replaces it (users keep the tiles on the map).
+    tiles = QgsVectorLayer(f"{embedded}|layername=tiles", "tiles", "ogr")
+    QgsProject.instance().addMapLayer(tiles)
+    n_tiles = tiles.featureCount()
     result = run_and_load("rsgeo:classify", {
         "RESULT": str(embedded), "CLASSES": "sea, island, cloud", "LAYER": "islands", "OUTPUT": None,
     })
@@ -103,8 +107,17 @@ def test_classify_stored_embeddings_in_place(plugin, external, project, embedded
     after = {r[0] for r in sqlite3.connect(embedded).execute("SELECT table_name FROM gpkg_contents")}
     assert after - before == {"islands"}
     layer = loaded("islands (rgb)")
-    assert layer.renderer().type() == "categorizedSymbol"
-    assert layer.featureCount() > 0
+    assert layer.isValid() and layer.renderer().type() == "categorizedSymbol"
+    assert layer.featureCount() == n_tiles
+    assert len(list(layer.getFeatures())) == n_tiles
+    assert tiles.isValid() and len(list(tiles.getFeatures())) == n_tiles
+
+
+def test_classify_with_a_class_set(plugin, external, project, embedded: Path) -> None:
+    result = run_and_load("rsgeo:classify", {"RESULT": str(embedded), "CLASS_SET": "eurosat", "LAYER": "eurosat"})
+    assert result["LAYER_NAMES"] == "eurosat"
+    layer = loaded("eurosat (rgb)")
+    assert layer.renderer().type() == "categorizedSymbol" and len(layer.renderer().categories()) == 10
 
 
 def test_text_query_top_k(plugin, external, project, embedded: Path, tmp_path: Path) -> None:
@@ -168,6 +181,29 @@ def test_query_by_example_point_in_another_crs(plugin, external, project, embedd
     assert sims[int(target["tile_id"])] == pytest.approx(1.0, abs=1e-3) and sims[int(target["tile_id"])] >= best - 1e-6
 
 
+def test_query_by_example_polygon_feature(plugin, external, project, embedded: Path) -> None:
+    tiles = QgsVectorLayer(f"{embedded}|layername=tiles", "tiles", "ogr")
+    target = int(list(tiles.getFeatures())[40]["tile_id"])
+    inside = next(f for f in tiles.getFeatures() if int(f["tile_id"]) == target).geometry().centroid().buffer(100.0, 8)
+    polygons = QgsVectorLayer(f"Polygon?crs={tiles.crs().authid()}", "examples", "memory")
+    f = QgsFeature()
+    f.setGeometry(inside)  # a small polygon within one 19 km tile
+    polygons.dataProvider().addFeatures([f])
+    feedback = RecordingFeedback()
+    failure = None
+    try:
+        result = run_and_load("rsgeo:querybyexample", {"RESULT": str(embedded), "LIKE_FEATURES": polygons,
+                                                       "LAYER": "like_polygon"}, feedback)
+    except QgsProcessingException as exc:
+        failure = str(exc)
+    del tiles, polygons  # no layer may outlive QGIS in a kept traceback
+    assert any("--like=polygon" in c.lower() for c in feedback.commands), feedback.commands
+    assert failure is None, failure
+    assert result["LAYER_NAMES"] == "like_polygon"
+    best, sims = _best(loaded("like_polygon"))
+    assert sims[target] >= best - 1e-6
+
+
 def test_random_open_clip_architecture_through_external_env(plugin, external, project, data_dir: Path,
                                                             tmp_path: Path) -> None:
     """A real open_clip model (ViT-S-32, randomly initialised) runs in the external environment."""
@@ -204,3 +240,35 @@ def test_rsgeo_error_is_one_clear_line(plugin, external, project, embedded: Path
                        feedback=feedback)
     errors = " ".join(feedback.errors)
     assert "was encoded with model" in errors and "Traceback" not in errors, feedback.errors
+
+
+def test_text_query_on_a_scene(plugin, external, project, data_dir: Path, tmp_path: Path) -> None:
+    """Straight from the scene (embedding and answering in one run)."""
+    out = tmp_path / "scene_query.gpkg"
+    result = run_and_load("rsgeo:textquery", {
+        "INPUT": str(data_dir / "L7_ETMs.tif"), "BANDS": "3,2,1", "CHIP_SIZE": "64", "TEXT": "mangrove forest",
+        "THRESHOLD": -1.0, "OUTPUT": str(out),
+    })
+    (name,) = result["LAYER_NAMES"].split(",")
+    layer = loaded(f"{name} (scene_query)")
+    assert layer.renderer().type() == "graduatedSymbol" and layer.featureCount() > 4
+    assert render([layer], tmp_path / "scene_query.png")["painted"] > 0
+
+
+def test_query_by_example_on_a_scene_with_a_map_point(plugin, external, project, data_dir: Path,
+                                                      tmp_path: Path) -> None:
+    """The map-point parameter ("x,y [EPSG:code]", as the point picker fills it) on a scene."""
+    scene = QgsRasterLayer(str(data_dir / "L7_ETMs.tif"), "l7")
+    centre = scene.extent().center()
+    out = tmp_path / "scene_example.gpkg"
+    feedback = RecordingFeedback()
+    result = run_and_load("rsgeo:querybyexample", {
+        "INPUT": scene, "BANDS": "3,2,1", "CHIP_SIZE": "64", "OUTPUT": str(out),
+        "LIKE_POINT": f"{centre.x()},{centre.y()} [{scene.crs().authid()}]", "TOP_K": 3,
+    }, feedback)
+    (name,) = result["LAYER_NAMES"].split(",")
+    assert any(f"@{scene.crs().authid()}" in c for c in feedback.commands), feedback.commands
+    layer = loaded(f"{name} (scene_example)")
+    assert layer.renderer().type() == "graduatedSymbol" and layer.featureCount() == 3
+    best = min(layer.getFeatures(), key=lambda f: f["rank"])
+    assert best.geometry().contains(QgsGeometry.fromPointXY(centre))  # the tile under the point is its best match

@@ -33,7 +33,8 @@ class ClassifyAlgorithm(RsgeoAlgorithm):
     def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:  # noqa: N802
         self.add_source_parameters()
         self.addParameter(QgsProcessingParameterString(
-            "CLASS_SET", tr("Class set (a named set; see rsgeo classify --help)"), optional=True))
+            "CLASS_SET", tr("Class set: a built-in one (eurosat, esa-worldcover …; `rsgeo models --class-sets` "
+                            "lists them) or a .yaml/.csv class set file"), optional=True))
         self.addParameter(QgsProcessingParameterString(
             "CLASSES", tr("…or classes, comma separated (e.g. water, forest, urban area)"), optional=True))
         self.addParameter(QgsProcessingParameterString(

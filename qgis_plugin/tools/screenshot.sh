@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Make docs/img/qgis-dock.png: QGIS desktop under Xvfb with the rsgeo search panel open and a
+# styled similarity layer over a real scene.
+#
+#   RSGEO_PYTHON=/path/to/python-with-rsgeo qgis_plugin/tools/screenshot.sh [OUT.png]
+#
+# Needs Debian's QGIS, xvfb and imagemagick (apt-get install qgis python3-qgis xvfb xauth imagemagick).
+# No pretrained weights can be downloaded where this was made, so the scene is embedded with the
+# deterministic test encoder (colour statistics): the picture shows the workflow, not model quality.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+OUT="${1:-$ROOT/docs/img/qgis-dock.png}"
+DATA="${RSGEO_SHARED_DATA:-$ROOT/../shared/data}"
+RSGEO_PYTHON="${RSGEO_PYTHON:-$ROOT/.venv/bin/python}"
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/rsgeo-shot.XXXXXX")"
+trap 'rm -rf "$WORK"' EXIT
+
+# A result to open: the scene embedded once.
+env -u PYTHONPATH "$RSGEO_PYTHON" -m rsgeo embed "$DATA/RGB.byte.tif" -o "$WORK/RGB.byte.gpkg" \
+    --model test:hash --chip-size 32 -q
+
+# A fresh QGIS profile with the plugin installed and enabled.
+PROFILE="$WORK/profiles/profiles/default"
+mkdir -p "$PROFILE/python/plugins" "$PROFILE/QGIS"
+cp -r "$ROOT/qgis_plugin/rsgeo_qgis" "$PROFILE/python/plugins/"
+cat > "$PROFILE/QGIS/QGIS3.ini" <<INI
+[PythonPlugins]
+rsgeo_qgis=true
+
+[qgis]
+checkVersion=false
+showTips322=false
+showTips=false
+newProjectDefault=false
+
+[rsgeo]
+python=$RSGEO_PYTHON
+backend=external
+top_k=12
+INI
+
+export RSGEO_SHOT_SCENE="$DATA/RGB.byte.tif" RSGEO_SHOT_RESULT="$WORK/RGB.byte.gpkg" RSGEO_SHOT_OUT="$OUT"
+export XDG_RUNTIME_DIR="$WORK/runtime"
+mkdir -m 700 "$XDG_RUNTIME_DIR"
+unset QT_QPA_PLATFORM PYTHONPATH
+xvfb-run -a -s "-screen 0 1600x1000x24" \
+    qgis --nologo --noversioncheck --profiles-path "$WORK/profiles" \
+    --code "$ROOT/qgis_plugin/tools/screenshot_startup.py" >"$WORK/qgis.log" 2>&1 || true
+if [ ! -s "$OUT" ]; then
+    echo "screenshot: no image written; QGIS log:" >&2
+    tail -40 "$WORK/qgis.log" >&2
+    exit 1
+fi
+echo "$OUT"

@@ -23,6 +23,9 @@ from rsgeo.errors import OptionError, ResultError
 
 logger = logging.getLogger(__name__)
 
+#: SQLite page size for files holding embeddings (the largest SQLite allows).
+PAGE_SIZE = 65536
+
 EMBEDDING_DTYPES: dict[str, np.dtype] = {"float32": np.dtype("<f4"), "float16": np.dtype("<f2")}
 
 
@@ -51,6 +54,10 @@ class Journal:
             path.unlink()
         fresh = not path.exists()
         self.db = sqlite3.connect(path, isolation_level=None)
+        if fresh:
+            # Embedding rows are 1-2 KiB: with SQLite's default 4 KiB pages each
+            # row would take a page of its own, doubling the file.
+            self.db.execute(f"PRAGMA page_size={PAGE_SIZE}")
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         if fresh:

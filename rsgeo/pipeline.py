@@ -231,6 +231,7 @@ def _encode_scene(
             plans += questions(encoder, grid, journal, ["tiles"])
         with atomic_output(output) as tmp:
             _write_plans(tmp, plans, grid)
+            _use_large_pages(tmp)
             with connect(tmp) as db:
                 db.execute("ATTACH DATABASE ? AS journal", (str(journal.path),))
                 ensure_rsgeo_tables(db)
@@ -280,6 +281,24 @@ def _encode_chips(
         if progress:
             progress(done, total)
     logger.info("encoded %d chips in this run (%d were already in the journal)", encoded, len(done_ids))
+
+
+def _use_large_pages(path: Path) -> None:
+    """Rewrite ``path`` with 64 KiB pages before the embeddings go in.
+
+    GDAL creates GeoPackages with 4 KiB pages, on which every 2 KiB embedding
+    row would take a page of its own; the layers are small, so this is cheap.
+    """
+    import sqlite3
+
+    from rsgeo.journal import PAGE_SIZE
+
+    db = sqlite3.connect(path, isolation_level=None)
+    try:
+        db.execute(f"PRAGMA page_size={PAGE_SIZE}")
+        db.execute("VACUUM")
+    finally:
+        db.close()
 
 
 def _write_plans(path: Path, plans: Sequence[LayerPlan], grid: ChipGrid) -> None:

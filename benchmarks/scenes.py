@@ -19,6 +19,9 @@ logger = logging.getLogger(__name__)
 
 REAL_TEXTURE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "OSBS_029.tif"
 BLOCK = 512
+#: Pixel size in metres: ~10 cm like the texture, and exact in binary, so that
+#: TorchGeo's sampler (which works in CRS units) sees whole chips.
+PIXEL_M = 0.125
 
 
 def _texture() -> tuple[np.ndarray, str]:
@@ -52,7 +55,7 @@ def make_scene(path: Path, width: int, height: int) -> str:
     th, tw = texture.shape[:2]
     profile = {
         "driver": "GTiff", "width": width, "height": height, "count": 3, "dtype": "uint8",
-        "crs": "EPSG:32617", "transform": from_origin(404000.0, 3290000.0, 0.1, 0.1),
+        "crs": "EPSG:32617", "transform": from_origin(404000.0, 3290000.0, PIXEL_M, PIXEL_M),
         "tiled": True, "blockxsize": BLOCK, "blockysize": BLOCK, "compress": "deflate",
         "interleave": "pixel", "photometric": "RGB", "BIGTIFF": "IF_SAFER", "NUM_THREADS": "ALL_CPUS",
     }

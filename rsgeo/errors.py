@@ -51,3 +51,7 @@ class MissingDependencyError(RsgeoError, ImportError):
 
 class Cancelled(RsgeoError):
     """The caller's cancellation check asked the work to stop."""
+
+
+class ClusterError(RsgeoError, RuntimeError):
+    """The cluster cannot be reached, has no workers, or lost a task for good."""

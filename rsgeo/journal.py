@@ -49,9 +49,14 @@ class Journal:
         self.dtype = embedding_dtype(dtype)
         identity = {**identity, "embedding_dtype": dtype, "embedding_dim": dim}
         key = json.dumps(identity, sort_keys=True)
+        if path.exists() and resume and not _has_identity(path):
+            # A run killed while it created the journal: nothing was stored yet.
+            logger.info("the journal %s was never completed; starting over", path)
+            resume = False
         if path.exists() and not resume:
             logger.info("starting over: removing the journal of an earlier run %s", path)
-            path.unlink()
+            for suffix in ("", "-wal", "-shm"):
+                Path(str(path) + suffix).unlink(missing_ok=True)
         fresh = not path.exists()
         self.db = sqlite3.connect(path, isolation_level=None)
         if fresh:
@@ -143,6 +148,20 @@ class Journal:
         self.close()
         for suffix in ("", "-wal", "-shm"):
             Path(str(self.path) + suffix).unlink(missing_ok=True)
+
+
+def _has_identity(path: Path) -> bool:
+    """Whether ``path`` is a journal whose identity was committed."""
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    except sqlite3.Error:
+        return False
+    try:
+        return db.execute("SELECT value FROM meta WHERE key='identity'").fetchone() is not None
+    except sqlite3.Error:
+        return False
+    finally:
+        db.close()
 
 
 def _first_difference(a: Any, b: Any, prefix: str = "") -> str:

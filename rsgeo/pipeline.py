@@ -22,7 +22,7 @@ import numpy as np
 from rsgeo.answers import LayerPlan, tiles_plan
 from rsgeo.encoders.base import Encoder
 from rsgeo.encoders.loading import DEFAULT_MODEL, canonical_model_id, load_encoder
-from rsgeo.errors import Cancelled, OptionError, ResultError
+from rsgeo.errors import Cancelled, OptionError, ResultError, SceneError
 from rsgeo.gpkg import (
     EMBEDDINGS_TABLE,
     SCHEMA_VERSION,
@@ -65,6 +65,8 @@ class RunOptions:
     embedding_dtype: str = "float32"
     resume: bool = False
     overwrite: bool = False
+    #: ``local``, ``local:N`` or a Dask scheduler address; ``None`` runs here (see :mod:`rsgeo.cluster`).
+    cluster: str | None = None
 
     def __post_init__(self) -> None:
         if self.precision not in ("fp32", "bf16", "fp16"):
@@ -74,6 +76,10 @@ class RunOptions:
         if self.workers is not None and self.workers < 1:
             raise OptionError(f"--workers must be at least 1, got {self.workers}")
         embedding_dtype(self.embedding_dtype)
+        if self.cluster is not None:
+            from rsgeo.cluster import parse_cluster
+
+            parse_cluster(self.cluster)
 
 
 def default_batch_size(device: str) -> int:
@@ -212,6 +218,12 @@ def _encode_scene(
     )
     try:
         _encode_chips(scene_path, read, stretch, grid, encoder, journal, options, progress, cancel)
+        if journal.count() == 0:
+            journal.delete()
+            raise SceneError(
+                f"no chip of {scene_path.name} has at least {read.min_valid:.0%} valid pixels (all nodata, "
+                "or a wrong nodata value); check the scene's nodata value or mask, or lower --min-valid"
+            )
         scene_meta["sha256"] = _sha256(scene_path)
         metadata = {
             "schema_version": SCHEMA_VERSION,
@@ -262,6 +274,11 @@ def _encode_chips(
     progress: ProgressCallback | None,
     cancel: CancelCheck | None,
 ) -> None:
+    if options.cluster is not None:  # the same chips and encoder, run by cluster workers
+        from rsgeo.cluster import encode_on_cluster
+
+        encode_on_cluster(scene_path, read, stretch, grid, encoder, journal, options, progress, cancel)
+        return
     total = len(grid)
     done_ids = journal.done_ids()
     batch_size = options.batch_size or default_batch_size(encoder.device)

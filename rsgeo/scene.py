@@ -7,9 +7,12 @@ input plus its validity mask. It never reads the scene whole.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
+import warnings
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +22,7 @@ import numpy as np
 import rasterio
 from affine import Affine
 from rasterio.enums import ColorInterp, MaskFlags, Resampling
-from rasterio.errors import RasterioIOError
+from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
@@ -30,6 +33,9 @@ from rsgeo.stretch import Stretch, compute_stretch
 logger = logging.getLogger(__name__)
 
 DEFAULT_MIN_VALID = 0.5
+#: ``--gsd`` may upsample a scene at most this many times per axis: finer
+#: grids add no information, and a typo (0.001 for 1) would ask for billions of chips.
+MAX_UPSAMPLING = 16.0
 
 
 @dataclass(frozen=True)
@@ -82,13 +88,26 @@ def open_dataset(path: str | os.PathLike[str]) -> Any:
     if path.is_dir():
         raise SceneError(f"{path} is a folder, not a raster file")
     try:
-        return rasterio.open(path)
+        with warnings.catch_warnings():
+            # check_georeferenced() turns a missing geotransform into one clear error.
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            return rasterio.open(path)
     except RasterioIOError as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else "unreadable"
+        reason = gdal_reason(exc)
         raise SceneError(
             f"{path} is not a raster GDAL can read ({reason}); "
             "check that it is a complete GeoTIFF (is it still being copied?)"
         ) from None
+
+
+def gdal_reason(exc: BaseException) -> str:
+    """The most specific line of a GDAL error (rasterio chains the low-level
+    cause, e.g. ``TIFFFillTile: Read error ... got 0 bytes``, under a generic
+    ``Read failed``)."""
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
+    text = str(exc.args[-1] if exc.args else exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def pixel_size_m(dataset: Any) -> float:
@@ -140,18 +159,44 @@ def choose_bands(dataset: Any, bands: tuple[int, ...] | None) -> tuple[int, int,
 
 def check_georeferenced(dataset: Any) -> None:
     name = Path(dataset.name).name
-    if dataset.crs is None:
-        raise NotGeoreferencedError(
-            f"{name} has no CRS; assign one with `rio edit-info --crs EPSG:<code> {name}`"
-        )
-    if dataset.transform == Affine.identity() and not dataset.gcps[0]:
-        raise NotGeoreferencedError(
-            f"{name} has no geotransform; georeference it first (e.g. gdal_translate -a_ullr or gdalwarp)"
-        )
     if dataset.transform == Affine.identity() and dataset.gcps[0]:
         raise NotGeoreferencedError(
             f"{name} is georeferenced by GCPs only; warp it first with `gdalwarp {name} warped.tif`"
         )
+    if dataset.transform == Affine.identity() and dataset.rpcs is not None:
+        raise NotGeoreferencedError(
+            f"{name} is georeferenced by RPCs only; orthorectify it first with `gdalwarp -rpc {name} ortho.tif`"
+        )
+    if dataset.crs is None:
+        raise NotGeoreferencedError(
+            f"{name} has no CRS; assign one with `rio edit-info --crs EPSG:<code> {name}`"
+        )
+    if dataset.transform == Affine.identity():
+        raise NotGeoreferencedError(
+            f"{name} has no geotransform; georeference it first (e.g. gdal_translate -a_ullr or gdalwarp)"
+        )
+
+
+def _read_errors(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn a GDAL read failure of a window into one clear :class:`SceneError`.
+
+    A file whose header is intact but whose data is cut off or corrupt (still
+    being copied, a broken download) opens fine and fails only when the
+    damaged blocks are read, in the middle of a run.
+    """
+
+    @functools.wraps(method)
+    def wrapper(self: Scene, window: Window, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, window, *args, **kwargs)
+        except RasterioIOError as exc:
+            raise SceneError(
+                f"{self.path.name} is damaged or incomplete: its pixels at column {int(window.col_off)}, "
+                f"row {int(window.row_off)} cannot be read ({gdal_reason(exc)}); copy the file again "
+                f"(was it still being copied?) or check it with `gdalinfo -checksum {self.path.name}`"
+            ) from exc
+
+    return wrapper
 
 
 class Scene:
@@ -182,6 +227,12 @@ class Scene:
     def _resampled(self, src: Any) -> Any:
         res = pixel_size_m(src)
         scale = self.options.gsd / res  # type: ignore[operator]
+        if scale < 1.0 / MAX_UPSAMPLING:
+            raise OptionError(
+                f"--gsd {self.options.gsd:g} m is {1 / scale:.0f} times finer than the {res:.3g} m pixels of "
+                f"{self.path.name}; upsampling adds no detail: use a --gsd of at least {res / MAX_UPSAMPLING:.3g} m "
+                "(is the value in metres?)"
+            )
         width = max(1, int(round(src.width / scale)))
         height = max(1, int(round(src.height / scale)))
         transform = src.transform * Affine.scale(src.width / width, src.height / height)
@@ -210,11 +261,21 @@ class Scene:
         if isinstance(value, str):
             text = value.strip().lower()
             try:
-                if text.endswith("m"):
-                    return max(1, int(round(float(text[:-1]) / self.pixel_size_m)))
-                value = int(text)
+                number = float(text[:-1]) if text.endswith("m") else int(text)
             except ValueError:
                 raise OptionError(f"{what} takes pixels (224) or metres (500m), got {value!r}") from None
+            if text.endswith("m"):
+                if not (number > 0 and math.isfinite(number)):
+                    raise OptionError(f"{what} must be a positive length, got {value!r}")
+                res = self.pixel_size_m
+                pixels = round(number / res)
+                if pixels < 1:
+                    raise OptionError(
+                        f"{what} {value} is less than one pixel of {self.path.name} ({res:.3g} m); "
+                        "give a length of at least one pixel"
+                    )
+                return pixels
+            value = int(number)
         if value < 1:
             raise OptionError(f"{what} must be positive, got {value}")
         return int(value)
@@ -239,6 +300,7 @@ class Scene:
 
     # -- reading ------------------------------------------------------------
 
+    @_read_errors
     def read_chip(self, window: Window) -> tuple[np.ndarray, np.ndarray]:
         """One chip as ``uint8`` ``(H, W, 3)`` (invalid pixels 0) and its mask."""
         unique = tuple(dict.fromkeys(self.bands))
@@ -250,6 +312,7 @@ class Scene:
             rgb = np.where(valid, rgb, 0).astype(np.uint8)
         return np.ascontiguousarray(rgb.transpose(1, 2, 0)), valid
 
+    @_read_errors
     def valid_mask(self, window: Window, bands: tuple[int, ...], data: np.ndarray) -> np.ndarray:
         """True where a pixel holds data: GDAL masks (nodata, alpha, internal
         mask) and, for floats, finite values. A pixel is valid if any chosen
@@ -264,6 +327,35 @@ class Scene:
         if data.dtype.kind == "f":
             valid &= np.isfinite(data).all(axis=0)
         return valid
+
+    @_read_errors
+    def read_region(self, window: Window) -> tuple[np.ndarray, np.ndarray | None]:
+        """A window of any size as band-first ``uint8`` ``(3, H, W)`` and its mask.
+
+        The same steps as :meth:`read_chip`, all of them per pixel, so every
+        chip cut from a region equals ``read_chip`` of its window (for the
+        unwarped scene): the reader decodes a block-aligned strip once and
+        cuts many chips from it. Invalid pixels are 0. The mask is ``None``
+        when every pixel is valid.
+        """
+        unique = tuple(dict.fromkeys(self.bands))
+        data = self.dataset.read(unique, window=window)
+        d = self.dataset
+        maskless = (
+            not self._dataset_mask
+            and all(d.nodatavals[b - 1] is None for b in unique)
+            and data.dtype.kind != "f"
+        )
+        valid = None if maskless else self.valid_mask(window, unique, data)
+        order = [unique.index(b) for b in self.bands]
+        if order != list(range(len(unique))):
+            data = data[order]
+        rgb = self.stretch.apply(data)
+        if valid is not None and not valid.all():
+            rgb = np.where(valid, rgb, 0).astype(np.uint8)
+        elif valid is not None:
+            valid = None
+        return rgb, valid
 
 
 def _alpha_band(dataset: Any) -> int | None:

@@ -68,26 +68,27 @@ def write(
 ) -> Path:
     """Write ``data`` ``(bands, rows, cols)`` as a GeoTIFF; ``mask`` is an internal per-dataset mask."""
     count, height, width = data.shape
-    profile: dict[str, Any] = dict(
-        driver="GTiff", width=width, height=height, count=count, dtype=data.dtype.name, crs=crs, nodata=nodata
-    )
+    profile: dict[str, Any] = {
+        "driver": "GTiff", "width": width, "height": height, "count": count, "dtype": data.dtype.name, "crs": crs, "nodata": nodata
+    }
     if transform is not None:
         profile["transform"] = transform
     if block is not None and width >= 16 and height >= 16:
         profile.update(tiled=True, blockxsize=block, blockysize=block)
     profile.update(creation)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", NotGeoreferencedWarning)
-        with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True):
-            with rasterio.open(path, "w", **profile) as ds:
-                ds.write(data)
-                if colorinterp is not None:
-                    ds.colorinterp = colorinterp
-                if mask is not None:
-                    ds.write_mask(np.where(mask, 255, 0).astype(np.uint8))
-                if gcps is not None:
-                    ds.gcps = (gcps, crs)
+    with (
+        warnings.catch_warnings(action="ignore", category=NotGeoreferencedWarning),
+        rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True),
+        rasterio.open(path, "w", **profile) as ds,
+    ):
+        ds.write(data)
+        if colorinterp is not None:
+            ds.colorinterp = colorinterp
+        if mask is not None:
+            ds.write_mask(np.where(mask, 255, 0).astype(np.uint8))
+        if gcps is not None:
+            ds.gcps = (gcps, crs)
     return path
 
 
@@ -280,11 +281,11 @@ def sparse(
     """A huge declared size with data only in ``data_windows`` (a sparse tiled
     BigTIFF: unwritten tiles take no space and read as nodata 0)."""
     path = directory / f"sparse_{size}.tif"
-    profile = dict(
-        driver="GTiff", width=size, height=size, count=3, dtype=dtype, crs=UTM,
-        transform=from_origin(500_000.0, 4_000_000.0, 1.0, 1.0), nodata=0, tiled=True,
-        blockxsize=block, blockysize=block, sparse_ok=True, bigtiff="YES", compress="deflate",
-    )
+    profile = {
+        "driver": "GTiff", "width": size, "height": size, "count": 3, "dtype": dtype, "crs": UTM,
+        "transform": from_origin(500_000.0, 4_000_000.0, 1.0, 1.0), "nodata": 0, "tiled": True,
+        "blockxsize": block, "blockysize": block, "sparse_ok": True, "bigtiff": "YES", "compress": "deflate",
+    }
     with rasterio.open(path, "w", **profile) as ds:
         for k, window in enumerate(data_windows):
             h, w = int(window.height), int(window.width)

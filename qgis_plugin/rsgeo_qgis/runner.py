@@ -127,8 +127,8 @@ class _Artifacts:
             if p.exists():
                 p.unlink()
                 removed.append(p)
-        if pid is not None:  # rsgeo builds outputs in ".NAME.tmp-PID" beside the target (rsgeo/gpkg.py)
-            for p in self.target.parent.glob(f".{self.target.name}.tmp-{pid}*"):
+        if pid is not None:  # rsgeo builds outputs in ".STEM.tmp-PID.gpkg" beside the target (rsgeo/gpkg.py)
+            for p in self.target.parent.glob(f".{self.target.stem}.tmp-{pid}.gpkg*"):
                 p.unlink()
                 removed.append(p)
         return removed

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -21,6 +22,7 @@ COMMANDS = [
     "rsgeo.cli.classify_cmd",
     "rsgeo.cli.query_cmd",
     "rsgeo.cli.embed_cmd",
+    "rsgeo.cli.batch_cmd",
     "rsgeo.cli.models_cmd",
     "rsgeo.cli.eval_cmd",
 ]
@@ -59,6 +61,10 @@ def _configure_logging(verbosity: int) -> None:
     if verbosity < 2:
         for noisy in ("rasterio", "fiona", "pyogrio", "urllib3", "httpx", "huggingface_hub", "filelock"):
             logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+        # Dask sets its loggers' levels when it is imported (later, lazily): filter on our handler.
+        # Its routine warnings (a worker slow to stop, then killed) are noise here; -vv shows them.
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(lambda r: not r.name.startswith("distributed") or r.levelno >= logging.ERROR)
 
 
 def _terminate(signum: int, frame: Any) -> None:
@@ -71,21 +77,27 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     verbosity = 0
     args = argparse.Namespace()
+    target, before = None, None
     try:  # from the start: Ctrl-C while the parser is built is an interruption too
         signal.signal(signal.SIGTERM, _terminate)
         args = build_parser().parse_args(argv)
         verbosity = getattr(args, "verbose", 0) - (1 if getattr(args, "quiet", False) else 0)
         _configure_logging(verbosity)
+        target = _target(args)
+        before = _file_state(target)
         return int(args.func(args) or 0)
     except RsgeoError as exc:
         print(f"rsgeo: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_USAGE if not isinstance(exc, OSError) else 1
     except KeyboardInterrupt:
-        print(
-            "rsgeo: interrupted; the output was left as it was (rerun with --resume to continue from the chips "
-            "already encoded)",
-            file=sys.stderr,
-        )
+        if target is not None and _file_state(target) != before:  # Ctrl-C came after the output was moved in place
+            print(f"rsgeo: interrupted after {target} was written; it is complete", file=sys.stderr)
+        else:
+            print(
+                "rsgeo: interrupted; the output was left as it was (rerun with --resume to continue from the chips "
+                "already encoded)",
+                file=sys.stderr,
+            )
         return EXIT_INTERRUPTED
     except MemoryError:
         print("rsgeo: error: out of memory; lower --batch-size or --workers", file=sys.stderr)
@@ -111,6 +123,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_INTERNAL
+
+
+def _target(args: argparse.Namespace) -> Path | None:
+    """The file the command writes: ``-o``, or the result it adds layers to."""
+    target = getattr(args, "output", None) or getattr(args, "source", None)
+    return Path(target) if target is not None else None
+
+
+def _file_state(path: Path | None) -> tuple[int, int, int] | None:
+    """Identity of a file's current version (a replaced file has a new inode)."""
+    try:
+        st = os.stat(path) if path is not None else None
+    except OSError:
+        return None
+    return (st.st_ino, st.st_mtime_ns, st.st_size) if st is not None else None
 
 
 def _output_folder(args: argparse.Namespace) -> Path | None:

@@ -41,6 +41,7 @@ def add_run_options(p: argparse.ArgumentParser, *, default_model: str | None) ->
     g.add_argument("--workers", type=int, metavar="N", help="reader threads (default: half the cores, at most 8)")
     g.add_argument("--embedding-dtype", default="float32", choices=["float32", "float16"], help="how embeddings are stored (default float32)")
     g.add_argument("--resume", action="store_true", help="continue an interrupted run from its journal")
+    g.add_argument("--cluster", metavar="local|local:N|ADDR", help="encode on a Dask cluster: local worker processes, or a scheduler address such as tcp://head:8786 (default: this process; see docs/cluster.md)")
 
 
 def add_verbosity(p: argparse.ArgumentParser) -> None:
@@ -52,14 +53,14 @@ def add_verbosity(p: argparse.ArgumentParser) -> None:
 def read_options(args: argparse.Namespace) -> Any:
     from rsgeo.scene import ReadOptions, parse_bands
 
-    def size(value: str | None) -> int | str | None:
+    def size(value: str | None, what: str) -> int | str | None:
         if value is None:
             return None
-        return value if value.strip().lower().endswith("m") else _int(value, "--chip-size/--stride")
+        return value if value.strip().lower().endswith("m") else _int(value, what)
 
     return ReadOptions(
-        chip_size=size(args.chip_size),
-        stride=size(args.stride),
+        chip_size=size(args.chip_size, "--chip-size"),
+        stride=size(args.stride, "--stride"),
         overlap=args.overlap,
         bands=parse_bands(args.bands) if args.bands else None,
         stretch=args.stretch,
@@ -82,6 +83,7 @@ def run_options(args: argparse.Namespace) -> Any:
         embedding_dtype=args.embedding_dtype,
         resume=args.resume,
         overwrite=args.overwrite,
+        cluster=args.cluster,
     )
 
 

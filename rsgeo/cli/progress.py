@@ -33,8 +33,7 @@ class Progress:
         if self.mode == "json":
             if now - self._last_draw >= 0.2 or done >= total:
                 self._last_draw = now
-                print(json.dumps({"event": "progress", "done": done, "total": total, "rate": round(rate, 2)}),
-                      file=self.stream, flush=True)
+                self._line(json.dumps({"event": "progress", "done": done, "total": total, "rate": round(rate, 2)}))
         elif self.mode == "bar":
             if now - self._last_draw >= 0.1 or done >= total:
                 self._last_draw = now
@@ -54,8 +53,14 @@ class Progress:
             decile = int(10 * done / total) if total else 10
             if decile != self._last_decile:
                 self._last_decile = decile
-                print(f"rsgeo: {done}/{total} {self.label} ({rate:.1f}/s)", file=self.stream, flush=True)
+                self._line(f"rsgeo: {done}/{total} {self.label} ({rate:.1f}/s)")
 
     def done(self, output: str) -> None:
         if self.mode == "json":
-            print(json.dumps({"event": "done", "output": output}), file=self.stream, flush=True)
+            self._line(json.dumps({"event": "done", "output": output}))
+
+    def _line(self, text: str) -> None:
+        # One write per line: print() writes the text and the newline separately, and a
+        # Ctrl-C between the two would glue the "interrupted" message to a JSON line.
+        self.stream.write(text + "\n")
+        self.stream.flush()

@@ -246,7 +246,12 @@ def build_from_arch(
     if arch not in open_clip.list_models():
         raise ModelError(f"open_clip has no architecture {arch!r}; see open_clip.list_models() for the valid names")
     try:
-        with quiet_open_clip():
+        import torch
+
+        # Random weights (no checkpoint) are seeded, so every process builds the
+        # same model: a resumed run or a later question of the result agrees.
+        with quiet_open_clip(), torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
             model = open_clip.create_model(arch, pretrained=None, device="cpu")
         tokenizer = open_clip.get_tokenizer(arch)
     except (OSError, RuntimeError, ValueError, KeyError) as exc:

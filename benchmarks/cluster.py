@@ -1,0 +1,106 @@
+"""Cluster throughput (issue 8): chips/s with 1 vs 2 Dask workers, and per-task overhead.
+
+    python benchmarks/cluster.py                 # ViT-B-32 (random weights), 224-px chips
+    python benchmarks/cluster.py --chips 64      # shorter
+
+Prints one line per configuration. Chips/s are for the encoding alone: the
+local cluster is started and every worker has loaded the model before the
+clock starts (a cluster run pays both once, not per scene). Overheads:
+
+* Dask round trip: a no-op task submitted and gathered, one at a time
+  (the scheduler's and the comms' cost per task);
+* rsgeo per block: a block whose chips are all in the journal (the worker
+  opens the scene and plans the read, reads and encodes nothing).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent))
+
+from scenes import make_scene  # noqa: E402
+
+
+def _noop(x: int) -> int:
+    return x
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="arch:ViT-B-32")
+    parser.add_argument("--chips", type=int, default=128, help="chips in the scene (a square number works best)")
+    parser.add_argument("--batch-size", type=int, default=32)
+    args = parser.parse_args()
+
+    from rsgeo.api import embed
+    from rsgeo.cluster import session
+    from rsgeo.cluster.tasks import BlockTask, ModelSpec, encode_block
+    from rsgeo.cluster.blocks import plan_blocks
+    from rsgeo.pipeline import RunOptions
+    from rsgeo.scene import ReadOptions, Scene
+
+    side = max(1, round(args.chips ** 0.5))
+    work = Path(tempfile.mkdtemp(prefix="rsgeo-cluster-bench-"))
+    scene = work / f"scene-{side}.tif"
+    make_scene(scene, 224 * side, 224 * (args.chips // side))
+    n = side * (args.chips // side)
+    print(f"# {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}; {args.model}, {n} chips of 224 px, "
+          f"batch {args.batch_size}")
+
+    def timed(options: RunOptions, tag: str) -> float:
+        out = work / f"{tag}.gpkg"
+        start = time.perf_counter()
+        embed(scene, out, options=options)
+        return time.perf_counter() - start
+
+    base = RunOptions(model=args.model, batch_size=args.batch_size, overwrite=True)
+    timed(RunOptions(model=args.model, batch_size=args.batch_size, overwrite=True), "warm")
+    wall = timed(base, "single")
+    print(f"no cluster (this process)  {n / wall:6.1f} chips/s  ({wall:.1f} s)")
+    for workers in (1, 2):
+        spec = f"local:{workers}"
+        with session(spec) as client:
+            opts = RunOptions(model=args.model, batch_size=args.batch_size, overwrite=True, cluster=spec)
+            timed(opts, f"warm-{workers}")  # every worker loads the model once
+            wall = timed(opts, f"c{workers}")
+            print(f"--cluster {spec:<15} {n / wall:6.1f} chips/s  ({wall:.1f} s, "
+                  f"{len(plan_blocks(_grid(scene), workers=workers))} blocks)")
+            if workers == 2:
+                rtt = []
+                for i in range(200):
+                    t = time.perf_counter()
+                    client.submit(_noop, i, pure=False).result()
+                    rtt.append(time.perf_counter() - t)
+                print(f"Dask round trip per task   {1e3 * statistics.median(rtt):6.2f} ms (median of 200 no-op tasks)")
+                with Scene(scene, ReadOptions()) as s:
+                    grid, stretch = s.grid(224), s.stretch
+                block = plan_blocks(grid, workers=workers)[0]
+                task = BlockTask(str(scene), ReadOptions(), stretch, grid, block, tuple(range(block.start, block.stop)),
+                                 ModelSpec(args.model, threads=1), batch_size=args.batch_size)
+                times = []
+                for _ in range(20):
+                    t = time.perf_counter()
+                    client.submit(encode_block, task, pure=False).result()
+                    times.append(time.perf_counter() - t)
+                print(f"rsgeo per block, no chips  {1e3 * statistics.median(times):6.2f} ms (open scene + plan, "
+                      "round trip included; median of 20)")
+
+
+def _grid(scene: Path):  # type: ignore[no-untyped-def]
+    from rsgeo.scene import ReadOptions, Scene
+
+    with Scene(scene, ReadOptions()) as s:
+        return s.grid(224)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,230 @@
+"""Many scenes in one run: one result GeoPackage per scene, optionally merged.
+
+Inputs are files, glob patterns or folders (a GDAL VRT mosaic is one scene).
+Every scene is checked and its chips counted before any is encoded, so a bad
+file stops the run at once, not hours in, and progress covers the whole run.
+Each scene is then written by the ordinary single-scene path (same schema,
+styles and embeddings; on a cluster with ``RunOptions.cluster``); a finished
+scene's output is complete (written atomically), so ``resume`` skips it and
+continues the unfinished one from its journal.
+
+The merged GeoPackage (``docs/schema.md``, "Merged results") holds each
+result layer of every scene with a ``scene`` column, in one CRS.
+"""
+
+from __future__ import annotations
+
+import glob
+import logging
+import sqlite3
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rsgeo.errors import OptionError, OutputExistsError, SceneError
+from rsgeo.scene import ReadOptions
+
+logger = logging.getLogger(__name__)
+
+#: File name endings taken as scenes when a folder or pattern is given.
+SCENE_SUFFIXES = (".tif", ".tiff", ".vrt", ".jp2", ".img")
+#: Table of the merged GeoPackage listing its scenes.
+SCENES_TABLE = "rsgeo_scenes"
+#: Per-scene progress: ``(scene index, done, total)``.
+SceneProgress = Callable[[int, int, int], None]
+
+
+@dataclass(frozen=True)
+class BatchScene:
+    """One scene of a batch: where it is read from and written to."""
+
+    index: int
+    scene: Path
+    output: Path
+    name: str  # the value of the merged layers' ``scene`` column
+    chips: int  # chips of its grid (before nodata is skipped)
+    done: bool  # its output exists and resume was asked: not encoded again
+
+
+def expand_inputs(inputs: Sequence[str | Path]) -> list[Path]:
+    """Scene files from files, glob patterns and folders, in the order given."""
+    found: dict[Path, Path] = {}
+    for item in inputs:
+        text = str(item)
+        path = Path(text)
+        if path.is_dir():
+            files = sorted(f for f in path.iterdir() if f.is_file() and f.suffix.lower() in SCENE_SUFFIXES)
+            what = f"folder {text}"
+        elif any(c in text for c in "*?[") and not path.exists():
+            files = sorted(
+                Path(f) for f in glob.glob(text, recursive=True)
+                if Path(f).is_file() and Path(f).suffix.lower() in SCENE_SUFFIXES
+            )
+            what = f"pattern {text!r}"
+        elif path.is_file():
+            files, what = [path], text
+        else:
+            raise SceneError(f"{text}: no such scene, folder or pattern; check the path")
+        if not files:
+            raise OptionError(f"the {what} matches no scene (looked for {', '.join(SCENE_SUFFIXES)})")
+        for f in files:
+            found.setdefault(f.resolve(), f)
+    return list(found.values())
+
+
+def scene_names(scenes: Sequence[Path]) -> list[str]:
+    """Unique, file-name-safe names: the file stem, made unique with its folder or a number."""
+    stems = [s.stem for s in scenes]
+    names: list[str] = []
+    for scene, stem in zip(scenes, stems):
+        name = stem if stems.count(stem) == 1 else f"{scene.parent.name}-{stem}"
+        base, k = name, 2
+        while name in names:
+            name, k = f"{base}-{k}", k + 1
+        names.append(name)
+    return names
+
+
+def plan_batch(
+    scenes: Sequence[Path],
+    out_dir: Path,
+    *,
+    read: ReadOptions,
+    image_size: int,
+    overwrite: bool = False,
+    resume: bool = False,
+) -> list[BatchScene]:
+    """Check every scene, count its chips and pick its output (no pixel is read)."""
+    from rsgeo.scene import Scene
+    from rsgeo.stretch import Stretch
+
+    if not out_dir.is_dir():
+        raise OptionError(f"output folder {out_dir} does not exist; create it first (mkdir -p {out_dir})")
+    # The grid needs no stretch; this placeholder spares the scene-wide percentile read.
+    no_stretch = Stretch("none", (), ())
+    plans = []
+    for index, (scene, name) in enumerate(zip(scenes, scene_names(scenes))):
+        with Scene(scene, read, stretch=no_stretch) as opened:
+            chips = len(opened.grid(image_size))
+        output = out_dir / f"{name}.gpkg"
+        done = output.exists() and resume and not overwrite
+        if output.exists() and not (resume or overwrite):
+            raise OutputExistsError(
+                f"{output} already exists; pass --resume to keep finished scenes, or --overwrite to redo them"
+            )
+        plans.append(BatchScene(index, scene, output, name, chips, done))
+    return plans
+
+
+def run_batch(
+    plans: Sequence[BatchScene],
+    encode: Callable[[BatchScene, Callable[[int, int], None]], Path],
+    *,
+    progress: SceneProgress | None = None,
+) -> list[Path]:
+    """Run ``encode(scene, progress)`` for every scene not done yet; the outputs, in order."""
+    outputs = []
+    for plan in plans:
+        if plan.done:
+            logger.info("%s: %s is complete, skipped", plan.name, plan.output)
+            if progress:
+                progress(plan.index, plan.chips, plan.chips)
+        else:
+
+            def scene_progress(done: int, total: int, index: int = plan.index) -> None:
+                if progress:
+                    progress(index, done, total)
+
+            encode(plan, scene_progress)
+        outputs.append(plan.output)
+    return outputs
+
+
+def merge_results(
+    items: Sequence[tuple[str, Path]], merged: Path, *, crs: Any = None, overwrite: bool = False
+) -> Path:
+    """Write the result layers of ``items`` (``(scene name, result)``) into one GeoPackage.
+
+    Every layer gets a ``scene`` column first; tiles keep their ids (unique
+    per scene, so ``(scene, tile_id)`` is the key). Layers are in ``crs``,
+    else the scenes' common CRS, else EPSG:4326 (vertices reprojected).
+    Styles are the first scene's. Embeddings stay in the per-scene files,
+    listed in the ``rsgeo_scenes`` table.
+    """
+    import pandas as pd
+    import pyogrio
+    from pyproj import CRS
+
+    from rsgeo.gpkg import atomic_output, check_output, read_metadata, write_layer
+
+    check_output(merged, overwrite=overwrite)
+    if not items:
+        raise OptionError("nothing to merge: no scene was given")
+    metas = [read_metadata(path) for _, path in items]
+    layers = list(metas[0].get("layers", {}))
+    crss = [CRS.from_wkt(m["grid"]["crs"]) for m in metas]
+    target = CRS.from_user_input(crs) if crs is not None else (crss[0] if all(c == crss[0] for c in crss) else CRS.from_epsg(4326))
+    for (name, path), meta in zip(items, metas):
+        if list(meta.get("layers", {})) != layers:
+            raise OptionError(f"{path} has layers {list(meta.get('layers', {}))}, not {layers}: merge results of one batch")
+
+    def frames(layer: str) -> Any:
+        for name, path in items:
+            gdf = pyogrio.read_dataframe(path, layer=layer)
+            gdf.insert(0, "scene", name)
+            yield gdf.to_crs(target) if gdf.crs is not None and CRS(gdf.crs) != target else gdf
+
+    with atomic_output(merged) as tmp:
+        for layer in layers:
+            first = items[0][1]
+
+            def empty(layer: str = layer, first: Path = first) -> Any:
+                gdf = pyogrio.read_dataframe(first, layer=layer, max_features=0)
+                gdf.insert(0, "scene", pd.Series([], dtype=str))
+                return gdf.set_crs(target, allow_override=True)
+
+            n = write_layer(tmp, layer, frames(layer), crs=target, empty=empty)
+            logger.info("merged layer %s: %d features", layer, n)
+        table = pd.DataFrame(
+            {
+                "scene": [name for name, _ in items],
+                "source": [m["scene"]["path"] for m in metas],
+                "result": [str(path.resolve()) for _, path in items],
+                "crs": [c.to_string() for c in crss],
+                "tiles": [_count(path) for _, path in items],
+            }
+        )
+        pyogrio.write_dataframe(table, tmp, layer=SCENES_TABLE, driver="GPKG")
+        _copy_styles(items[0][1], tmp, layers)
+    return merged
+
+
+def _count(path: Path) -> int:
+    from rsgeo.gpkg import EMBEDDINGS_TABLE
+
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+        return int(db.execute(f"SELECT count(*) FROM {EMBEDDINGS_TABLE}").fetchone()[0])
+
+
+def _copy_styles(source: Path, target: Path, layers: Sequence[str]) -> None:
+    """The ``layer_styles`` table (its own DDL and registration) and the styles of ``layers``."""
+    from rsgeo.gpkg import STYLES_TABLE
+
+    db = sqlite3.connect(target)
+    try:
+        with db:
+            db.execute("ATTACH DATABASE ? AS src", (str(source),))
+            (ddl,) = db.execute("SELECT sql FROM src.sqlite_master WHERE name = ?", (STYLES_TABLE,)).fetchone()
+            db.execute(ddl)
+            db.execute("INSERT INTO gpkg_contents SELECT * FROM src.gpkg_contents WHERE table_name = ?", (STYLES_TABLE,))
+            cols = [r[1] for r in db.execute(f"PRAGMA src.table_info({STYLES_TABLE})") if r[1] != "id"]
+            marks = ",".join("?" * len(layers))
+            db.execute(
+                f"INSERT INTO main.{STYLES_TABLE} ({', '.join(cols)}) SELECT {', '.join(cols)} "
+                f"FROM src.{STYLES_TABLE} WHERE f_table_name IN ({marks}) ORDER BY id",
+                list(layers),
+            )
+        db.execute("DETACH DATABASE src")
+    finally:
+        db.close()

@@ -1,0 +1,121 @@
+"""``rsgeo batch``: many scenes in one run, one GeoPackage each, optionally merged."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from rsgeo.cli import common
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "batch", help="encode (and classify/query) many scenes: one GeoPackage per scene",
+        description="Run embed, classify and/or query over many scenes (files, glob patterns, folders; a VRT "
+        "mosaic is one scene), writing OUT_DIR/<scene>.gpkg for each, with the schema of a single-scene run, "
+        "and optionally one merged GeoPackage with a scene column. With --cluster the chips of every scene "
+        "are spread over a Dask cluster.",
+    )
+    p.add_argument("inputs", nargs="+", metavar="SCENE", help="scene files, glob patterns ('tiles/*.tif') or folders")
+    p.add_argument("-o", "--output", type=Path, required=True, metavar="OUT_DIR", help="folder for the per-scene GeoPackages (must exist)")
+    p.add_argument("--overwrite", action="store_true", help="replace per-scene outputs (and the merged file) that exist")
+    p.add_argument("--merge", type=Path, metavar="MERGED.gpkg", help="also write every scene's layers into one GeoPackage, with a scene column")
+    p.add_argument("--merge-crs", metavar="CRS", help="CRS of the merged layers, e.g. EPSG:3857 (default: the scenes' CRS if they share one, else EPSG:4326)")
+    g = p.add_argument_group("questions (none: only embed)")
+    g.add_argument("--classes", metavar="A,B,...", help='land-cover classes, e.g. "forest,water,urban area"')
+    g.add_argument("--class-set", metavar="NAME|FILE", help="a built-in class set or a YAML/CSV file")
+    g.add_argument("--template", action="append", dest="templates", metavar="TEXT", help="prompt template with {} (repeatable)")
+    g.add_argument("--lang", metavar="CODE", help="language of the class names")
+    g.add_argument("--layer", default="landcover", metavar="NAME", help="land-cover layer name (default landcover)")
+    g.add_argument("--text", action="append", default=[], metavar="TEXT", help="a text query, one layer each (repeatable)")
+    g.add_argument("--top-k", type=int, metavar="K", help="keep only the K most similar tiles of each scene")
+    g.add_argument("--threshold", type=float, metavar="S", help="keep only tiles with similarity >= S")
+    common.add_read_options(p)
+    common.add_run_options(p, default_model="rs-m-clip")
+    common.add_verbosity(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from rsgeo.api import classify, embed, query
+    from rsgeo.batch import expand_inputs, merge_results, plan_batch, run_batch
+    from rsgeo.encoders.loading import load_encoder
+    from rsgeo.gpkg import check_output
+    from rsgeo.prompts import parse_class_list
+
+    read = common.read_options(args)
+    options = common.run_options(args)
+    if args.merge is not None:
+        check_output(args.merge, overwrite=args.overwrite)
+    scenes = expand_inputs(args.inputs)
+    # One model in this process for every scene (texts, identity); cluster workers load their own.
+    encoder = load_encoder(options.model, device=options.device, precision=options.precision,
+                           checkpoint=options.checkpoint, cache_dir=options.cache_dir)
+    options = dataclasses.replace(options, encoder=encoder)
+    plans = plan_batch(scenes, args.output, read=read, image_size=encoder.image_spec.size,
+                       overwrite=args.overwrite, resume=args.resume)
+    classes = parse_class_list(args.classes) if args.classes is not None else None
+    asks_classes = classes is not None or args.class_set is not None
+
+    def encode(plan: Any, progress: Any) -> Path:
+        kw = dict(read=read, options=options, progress=progress)
+        if asks_classes:
+            out = classify(plan.scene, plan.output, classes=classes, class_set=args.class_set, templates=args.templates,
+                           lang=args.lang, layer=args.layer, command="batch classify", **kw)
+            if args.text:  # answered from the embeddings just stored: no second pass over the pixels
+                query(out, None, texts=args.text, top_k=args.top_k, threshold=args.threshold, options=options,
+                      command="batch query")
+            return out
+        if args.text:
+            return query(plan.scene, plan.output, texts=args.text, top_k=args.top_k, threshold=args.threshold,
+                         command="batch query", **kw)
+        return embed(plan.scene, plan.output, command="batch embed", **kw)
+
+    bar = BatchProgress("none" if args.quiet else args.progress, plans)
+    if options.cluster is not None:
+        from rsgeo.cluster import session
+
+        with session(options.cluster):
+            outputs = run_batch(plans, encode, progress=bar)
+    else:
+        outputs = run_batch(plans, encode, progress=bar)
+    if args.merge is not None:
+        merge_results([(p.name, o) for p, o in zip(plans, outputs)], args.merge, crs=args.merge_crs,
+                      overwrite=args.overwrite)
+    if not args.quiet:
+        print(f"rsgeo: wrote {len(outputs)} results to {args.output}"
+              + (f" and merged them into {args.merge}" if args.merge is not None else ""), file=sys.stderr)
+    return 0
+
+
+class BatchProgress:
+    """Progress of the whole run (chips over every scene) and of the current scene."""
+
+    def __init__(self, mode: str, plans: Any) -> None:
+        from rsgeo.cli.progress import Progress
+
+        self.bar = Progress(mode)
+        self.mode = self.bar.mode
+        self.plans = list(plans)
+        self.done = [0] * len(self.plans)
+        self.finished: set[int] = set()
+
+    def __call__(self, index: int, done: int, total: int) -> None:
+        plan = self.plans[index]
+        self.done[index] = done
+        run_done, run_total = sum(self.done), sum(p.chips for p in self.plans)
+        where = f"scene {index + 1}/{len(self.plans)} {plan.name}: {done}/{total}"
+        if self.mode == "json":
+            print(json.dumps({"event": "progress", "done": run_done, "total": run_total, "scene": plan.name,
+                              "scene_index": index, "scene_done": done, "scene_total": total}),
+                  file=self.bar.stream, flush=True)
+        else:
+            self.bar.label = f"chips ({where})"
+            self.bar(run_done, run_total)
+            if self.mode == "lines" and done >= total and index not in self.finished:
+                self.finished.add(index)
+                print(f"rsgeo: {where} chips, done", file=self.bar.stream, flush=True)

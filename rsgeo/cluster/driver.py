@@ -1,0 +1,236 @@
+"""The driver side of a cluster run: sessions, task submission, the journal.
+
+Only this process writes the journal (one writer, one transaction per block),
+so a worker that dies loses nothing written and a block is never stored
+twice: Dask reschedules the tasks a dead worker held, and a block that did
+run twice would only replace its own rows (the journal is keyed by tile id).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rsgeo.cluster.blocks import Block, plan_blocks
+from rsgeo.cluster.spec import ClusterSpec, parse_cluster
+from rsgeo.cluster.tasks import BlockResult, BlockTask, ModelSpec, encode_block
+from rsgeo.encoders.base import Encoder
+from rsgeo.errors import Cancelled, ClusterError, MissingDependencyError, OptionError
+from rsgeo.grid import ChipGrid
+from rsgeo.journal import Journal
+from rsgeo.scene import ReadOptions
+
+logger = logging.getLogger(__name__)
+
+#: Seconds to wait for a remote cluster's first worker.
+WORKER_WAIT_S = 60.0
+#: How often the driver checks the cancellation callback while tasks run.
+POLL_S = 0.5
+
+_SESSIONS: dict[str, Any] = {}
+
+
+def _distributed() -> Any:
+    try:
+        import distributed
+    except ImportError:
+        raise MissingDependencyError(
+            "--cluster needs Dask distributed: pip install 'rsgeo[cluster]' (or pip install 'dask[distributed]')"
+        ) from None
+    return distributed
+
+
+@contextmanager
+def session(cluster: str | ClusterSpec) -> Iterator[Any]:
+    """A Dask ``Client`` for ``cluster``, shared by the runs made inside the block.
+
+    A local cluster's worker processes (and the models they loaded) live as
+    long as the outermost ``session``: a batch of scenes opens one, and each
+    scene's run reuses it. Outside any session a run opens its own.
+    """
+    spec = parse_cluster(cluster) if isinstance(cluster, str) else cluster
+    key = str(spec)
+    if key in _SESSIONS:
+        yield _SESSIONS[key]
+        return
+    distributed = _distributed()
+    local = None
+    try:
+        if spec.is_local:
+            local = distributed.LocalCluster(
+                n_workers=spec.workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                # Dask's own warnings (e.g. a worker slow to exit at shutdown, then killed) are
+                # not the user's business on a local cluster; errors still show.
+                silence_logs=logging.ERROR,
+            )
+            client = distributed.Client(local)
+        else:
+            try:
+                client = distributed.Client(spec.address, timeout="30s")
+            except OSError as exc:
+                raise ClusterError(
+                    f"cannot reach the Dask scheduler at {spec.address} ({exc}); start it with "
+                    "`dask scheduler` on the head node, or check the address and firewall"
+                ) from None
+    except BaseException:
+        if local is not None:
+            local.close()
+        raise
+    _SESSIONS[key] = client
+    logger.info("cluster %s: %s", key, client.dashboard_link if local is None else f"{spec.workers} local workers")
+    try:
+        yield client
+    finally:
+        del _SESSIONS[key]
+        client.close()
+        if local is not None:
+            local.close()
+
+
+@dataclass
+class ClusterStats:
+    """What a cluster run did (logged; returned for tests and benchmarks)."""
+
+    blocks: int = 0
+    blocks_skipped: int = 0
+    chips: int = 0
+    workers: set[str] = field(default_factory=set)
+    task_seconds: list[float] = field(default_factory=list)
+    wall_seconds: float = 0.0
+
+
+def encode_on_cluster(
+    scene_path: Path,
+    read: ReadOptions,
+    stretch: Any,
+    grid: ChipGrid,
+    encoder: Encoder,
+    journal: Journal,
+    options: Any,
+    progress: Callable[[int, int], None] | None,
+    cancel: Callable[[], bool] | None,
+    *,
+    block_chips: int | None = None,
+) -> ClusterStats:
+    """Encode the chips of ``grid`` not yet in ``journal`` on ``options.cluster``."""
+    from rsgeo.encoders.loading import canonical_model_id
+
+    # Workers load the model by name; the driver's encoder must be the same (checked per block).
+    model = canonical_model_id(options.model or encoder.identity.model_id)
+    spec = parse_cluster(options.cluster)
+    stats = ClusterStats()
+    start = time.perf_counter()
+    with session(spec) as client:
+        n_workers = _wait_for_workers(client, spec)
+        threads = max(1, (os.cpu_count() or 1) // n_workers) if spec.is_local else None
+        model_spec = ModelSpec(model, options.device, options.precision, options.checkpoint, options.cache_dir, threads)
+        done_ids = journal.done_ids()
+        total = len(grid)
+        scanned = 0
+        tasks: list[BlockTask] = []
+        for block in plan_blocks(grid, workers=n_workers, block_chips=block_chips):
+            skip = tuple(sorted(t for t in range(block.start, block.stop) if t in done_ids)) if done_ids else ()
+            if len(skip) == len(block):
+                scanned += len(block)
+                stats.blocks_skipped += 1
+                continue
+            tasks.append(BlockTask(
+                str(scene_path), read, stretch, grid, block, skip, model_spec,
+                batch_size=options.batch_size, reader_threads=options.workers,
+            ))
+        stats.blocks = len(tasks)
+        if progress:
+            progress(scanned, total)
+        for result in _run(client, tasks, n_workers, cancel):
+            _check_identity(result, encoder)
+            journal.add(result.tile_ids, result.valid_fraction, result.embeddings)
+            scanned += len(result.block)
+            stats.chips += len(result.tile_ids)
+            stats.workers.add(result.worker)
+            stats.task_seconds.append(result.seconds)
+            if progress:
+                progress(scanned, total)
+    stats.wall_seconds = time.perf_counter() - start
+    logger.info(
+        "cluster %s: encoded %d chips in %d blocks on %d workers in %.1f s (%d blocks were already in the journal)",
+        spec, stats.chips, stats.blocks, len(stats.workers), stats.wall_seconds, stats.blocks_skipped,
+    )
+    return stats
+
+
+def _wait_for_workers(client: Any, spec: ClusterSpec) -> int:
+    try:
+        client.wait_for_workers(1, timeout=WORKER_WAIT_S)
+    except TimeoutError:
+        raise ClusterError(
+            f"the Dask scheduler at {spec} has no workers after {WORKER_WAIT_S:.0f} s; start some with "
+            f"`dask worker {spec} --nthreads 1`"
+        ) from None
+    return max(1, len(client.scheduler_info()["workers"]))
+
+
+def _run(client: Any, tasks: list[BlockTask], n_workers: int, cancel: Callable[[], bool] | None) -> Iterator[BlockResult]:
+    """Results of ``tasks`` as they complete, with a bounded number in flight.
+
+    At most two tasks per worker (plus one) are submitted at a time, so the
+    driver holds few results in memory whatever the scene size, and every
+    worker has its next block ready when it finishes one.
+    """
+    distributed = _distributed()
+    pending = iter(tasks)
+    run_id = uuid.uuid4().hex[:8]
+    limit = 2 * n_workers + 1
+    running: dict[Any, Block] = {}
+
+    def submit() -> None:
+        for task in pending:
+            key = f"rsgeo-block-{run_id}-{task.block.start}"
+            running[client.submit(encode_block, task, key=key, pure=False)] = task.block
+            if len(running) >= limit:
+                return
+
+    try:
+        submit()
+        while running:
+            if cancel is not None and cancel():
+                raise Cancelled("cancelled; rerun with --resume to continue from the chips already encoded")
+            try:
+                finished, _ = distributed.wait(list(running), timeout=POLL_S, return_when="FIRST_COMPLETED")
+            except TimeoutError:  # nothing finished yet: check the cancellation again
+                continue
+            for future in finished:
+                block = running.pop(future)
+                yield _result(future, block)
+            submit()
+    finally:
+        if running:
+            client.cancel(list(running))
+
+
+def _result(future: Any, block: Block) -> BlockResult:
+    from distributed.scheduler import KilledWorker
+
+    try:
+        return future.result()
+    except KilledWorker:
+        raise ClusterError(
+            f"{block} killed every worker that ran it (out of memory? lower --batch-size); "
+            "the blocks already encoded are kept: rerun with --resume"
+        ) from None
+
+
+def _check_identity(result: BlockResult, encoder: Encoder) -> None:
+    ours = (encoder.identity.model_id, encoder.identity.weights_sha256)
+    theirs = (result.model_id, result.weights_sha256)
+    if theirs != ours:
+        raise ClusterError(
+            f"worker {result.worker} loaded {theirs[0]} (weights sha256 {str(theirs[1])[:12]}) but this run uses "
+            f"{ours[0]} (sha256 {str(ours[1])[:12]}); give every worker the same model files"
+        )

@@ -1,0 +1,235 @@
+"""Scale-out (issue 8): blocks, the Dask backend, `rsgeo batch`, a worker killed mid-run."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyogrio
+import pytest
+from affine import Affine
+
+from rsgeo.batch import expand_inputs, scene_names
+from rsgeo.cluster import Block, RowsGrid, parse_cluster, plan_blocks
+from rsgeo.errors import OptionError, SceneError
+from rsgeo.grid import ChipGrid, ChipSpec
+from tests.conftest import run_cli, shared
+
+SCENES = ["RGB.byte.tif", "L7_ETMs.tif", "OSBS_029.tif"]
+# 48-px chips resized to the model's 224: 255 + 64 + 81 chips, enough blocks for two workers.
+READ = ["--chip-size", "48", "--bands", "1,2,3"]
+CLASSES = "forest,water,city"
+TEXT = "harbour"
+
+
+# -- pure parts -------------------------------------------------------------------
+
+
+def test_parse_cluster() -> None:
+    assert parse_cluster("local:3").workers == 3 and parse_cluster("local:3").is_local
+    assert parse_cluster("local").workers >= 1
+    assert parse_cluster("head:8786").address == "tcp://head:8786"
+    assert parse_cluster("tls://10.0.0.1:8786").address == "tls://10.0.0.1:8786"
+    for bad in ("local:0", "local:x", "head", "yes"):
+        with pytest.raises(OptionError, match="--cluster"):
+            parse_cluster(bad)
+
+
+@pytest.mark.parametrize("width,height,size,stride", [(791, 718, 48, 48), (100, 1000, 32, 20), (50, 50, 64, 64)])
+@pytest.mark.parametrize("workers,block_chips", [(1, None), (2, None), (7, None), (2, 1), (2, 100)])
+def test_blocks_cover_the_grid_once_and_read_the_same_windows(
+    width: int, height: int, size: int, stride: int, workers: int, block_chips: int | None
+) -> None:
+    grid = ChipGrid(width, height, Affine(2.0, 0.0, 500.0, 0.0, -2.0, 900.0), ChipSpec(size, stride))
+    blocks = plan_blocks(grid, workers=workers, block_chips=block_chips)
+    ids = [t for b in blocks for t in range(b.start, b.stop)]
+    assert ids == list(range(len(grid)))
+    for block in blocks:
+        sub = RowsGrid.of(grid, block)
+        assert len(sub) == len(block)
+        for local in sub.chips():
+            whole = grid.chip(local.tile_id + block.start)
+            assert (local.window, local.transform, local.row + block.row0, local.col) == (
+                whole.window, whole.transform, whole.row, whole.col)
+
+
+def test_rows_grid_refuses_a_block_of_another_grid() -> None:
+    grid = ChipGrid(100, 100, Affine.identity(), ChipSpec(10, 10))
+    with pytest.raises(ValueError):
+        RowsGrid.of(grid, Block(5, 11, 10))
+
+
+def test_expand_inputs_files_globs_folders(tmp_path: Path) -> None:
+    for name in ("a.tif", "b.TIFF", "c.vrt", "notes.txt"):
+        (tmp_path / name).write_bytes(b"")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "a.tif").write_bytes(b"")
+    found = expand_inputs([str(tmp_path), str(tmp_path / "sub" / "*.tif"), str(tmp_path / "a.tif")])
+    assert [p.relative_to(tmp_path).as_posix() for p in found] == ["a.tif", "b.TIFF", "c.vrt", "sub/a.tif"]
+    assert scene_names(found) == [f"{tmp_path.name}-a", "b", "c", "sub-a"]
+    with pytest.raises(OptionError, match="matches no scene"):
+        expand_inputs([str(tmp_path / "*.jp2")])
+    with pytest.raises(SceneError, match="no such scene"):
+        expand_inputs([str(tmp_path / "missing.tif")])
+
+
+def test_bad_cluster_value_is_one_line(tmp_path: Path) -> None:
+    proc = run_cli("embed", str(shared("L7_ETMs.tif")), "-o", str(tmp_path / "o.gpkg"), "--model", "test:hash",
+                   "--cluster", "local:0", check=False)
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1 and "local:N" in proc.stderr
+
+
+# -- the cluster against the single-machine path ---------------------------------
+
+
+def embeddings(path: Path) -> list[tuple[int, bytes]]:
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+        return db.execute("SELECT tile_id, embedding FROM rsgeo_embeddings ORDER BY tile_id").fetchall()
+
+
+def layer(path: Path, name: str):  # type: ignore[no-untyped-def]
+    return pyogrio.read_dataframe(path, layer=name).sort_values("tile_id").reset_index(drop=True)
+
+
+def assert_same_result(out: Path, ref: Path) -> None:
+    emb = embeddings(out)
+    assert emb == embeddings(ref) and len(emb) > 0
+    assert [n for n, _ in pyogrio.list_layers(out)] == [n for n, _ in pyogrio.list_layers(ref)]
+    for name in ("tiles", "landcover", "query_harbour"):
+        a, b = layer(out, name), layer(ref, name)
+        assert a.drop(columns="geometry").equals(b.drop(columns="geometry")), name
+        assert a.geometry.geom_equals_exact(b.geometry, tolerance=0).all(), name
+    with sqlite3.connect(out) as x, sqlite3.connect(ref) as y:
+        q = "SELECT f_table_name, styleQML FROM layer_styles ORDER BY f_table_name"
+        assert x.execute(q).fetchall() == y.execute(q).fetchall()
+
+
+@pytest.fixture(scope="module")
+def references(tmp_path_factory: pytest.TempPathFactory, tiny_clip_dir: Path) -> dict[str, Path]:
+    """Single-machine results (no cluster), through the same API the CLI uses."""
+    from rsgeo.api import classify, query
+    from rsgeo.pipeline import RunOptions
+    from rsgeo.scene import ReadOptions
+
+    folder = tmp_path_factory.mktemp("single")
+    options = RunOptions(model=f"local-dir:{tiny_clip_dir}")
+    read = ReadOptions(chip_size=48, bands=(1, 2, 3))
+    refs = {}
+    for name in SCENES:
+        out = classify(shared(name), folder / f"{Path(name).stem}.gpkg", classes=CLASSES.split(","), read=read,
+                       options=options)
+        query(out, None, texts=[TEXT], options=options)
+        refs[Path(name).stem] = out
+    return refs
+
+
+def batch_args(tiny_clip_dir: Path, out: Path, *extra: str, scenes: list[str] = SCENES) -> list[str]:
+    return ["batch", *[str(shared(s)) for s in scenes], "-o", str(out), "--model", f"local-dir:{tiny_clip_dir}",
+            *READ, "--classes", CLASSES, "--text", TEXT, "--cluster", "local:2", *extra]
+
+
+@pytest.mark.slow
+def test_batch_on_a_local_cluster_equals_single_machine(
+    tmp_path: Path, tiny_clip_dir: Path, references: dict[str, Path]
+) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    merged = tmp_path / "merged.gpkg"
+    proc = run_cli(*batch_args(tiny_clip_dir, out, "--merge", str(merged), "-v"))
+    workers = [int(n) for n in re.findall(r"blocks on (\d+) workers", proc.stderr)]
+    assert len(workers) == 3 and max(workers) == 2, proc.stderr  # two worker processes did the work
+    assert "scene 3/3 OSBS_029: 81/81 chips, done" in proc.stderr
+    for stem, ref in references.items():
+        assert_same_result(out / f"{stem}.gpkg", ref)
+    # The merged file: every scene's rows, with their scene, and the per-scene styles.
+    for name in ("tiles", "landcover", "query_harbour"):
+        m = pyogrio.read_dataframe(merged, layer=name)
+        assert list(m.columns[:2]) == ["scene", "tile_id"]
+        for stem, ref in references.items():
+            part = m[m.scene == stem].sort_values("tile_id").reset_index(drop=True)
+            assert part.drop(columns=["scene", "geometry"]).equals(layer(ref, name).drop(columns="geometry"))
+    scenes = pyogrio.read_dataframe(merged, layer="rsgeo_scenes")
+    assert list(scenes.scene) == list(references) and list(scenes.tiles) == [len(embeddings(r)) for r in references.values()]
+    with sqlite3.connect(merged) as db:
+        assert {r[0] for r in db.execute("SELECT f_table_name FROM layer_styles")} == {"tiles", "landcover", "query_harbour"}
+    # A merged file is not a single-scene result: asking it a question is one clear line.
+    proc = run_cli("query", str(merged), "--text", "x", check=False)
+    assert proc.returncode == 2 and "not an rsgeo result" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def _journal_rows(path: Path) -> int:
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=0.1) as db:
+            return int(db.execute("SELECT count(*) FROM chips").fetchone()[0])
+    except sqlite3.Error:
+        return 0
+
+
+def _worker_pids(pid: int) -> list[int]:
+    import psutil
+
+    procs = psutil.Process(pid).children(recursive=True)
+    return [p.pid for p in procs if any("spawn_main" in part for part in p.cmdline())]
+
+
+@pytest.mark.slow
+def test_worker_killed_mid_run_still_gives_identical_output(
+    tmp_path: Path, tiny_clip_dir: Path, references: dict[str, Path]
+) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    journal = out / "RGB.byte.gpkg.rsgeo-partial"
+    scenes = SCENES[:2]
+    proc = subprocess.Popen([sys.executable, "-m", "rsgeo", *batch_args(tiny_clip_dir, out, "-v", scenes=scenes)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 180
+        while _journal_rows(journal) < 20 and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        workers = _worker_pids(proc.pid)
+        assert proc.poll() is None and len(workers) == 2, "the run ended (or has no workers) before the kill"
+        stored = _journal_rows(journal)
+        os.kill(workers[0], signal.SIGKILL)  # a real worker process, mid-run: it holds a block
+        _, stderr = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, stderr
+    assert stored < 255, "the first scene was complete before the kill"
+    assert not Path(f"/proc/{workers[0]}").exists()
+    for name in scenes:
+        assert_same_result(out / f"{Path(name).stem}.gpkg", references[Path(name).stem])
+
+
+@pytest.mark.slow
+def test_cluster_run_resumes_from_its_journal(tmp_path: Path, tiny_clip_dir: Path, references: dict[str, Path]) -> None:
+    """A stopped cluster run continues with --resume without re-encoding stored chips."""
+    out = tmp_path / "RGB.byte.gpkg"
+    journal = out.with_name(out.name + ".rsgeo-partial")
+    args = ["embed", str(shared("RGB.byte.tif")), "-o", str(out), "--model", f"local-dir:{tiny_clip_dir}", *READ,
+            "--cluster", "local:2", "-v"]
+    proc = subprocess.Popen([sys.executable, "-m", "rsgeo", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    deadline = time.monotonic() + 180
+    while _journal_rows(journal) < 40 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before it could be stopped"
+    os.killpg(proc.pid, signal.SIGKILL)  # the driver and its workers, like a lost head node
+    proc.communicate(timeout=60)
+    stored = _journal_rows(journal)
+    ref = references["RGB.byte"]
+    total = len(embeddings(ref))
+    assert 40 <= stored < total and not out.exists()
+    resumed = run_cli(*args, "--resume")
+    match = re.search(r"encoded (\d+) chips in \d+ blocks", resumed.stderr)
+    assert match, resumed.stderr
+    assert int(match.group(1)) == total - stored, "chips already in the journal were encoded again"
+    assert embeddings(out) == embeddings(ref)
+    a, b = layer(out, "tiles"), layer(ref, "tiles")
+    assert a.drop(columns="geometry").equals(b.drop(columns="geometry"))

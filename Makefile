@@ -8,10 +8,10 @@ STAMP := $(VENV)/.rsgeo-installed
 
 .PHONY: demo test test-core test-qgis plugin benchmark clean
 
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml constraints.txt benchmarks/requirements.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[test]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[test]' -r benchmarks/requirements.txt
 	touch $(STAMP)
 
 ## Main job: zero-shot land cover and two text queries on the sample scene, default model (rs-m-clip).

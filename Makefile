@@ -8,7 +8,7 @@ STAMP := $(VENV)/.rsgeo-installed
 
 .PHONY: demo test test-core test-qgis plugin benchmark clean
 
-$(STAMP): pyproject.toml constraints.txt benchmarks/requirements.txt
+$(STAMP): pyproject.toml constraints.txt benchmarks/requirements.txt Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[test]' -r benchmarks/requirements.txt

@@ -85,8 +85,9 @@ def table(result: dict[str, Any]) -> str:
     if f.get("rss"):
         lines.append("")
         for label, r in f["rss"].items():
+            mid = f"{r['middle']['side']}^2 {r['middle']['maxrss_mb']:.0f} MB, " if r.get("middle") else ""
             lines.append(
-                f"peak RSS ({label}): {r['small']['side']}^2 {r['small']['maxrss_mb']:.0f} MB, "
+                f"peak RSS ({label}): {r['small']['side']}^2 {r['small']['maxrss_mb']:.0f} MB, {mid}"
                 f"{r['large']['side']}^2 {r['large']['maxrss_mb']:.0f} MB, ratio {r['ratio']:.3f} (+{r['growth_mb']:.0f} MB)"
             )
     lines += ["", f"{'target (issue 6)':<52} {'measured':>10}  {'threshold':>10}  met"]

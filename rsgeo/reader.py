@@ -4,10 +4,11 @@ The grid is cut into *units*: rectangles of chips inside one *band* of chip
 rows. A band is read as block-aligned *strips*, one per column of file blocks
 (the whole width for a striped file), each decoded once and shared by every
 unit that needs it, then freed. Chips are cut from the strips with plain
-array copies. This decodes each block of a tiled file once (the per-chip
-window reads it replaces decode a 512-px block for up to four 224-px chips,
-and GDAL does not cache blocks for reads that span several of them), while
-memory stays bounded by a few strips and units, whatever the scene size.
+array copies. Each block of a tiled file is decoded once, in one read call
+per strip (per-chip window reads decoded a 512-px block again for each of the
+up to four 224-px chips touching it unless GDAL's block cache still held it,
+and that cache grows to 5 % of RAM). Memory stays bounded by a few strips
+and units, whatever the scene size; GDAL's cache is kept small meanwhile.
 
 Bands are as tall as a memory budget allows and end on a block row where the
 chip rows allow it, so neighbouring bands rarely need the same block.
@@ -196,7 +197,7 @@ class _StripCache:
         if owner:
             try:
                 future.set_result(self._load(key))
-            except BaseException as exc:
+            except BaseException as exc:  # noqa: BLE001 - handed to every unit waiting on this strip
                 future.set_exception(exc)
         return future.result()
 

@@ -50,7 +50,7 @@ def texture(count: int, height: int, width: int, seed: int = 0) -> np.ndarray:
 @pytest.fixture(scope="module")
 def scenes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("reader")
-    tiled = dict(tiled=True, blockxsize=128, blockysize=128, compress="deflate")
+    tiled: dict[str, Any] = {"tiled": True, "blockxsize": 128, "blockysize": 128, "compress": "deflate"}
     rgb = np.clip(texture(3, 350, 500), 0, 255).astype(np.uint8)
     nodata = np.clip(texture(4, 300, 420, 1) * 8, 1, 4000).astype(np.uint16)
     nodata[:, :90, :130] = 0  # a nodata corner: some chips skipped, some partly valid
@@ -163,7 +163,7 @@ def test_batches_are_the_same_whatever_the_workers(scenes: dict[str, Path]) -> N
 
 def test_skipped_chips_are_neither_read_nor_yielded(scenes: dict[str, Path]) -> None:
     path, opts = scenes["tiled-rgb"], ReadOptions(chip_size=64)
-    grid, ref = reference(path, opts)
+    grid, _ = reference(path, opts)
     with Scene(path, opts) as scene:
         stretch = scene.stretch
     order, _, _ = read_all(ChipReader(path, opts, stretch, grid, SPEC, batch_size=8, workers=2))

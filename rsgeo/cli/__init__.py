@@ -73,6 +73,17 @@ def _terminate(signum: int, frame: Any) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``rsgeo`` console script."""
+    try:
+        return _main(argv)
+    finally:
+        if argv is None:
+            # The command is over (its output complete or left as it was): a late
+            # Ctrl-C must not break the interpreter's shutdown with a traceback.
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     from rsgeo.errors import RsgeoError
 
     verbosity = 0

@@ -184,31 +184,13 @@ def normalise_chips(chips: np.ndarray, mean: Any, std: Any, device: str) -> Any:
     """``uint8`` ``(N, H, W, 3)`` chips → normalised ``float32`` ``(N, 3, H, W)`` on ``device``.
 
     Bit for bit torchvision's ``ToTensor`` (``x.float().div(255)``) then
-    ``Normalize`` (``sub_(mean).div_(std)``), done where it is cheapest: on a
-    GPU after moving the 4x smaller ``uint8`` there (pinned memory is copied
-    asynchronously); on the CPU as a lookup in a 3 x 256 table of those very
-    float32 results, one pass instead of four. ``mean`` and ``std`` are
-    ``float32`` tensors shaped ``(1, 3, 1, 1)``.
+    ``Normalize`` (``sub_(mean).div_(std)``), done on the device after moving
+    the 4x smaller ``uint8`` there; pinned host memory is copied
+    asynchronously. Chips laid out channel-first in memory
+    (``chips.transpose(0, 3, 1, 2)`` contiguous, as the reader makes them for
+    this encoder) need no transpose. ``mean`` and ``std`` are ``float32``
+    tensors shaped ``(1, 3, 1, 1)`` on ``device``.
     """
-    if device == "cpu":
-        return _normalise_lookup(chips, mean, std)
-    return _normalise_on_device(chips, mean, std, device)
-
-
-def _normalise_lookup(chips: np.ndarray, mean: Any, std: Any) -> Any:
-    import torch
-
-    table = _normalise_on_device(np.arange(256, dtype=np.uint8).reshape(1, 1, 256, 1).repeat(3, axis=3), mean, std, "cpu")
-    table = table[0, :, 0, :].numpy()  # (3, 256): channel c, value v → normalised value
-    nchw = chips.transpose(0, 3, 1, 2)
-    out = np.empty(nchw.shape, np.float32)
-    for c in range(3):
-        # Every index is in 0..255; "clip" only spares numpy a buffered copy.
-        np.take(table[c], nchw[:, c], out=out[:, c], mode="clip")
-    return torch.from_numpy(out)
-
-
-def _normalise_on_device(chips: np.ndarray, mean: Any, std: Any, device: str) -> Any:
     import torch
 
     nchw = chips.transpose(0, 3, 1, 2)
@@ -222,7 +204,7 @@ def _normalise_on_device(chips: np.ndarray, mean: Any, std: Any, device: str) ->
         x = x.to(device)
     if channels_last:
         x = x.permute(0, 3, 1, 2).contiguous()
-    return x.float().div_(255).sub_(mean.to(x.device)).div_(std.to(x.device))
+    return x.float().div_(255).sub_(mean).div_(std)
 
 
 def image_spec_from_open_clip(model: Any, preprocess: Any = None) -> ImageSpec:

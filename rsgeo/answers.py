@@ -24,6 +24,9 @@ from rsgeo.styles import categorized_qml, category_colours, graduated_qml
 
 logger = logging.getLogger(__name__)
 
+#: Features per GeoDataFrame written at a time: bounds the memory of writing a layer.
+WRITE_CHUNK = 8192
+
 RESERVED_COLUMNS = {"fid", "geom", "tile_id", "row", "col", "valid_fraction", "top_class", "top_score", "similarity", "rank"}
 
 
@@ -68,7 +71,7 @@ def score_columns(class_names: Sequence[str]) -> list[str]:
 
 def tiles_plan(grid: ChipGrid, source: EmbeddingSource) -> LayerPlan:
     def frames() -> Iterator[Any]:
-        for ids, fractions, _ in source.iter_chunks():
+        for ids, fractions, _ in source.iter_chunks(WRITE_CHUNK):
             rows, cols = np.divmod(ids, grid.n_cols)
             yield _frame(grid, ids, {"tile_id": ids, "row": rows, "col": cols, "valid_fraction": fractions})
 
@@ -95,7 +98,7 @@ def landcover_plan(
     names = np.asarray(class_names, dtype=object)
 
     def frames() -> Iterator[Any]:
-        for ids, fractions, emb in source.iter_chunks():
+        for ids, fractions, emb in source.iter_chunks(WRITE_CHUNK):
             scores = zero_shot_scores(emb, class_embeddings, logit_scale)
             top = scores.argmax(axis=1)
             rows, cols = np.divmod(ids, grid.n_cols)
@@ -234,7 +237,7 @@ def query_plan(
     ids, sims, rank = ids[keep], sims[keep], rank[keep]
 
     def frames() -> Iterator[Any]:
-        step = 65536
+        step = WRITE_CHUNK
         for start in range(0, len(ids), step):
             sl = slice(start, start + step)
             yield _frame(grid, ids[sl], {"tile_id": ids[sl], "similarity": sims[sl], "rank": rank[sl]})

@@ -283,7 +283,8 @@ def _encode_chips(
     done_ids = journal.done_ids()
     batch_size = options.batch_size or default_batch_size(encoder.device)
     reader = ChipReader(
-        scene_path, read, stretch, grid, encoder.image_spec, batch_size=batch_size, workers=options.workers, skip=done_ids
+        scene_path, read, stretch, grid, encoder.image_spec, batch_size=batch_size, workers=options.workers,
+        skip=done_ids, **reader_hooks(encoder),
     )
     done = encoded = 0
     if progress:
@@ -298,6 +299,16 @@ def _encode_chips(
         if progress:
             progress(done, total)
     logger.info("encoded %d chips in this run (%d were already in the journal)", encoded, len(done_ids))
+
+
+def reader_hooks(encoder: Encoder) -> dict[str, Any]:
+    """What the reader may tailor to the encoder: the device (reader threads),
+    the batch memory layout it eats without a copy, and pinned batch buffers."""
+    return {
+        "device": encoder.device,
+        "channels_first": bool(getattr(encoder, "channels_first", False)),
+        "allocate": getattr(encoder, "empty_batch", None),
+    }
 
 
 def _use_large_pages(path: Path) -> None:

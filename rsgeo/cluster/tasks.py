@@ -104,7 +104,7 @@ def worker_name() -> str:
 
 def encode_block(task: BlockTask) -> BlockResult:
     """Read and encode the chips of ``task.block`` that are not in ``task.skip``."""
-    from rsgeo.pipeline import default_batch_size
+    from rsgeo.pipeline import default_batch_size, reader_hooks
     from rsgeo.reader import ChipReader
 
     start = time.perf_counter()
@@ -115,7 +115,7 @@ def encode_block(task: BlockTask) -> BlockResult:
     reader = ChipReader(
         task.scene, task.read, task.stretch, grid, encoder.image_spec,
         batch_size=task.batch_size or default_batch_size(encoder.device),
-        workers=task.reader_threads, skip=skip,
+        workers=task.reader_threads, skip=skip, **reader_hooks(encoder),
     )
     ids: list[np.ndarray] = []
     fractions: list[np.ndarray] = []

@@ -221,10 +221,10 @@ class HFClipEncoder:
     def encode_images(self, chips: np.ndarray) -> np.ndarray:
         import torch
 
+        from rsgeo.encoders.openclip import normalise_chips
+
         with torch.inference_mode():
-            x = torch.from_numpy(np.ascontiguousarray(chips)).to(self.device)
-            x = x.permute(0, 3, 1, 2).float().div_(255.0)
-            x = (x - self._mean) / self._std
+            x = normalise_chips(chips, self._mean, self._std, self.device)
             with self._autocast():
                 emb = _features(self.model.get_image_features(pixel_values=x))
             emb = emb.float()

@@ -7,7 +7,9 @@ one-off load and excluding model load:
 
 * a text query: encode the text (random ViT-B-32 text tower, 512-d) +
   similarity over every tile + top-50 + the GeoDataFrame of the answer;
-* an example query: the same with one example tile instead of a text.
+* an example query: the same with one example tile instead of a text;
+* the text towers alone (ViT-B-32's CLIP tower and RS-M-CLIP's XLM-R tower),
+  padded to 77 tokens and on the real token length (what rsgeo runs).
 
 It prints a table and writes JSON. Memory is the process's RSS after loading
 and its peak, compared with the size of the embedding table.
@@ -88,6 +90,61 @@ def build_result(path: Path, n_tiles: int, dim: int, dtype: str) -> None:
         })
 
 
+def text_tower_figures(repeats: int) -> dict[str, float]:
+    """Milliseconds per single-text forward pass of two text towers (random weights),
+    padded to 77 tokens (open_clip's ``encode_text``) and on the real length
+    (:class:`rsgeo.encoders.text_length.TextLengthTrimmer`, what rsgeo runs).
+
+    * ``clip``: ViT-B-32's 12-layer, 512-wide causal tower (RemoteCLIP, GeoRSCLIP,
+      SkyCLIP, OpenAI CLIP), on the real tokens of "solar farm number 7" (6 tokens).
+    * ``xlmr``: RS-M-CLIP's architecture (``xlm-roberta-base-ViT-B-32``, the XLM-R
+      base tower, 768 wide), built offline from rsgeo's shipped tower config. The
+      real XLM-R tokenizer cannot be downloaded here, so the batch is 6 token ids
+      (<s>, 4 word pieces, </s>: what XLM-R makes of "solar farm" or "flooded
+      fields") padded with XLM-R's pad id to 77.
+    """
+    import json as _json
+
+    import open_clip
+    import torch
+
+    from rsgeo.encoders.text_length import TextLengthTrimmer
+    from rsgeo.zoo.openclip_build import create_folder_model, read_open_clip_config
+
+    def per_call_ms(fn) -> float:
+        with torch.inference_mode():
+            fn()
+            times = []
+            for _ in range(repeats):
+                t = time.perf_counter()
+                fn()
+                times.append((time.perf_counter() - t) * 1000)
+        return statistics.median(times)
+
+    figures: dict[str, float] = {}
+    torch.manual_seed(0)
+    clip = open_clip.create_model("ViT-B-32").eval()
+    tokens = open_clip.get_tokenizer("ViT-B-32")(["solar farm number 7"])
+    trimmer = TextLengthTrimmer(clip, probe=tokens)
+    figures["clip_text_tower_77_tokens_ms"] = per_call_ms(lambda: clip.encode_text(tokens))
+    figures["clip_text_tower_real_length_ms"] = per_call_ms(lambda: trimmer(tokens))
+    del clip, trimmer
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        cfg = {"model_cfg": open_clip.get_model_config("xlm-roberta-base-ViT-B-32"), "preprocess_cfg": {}}
+        (folder / "open_clip_config.json").write_text(_json.dumps(cfg))
+        torch.manual_seed(0)
+        xlmr = create_folder_model(folder, read_open_clip_config(folder), None).eval()
+    ids = torch.full((1, 77), 1, dtype=torch.long)  # XLM-R's pad id
+    ids[0, :6] = torch.tensor([0, 31000, 4500, 88, 1200, 2])  # <s> 4 pieces </s>
+    trimmer = TextLengthTrimmer(xlmr, probe=ids)
+    assert trimmer.kind == "hf"
+    figures["xlmr_text_tower_77_tokens_ms"] = per_call_ms(lambda: xlmr.encode_text(ids))
+    figures["xlmr_text_tower_real_length_ms"] = per_call_ms(lambda: trimmer(ids))
+    return {k: round(v, 1) for k, v in figures.items()}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tiles", type=int, default=1_000_000)
@@ -134,6 +191,19 @@ def main(argv: list[str] | None = None) -> int:
         cached_ms = timed(lambda: result.query("solar farm number 0", top_k=50))
         example_ms = timed(lambda: result.query(like_tiles=[12345 % n], top_k=50))
         similarity_ms = timed(lambda: result.index.top_k(result.index.rows([7])[0], 50))
+        # Why the scan runs in torch: a text encoding (torch threads) followed by the scan in
+        # NumPy (its own BLAS threads) against the same in torch, new texts each time.
+        fresh = iter(f"flooded fields number {k}" for k in range(10**6))
+        table = result.index.embeddings
+
+        def encode_then(scan) -> None:  # type: ignore[no-untyped-def]
+            scan(encoder.encode_texts([next(fresh)])[0])
+
+        scan_ms = {
+            "encode_then_numpy_scan_ms_median": timed(lambda: encode_then(lambda v: table.astype(np.float32, copy=False) @ v))
+            if table.dtype == np.float32 else None,
+            "encode_then_torch_scan_ms_median": timed(lambda: encode_then(result.index.similarity)),
+        }
         figures = {
             "tiles": n,
             "dim": args.dim,
@@ -150,12 +220,21 @@ def main(argv: list[str] | None = None) -> int:
             "repeated_text_query_ms_median": round(statistics.median(cached_ms), 1),
             "example_query_ms_median": round(statistics.median(example_ms), 1),
             "similarity_topk_only_ms_median": round(statistics.median(similarity_ms), 1),
+            **{k: round(statistics.median(v), 1) if v else None for k, v in scan_ms.items()},
+            **text_tower_figures(args.repeats),
             "threads": torch.get_num_threads(),
             "cpu_count": os.cpu_count(),
         }
     print(f"{'figure':<32}{'value':>14}")
     for k, v in figures.items():
         print(f"{k:<32}{v!s:>14}")
+    print(
+        "\nnew text query, by text tower (tower on the real length + similarity and top-k, same run):\n"
+        f"  ViT-B-32 CLIP tower  {figures['clip_text_tower_real_length_ms'] + figures['similarity_topk_only_ms_median']:.0f} ms"
+        f"  (measured end to end: {figures['text_query_ms_median']:.0f} ms)\n"
+        f"  RS-M-CLIP XLM-R tower {figures['xlmr_text_tower_real_length_ms'] + figures['similarity_topk_only_ms_median']:.0f} ms"
+        f"  (padded to 77 tokens it would be {figures['xlmr_text_tower_77_tokens_ms'] + figures['similarity_topk_only_ms_median']:.0f} ms)"
+    )
     print(
         f"\nmemory: loading grew RSS by {figures['rss_growth_mb'] / table_mb:.2f}x the table "
         f"({table_mb:.0f} MB); target: well under 2x"

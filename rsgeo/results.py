@@ -35,12 +35,17 @@ from rsgeo.store import GpkgEmbeddings
 class EmbeddingIndex:
     """All embeddings of a result in memory, for fast repeated queries.
 
-    Scores are computed in blocks so that the temporary float32 products stay
-    small whatever the size of the table (float16 tables stay float16 in
-    memory and are widened one block at a time).
+    Similarities are one matrix-vector product over the whole table, run by
+    torch: on the thread pool the text encoder has just used. (NumPy's BLAS
+    threads and torch's OpenMP threads, each busy-waiting after its own work,
+    cost 20-25 ms a query on a 2-core machine; see docs/benchmarks.md.) A
+    float16 table stays float16 in memory and is widened to float32 a small
+    block at a time, so its scores are exactly the float32 products of the
+    stored values, as ``rsgeo query`` computes them.
     """
 
-    BLOCK = 1 << 16
+    #: Rows of a float16 table widened at a time (2 MB of float32: stays in cache).
+    BLOCK = 1024
 
     def __init__(self, tile_ids: np.ndarray, embeddings: np.ndarray, valid_fraction: np.ndarray | None = None) -> None:
         self.tile_ids = np.ascontiguousarray(tile_ids, np.int64)
@@ -69,14 +74,17 @@ class EmbeddingIndex:
 
     def similarity(self, vector: np.ndarray) -> np.ndarray:
         """Cosine similarity of every stored tile with a unit vector (float32)."""
-        v = vector.astype(np.float32)
-        if self.embeddings.dtype == np.float32:
-            return self.embeddings @ v
-        out = np.empty(len(self), np.float32)
+        import torch
+
+        v = torch.from_numpy(np.ascontiguousarray(vector, np.float32))
+        table = torch.from_numpy(self.embeddings)
+        if table.dtype == torch.float32:
+            return torch.mv(table, v).numpy()
+        out = torch.empty(len(self), dtype=torch.float32)
         for start in range(0, len(self), self.BLOCK):
-            block = self.embeddings[start : start + self.BLOCK].astype(np.float32)
-            out[start : start + self.BLOCK] = block @ v
-        return out
+            stop = start + self.BLOCK
+            torch.mv(table[start:stop].float(), v, out=out[start:stop])
+        return out.numpy()
 
     def top_k(self, vector: np.ndarray, k: int | None = None, threshold: float | None = None) -> tuple[np.ndarray, np.ndarray]:
         """``(row indices, similarities)`` of the best tiles, best first."""

@@ -236,8 +236,11 @@ class HFClipEncoder:
 
         if not texts:
             return np.zeros((0, self.embedding_dim), np.float32)
+        # Padded to the longest text, not the context length: CLIP's text tower is causal and
+        # pools at the end-of-text token, so the padding never reaches the embedding, and a
+        # 4-token query runs 4 positions instead of 77 (see rsgeo/encoders/text_length.py).
         batch = self.tokenizer(
-            list(texts), padding="max_length", max_length=self.context_length, truncation=True, return_tensors="pt"
+            list(texts), padding="longest", max_length=self.context_length, truncation=True, return_tensors="pt"
         )
         with torch.inference_mode():
             with self._autocast():

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from rsgeo.encoders.base import EncoderIdentity, ImageSpec, l2_normalise
+from rsgeo.encoders.text_length import TextLengthTrimmer
 from rsgeo.errors import ModelError
 
 logger = logging.getLogger(__name__)
@@ -64,8 +65,14 @@ class OpenClipEncoder:
         self._mean = torch.tensor(image_spec.mean, device=self.device).view(1, 3, 1, 1)
         self._std = torch.tensor(image_spec.std, device=self.device).view(1, 3, 1, 1)
         with torch.inference_mode():
-            probe = self.model.encode_text(self.tokenizer(["probe"]).to(self.device))
+            probe_tokens = self.tokenizer(["probe", "a satellite photo of a solar farm."]).to(self.device)
+            probe = self.model.encode_text(probe_tokens[:1])
         self.embedding_dim = int(probe.shape[-1])
+        # Texts run on their real token length, not the padded 77 (exact; see text_length.py).
+        hf_tokenizer = getattr(tokenizer, "tokenizer", None)
+        self._encode_text = TextLengthTrimmer(
+            self.model, pad_id=getattr(hf_tokenizer, "pad_token_id", None), probe=probe_tokens
+        )
 
     @classmethod
     def from_name(
@@ -168,7 +175,7 @@ class OpenClipEncoder:
         with torch.inference_mode():
             tokens = self.tokenizer(list(texts)).to(self.device)
             with self._autocast():
-                emb = self.model.encode_text(tokens)
+                emb = self._encode_text(tokens)
             emb = emb.float()
             emb = emb / emb.norm(dim=-1, keepdim=True).clamp_min(1e-12)
         return l2_normalise(emb.cpu().numpy())

@@ -23,7 +23,6 @@ import argparse
 import json
 import os
 import resource
-import sqlite3
 import statistics
 import sys
 import tempfile
@@ -128,7 +127,6 @@ def text_tower_figures(repeats: int) -> dict[str, float]:
     trimmer = TextLengthTrimmer(clip, probe=tokens)
     figures["clip_text_tower_77_tokens_ms"] = per_call_ms(lambda: clip.encode_text(tokens))
     figures["clip_text_tower_real_length_ms"] = per_call_ms(lambda: trimmer(tokens))
-    del clip, trimmer
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)

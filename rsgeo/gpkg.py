@@ -22,7 +22,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 
 from rsgeo.errors import OutputError, OutputExistsError, ResultError, RsgeoError
 

@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 
 from rsgeo.encoders.base import ImageSpec
-from rsgeo.encoders.openclip import normalise_chips
+from rsgeo.encoders.torch_clip import normalise_chips
 from rsgeo.preprocess import fit_chip, resized_shape
 from rsgeo.reader import empty_chips
 from tests.conftest import OPENAI_MEAN, OPENAI_STD, shared

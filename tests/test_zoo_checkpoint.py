@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rsgeo.encoders.openclip import file_sha256
+from rsgeo.encoders.torch_clip import file_sha256
 from rsgeo.errors import ModelError, WeightsNotAvailableError
 from rsgeo.zoo.hub import url_cache_path
 from rsgeo.zoo.loading import load_record

@@ -152,7 +152,7 @@ def test_rs_m_clip_from_the_hf_cache_offline(tmp_path: Path, monkeypatch: pytest
     monkeypatch.setenv("RSGEO_CACHE_DIR", str(cache))
     enc = load_encoder("rs-m-clip", device="cpu")
     assert enc.identity.model_id == "rs-m-clip"
-    from rsgeo.encoders.openclip import file_sha256
+    from rsgeo.encoders.torch_clip import file_sha256
 
     assert enc.identity.weights_sha256 == file_sha256(snap / "open_clip_model.safetensors")
     ref = load_encoder("rs-m-clip", checkpoint=str(src), device="cpu")

@@ -18,6 +18,7 @@ from typing import Any, Literal
 import numpy as np
 
 from rsgeo.encoders.base import EncoderIdentity, ImageSpec, l2_normalise
+from rsgeo.encoders.torch_clip import TorchClipEncoder, file_sha256, unit_rows
 from rsgeo.errors import MissingDependencyError, ModelError
 
 logger = logging.getLogger(__name__)
@@ -117,7 +118,7 @@ def _features(output: Any) -> Any:
     return output
 
 
-class HFClipEncoder:
+class HFClipEncoder(TorchClipEncoder):
     """A transformers ``CLIPModel`` and its tokenizer behind the Encoder seam."""
 
     def __init__(
@@ -131,24 +132,14 @@ class HFClipEncoder:
         precision: str = "fp32",
         languages: tuple[str, ...] | None = ("en",),
     ) -> None:
-        import torch
-
-        from rsgeo.encoders.openclip import default_device
-
-        self.device = device or default_device()
-        self.model = model.to(self.device).eval()
-        self.tokenizer = tokenizer
-        self.image_spec = image_spec
-        self.identity = identity
-        self.languages = languages
-        self.precision = precision
-        self.logit_scale = float(model.logit_scale.exp().item())
+        super().__init__(
+            model, tokenizer, image_spec=image_spec, identity=identity, device=device,
+            precision=precision, languages=languages,
+        )
         self.embedding_dim = int(model.config.projection_dim)
         self.context_length = int(
             min(getattr(tokenizer, "model_max_length", 77) or 77, model.config.text_config.max_position_embeddings)
         )
-        self._mean = torch.tensor(image_spec.mean, device=self.device).view(1, 3, 1, 1)
-        self._std = torch.tensor(image_spec.std, device=self.device).view(1, 3, 1, 1)
 
     @classmethod
     def from_folder(
@@ -195,8 +186,6 @@ class HFClipEncoder:
             raise ModelError(
                 f"weights in {folder} do not match its config.json: {detail}; re-download the model folder"
             )
-        from rsgeo.encoders.openclip import file_sha256
-
         spec = image_spec_from_preprocessor(folder, int(model.config.vision_config.image_size))
         return cls(
             model,
@@ -208,28 +197,8 @@ class HFClipEncoder:
             languages=languages,
         )
 
-    def _autocast(self) -> Any:
-        import contextlib
-
-        import torch
-
-        if self.precision == "fp32":
-            return contextlib.nullcontext()
-        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[self.precision]
-        return torch.autocast(device_type=self.device.split(":")[0], dtype=dtype)
-
-    def encode_images(self, chips: np.ndarray) -> np.ndarray:
-        import torch
-
-        from rsgeo.encoders.openclip import normalise_chips
-
-        with torch.inference_mode():
-            x = normalise_chips(chips, self._mean, self._std, self.device)
-            with self._autocast():
-                emb = _features(self.model.get_image_features(pixel_values=x))
-            emb = emb.float()
-            emb = emb / emb.norm(dim=-1, keepdim=True).clamp_min(1e-12)
-        return emb.cpu().numpy().astype(np.float32)
+    def _image_features(self, x: Any) -> Any:
+        return _features(self.model.get_image_features(pixel_values=x))
 
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
         import torch
@@ -250,8 +219,7 @@ class HFClipEncoder:
                         attention_mask=batch["attention_mask"].to(self.device),
                     )
                 )
-            emb = emb.float()
-        return l2_normalise(emb.cpu().numpy())
+            return l2_normalise(unit_rows(emb))
 
 
 def _first_line(exc: BaseException) -> str:

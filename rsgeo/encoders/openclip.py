@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -12,33 +11,19 @@ import numpy as np
 
 from rsgeo.encoders.base import EncoderIdentity, ImageSpec, l2_normalise
 from rsgeo.encoders.text_length import TextLengthTrimmer
+from rsgeo.encoders.torch_clip import TorchClipEncoder, file_sha256, unit_rows
 from rsgeo.errors import ModelError
 
 logger = logging.getLogger(__name__)
 
 
-def default_device() -> str:
-    """``cuda`` when a GPU is visible, else ``cpu``."""
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
-    """Hex SHA-256 of a file, read in chunks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
-class OpenClipEncoder:
+class OpenClipEncoder(TorchClipEncoder):
     """An open_clip ``CLIP``/``CustomTextCLIP`` model and its tokenizer.
 
     Build one with :func:`from_name` (``hf-hub:``/built-in
     architecture names) or wrap a model you already hold with the constructor.
-    Images are moved to the device as ``uint8`` and normalised there.
+    Images are moved to the device as ``uint8`` and normalised there; texts
+    run on their real token length (:mod:`rsgeo.encoders.text_length`).
     """
 
     def __init__(
@@ -54,16 +39,10 @@ class OpenClipEncoder:
     ) -> None:
         import torch
 
-        self.device = device or default_device()
-        self.model = model.to(self.device).eval()
-        self.tokenizer = tokenizer
-        self.image_spec = image_spec
-        self.identity = identity
-        self.languages = languages
-        self.precision = precision
-        self.logit_scale = float(model.logit_scale.exp().item())
-        self._mean = torch.tensor(image_spec.mean, device=self.device).view(1, 3, 1, 1)
-        self._std = torch.tensor(image_spec.std, device=self.device).view(1, 3, 1, 1)
+        super().__init__(
+            model, tokenizer, image_spec=image_spec, identity=identity, device=device,
+            precision=precision, languages=languages,
+        )
         with torch.inference_mode():
             probe_tokens = self.tokenizer(["probe", "a satellite photo of a solar farm."]).to(self.device)
             probe = self.model.encode_text(probe_tokens[:1])
@@ -119,53 +98,8 @@ class OpenClipEncoder:
             languages=languages,
         )
 
-    #: The reader lays batches out channel-first in memory for this encoder
-    #: (see :class:`rsgeo.reader.ChipReader`): no transpose before the model.
-    channels_first = True
-
-    def _autocast(self) -> Any:
-        import contextlib
-
-        import torch
-
-        if self.precision == "fp32":
-            return contextlib.nullcontext()
-        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[self.precision]
-        return torch.autocast(device_type=self.device.split(":")[0], dtype=dtype)
-
-    def empty_batch(self, n: int, size: int, channels_first: bool = True) -> np.ndarray:
-        """A ``uint8`` ``(n, size, size, 3)`` batch buffer for the reader to fill.
-
-        On CUDA it lives in pinned (page-locked) memory, so the copy to the GPU
-        is an asynchronous DMA instead of a staged, blocking copy.
-        """
-        if not self.device.startswith("cuda"):
-            return _empty_chips(n, size, channels_first)
-        import torch
-
-        shape = (n, 3, size, size) if channels_first else (n, size, size, 3)
-        array = torch.empty(shape, dtype=torch.uint8, pin_memory=True).numpy()
-        return array.transpose(0, 2, 3, 1) if channels_first else array
-
-    def model_input(self, chips: np.ndarray) -> Any:
-        """The float tensor the image tower is fed for ``uint8`` ``(N, H, W, 3)`` chips.
-
-        Bit for bit what open_clip's ``ToTensor`` + ``Normalize`` make of the
-        same pixels (``x.float() / 255``, then ``(x - mean) / std`` in float32),
-        computed on the device after moving the 4x smaller ``uint8`` there.
-        """
-        return normalise_chips(chips, self._mean, self._std, self.device)
-
-    def encode_images(self, chips: np.ndarray) -> np.ndarray:
-        import torch
-
-        with torch.inference_mode():
-            x = self.model_input(chips)
-            with self._autocast():
-                emb = self.model.encode_image(x)
-            emb = emb.float()
-            emb = emb / emb.norm(dim=-1, keepdim=True).clamp_min(1e-12)
-        return emb.cpu().numpy().astype(np.float32)
+    def _image_features(self, x: Any) -> Any:
+        return self.model.encode_image(x)
 
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
         import torch
@@ -176,42 +110,7 @@ class OpenClipEncoder:
             tokens = self.tokenizer(list(texts)).to(self.device)
             with self._autocast():
                 emb = self._encode_text(tokens)
-            emb = emb.float()
-            emb = emb / emb.norm(dim=-1, keepdim=True).clamp_min(1e-12)
-        return l2_normalise(emb.cpu().numpy())
-
-
-def _empty_chips(n: int, size: int, channels_first: bool) -> np.ndarray:
-    if channels_first:
-        return np.empty((n, 3, size, size), np.uint8).transpose(0, 2, 3, 1)
-    return np.empty((n, size, size, 3), np.uint8)
-
-
-def normalise_chips(chips: np.ndarray, mean: Any, std: Any, device: str) -> Any:
-    """``uint8`` ``(N, H, W, 3)`` chips → normalised ``float32`` ``(N, 3, H, W)`` on ``device``.
-
-    Bit for bit torchvision's ``ToTensor`` (``x.float().div(255)``) then
-    ``Normalize`` (``sub_(mean).div_(std)``), done on the device after moving
-    the 4x smaller ``uint8`` there; pinned host memory is copied
-    asynchronously. Chips laid out channel-first in memory
-    (``chips.transpose(0, 3, 1, 2)`` contiguous, as the reader makes them for
-    this encoder) need no transpose. ``mean`` and ``std`` are ``float32``
-    tensors shaped ``(1, 3, 1, 1)`` on ``device``.
-    """
-    import torch
-
-    nchw = chips.transpose(0, 3, 1, 2)
-    channels_last = not nchw.flags.c_contiguous
-    x = torch.from_numpy(np.ascontiguousarray(chips) if channels_last else nchw)
-    if device.startswith("cuda"):
-        if not x.is_pinned():
-            x = x.pin_memory()
-        x = x.to(device, non_blocking=True)
-    else:
-        x = x.to(device)
-    if channels_last:
-        x = x.permute(0, 3, 1, 2).contiguous()
-    return x.float().div_(255).sub_(mean).div_(std)
+            return l2_normalise(unit_rows(emb))
 
 
 def image_spec_from_open_clip(model: Any, preprocess: Any = None) -> ImageSpec:

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import urlparse
 
-from rsgeo.encoders.openclip import file_sha256
+from rsgeo.encoders.torch_clip import file_sha256
 from rsgeo.errors import ModelError, WeightsNotAvailableError
 from rsgeo.zoo.registry import ModelRecord, WeightsFile
 

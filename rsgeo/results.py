@@ -15,6 +15,7 @@ use :func:`rsgeo.query` / :func:`rsgeo.classify` on the file to add layers.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
@@ -36,7 +37,7 @@ class EmbeddingIndex:
     """All embeddings of a result in memory, for fast repeated queries.
 
     Similarities are one matrix-vector product over the whole table, run by
-    torch: on the thread pool the text encoder has just used. (NumPy's BLAS
+    torch when torch is loaded: on the thread pool the text encoder has just used. (NumPy's BLAS
     threads and torch's OpenMP threads, each busy-waiting after its own work,
     cost 20-25 ms a query on a 2-core machine; see docs/benchmarks.md.) A
     float16 table stays float16 in memory and is widened to float32 a small
@@ -73,18 +74,32 @@ class EmbeddingIndex:
         return ids[ok].tolist()
 
     def similarity(self, vector: np.ndarray) -> np.ndarray:
-        """Cosine similarity of every stored tile with a unit vector (float32)."""
-        import torch
+        """Cosine similarity of every stored tile with a unit vector (float32).
 
-        v = torch.from_numpy(np.ascontiguousarray(vector, np.float32))
+        Run by torch when the process already uses it (a torch text encoder
+        has just run); by NumPy otherwise, so a result opened with a
+        torch-free encoder (QGIS's own Python, the ``test:`` encoders) never
+        imports torch. Both compute the float32 product of the stored values.
+        """
+        v = np.ascontiguousarray(vector, np.float32)
+        torch = sys.modules.get("torch")
+        if torch is None:
+            if self.embeddings.dtype == np.float32:
+                return self.embeddings @ v
+            out = np.empty(len(self), dtype=np.float32)
+            for start in range(0, len(self), self.BLOCK):
+                stop = start + self.BLOCK
+                np.matmul(self.embeddings[start:stop].astype(np.float32), v, out=out[start:stop])
+            return out
+        tv = torch.from_numpy(v)
         table = torch.from_numpy(self.embeddings)
         if table.dtype == torch.float32:
-            return torch.mv(table, v).numpy()
-        out = torch.empty(len(self), dtype=torch.float32)
+            return torch.mv(table, tv).numpy()
+        tout = torch.empty(len(self), dtype=torch.float32)
         for start in range(0, len(self), self.BLOCK):
             stop = start + self.BLOCK
-            torch.mv(table[start:stop].float(), v, out=out[start:stop])
-        return out.numpy()
+            torch.mv(table[start:stop].float(), tv, out=tout[start:stop])
+        return tout.numpy()
 
     def top_k(self, vector: np.ndarray, k: int | None = None, threshold: float | None = None) -> tuple[np.ndarray, np.ndarray]:
         """``(row indices, similarities)`` of the best tiles, best first."""

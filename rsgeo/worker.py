@@ -44,6 +44,8 @@ from typing import IO, Any
 
 import numpy as np
 
+from rsgeo.errors import RsgeoError
+
 logger = logging.getLogger(__name__)
 
 
@@ -81,8 +83,6 @@ class Worker:
 
     def handle(self, request: dict[str, Any]) -> dict[str, Any]:
         """The reply to one request (never raises)."""
-        from rsgeo.errors import RsgeoError
-
         rid = request.get("id")
         op = request.get("op")
         fn = self._ops.get(op) if isinstance(op, str) else None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 
@@ -15,8 +17,18 @@ def table(n: int, dim: int, dtype: str) -> tuple[np.ndarray, np.ndarray]:
     return np.arange(0, 3 * n, 3, dtype=np.int64), emb.astype(dtype)
 
 
+@pytest.fixture(params=["numpy", "torch"])
+def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The scan runs on torch only where torch is loaded already (see EmbeddingIndex.similarity)."""
+    if request.param == "torch":
+        import torch  # noqa: F401
+    else:
+        monkeypatch.delitem(sys.modules, "torch", raising=False)
+    return str(request.param)
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float16"])
-def test_similarity_is_the_float32_product_of_the_stored_values(dtype: str) -> None:
+def test_similarity_is_the_float32_product_of_the_stored_values(dtype: str, backend: str) -> None:
     n = 3 * EmbeddingIndex.BLOCK + 17  # blocks that do not divide the table
     ids, emb = table(n, 64, dtype)
     index = EmbeddingIndex(ids, emb)

@@ -49,14 +49,27 @@ class _ThreadWorker(QThread):
         self.requests: "queue.Queue[dict[str, Any] | None]" = queue.Queue()
 
     def run(self) -> None:
-        from rsgeo.worker import Worker  # noqa: PLC0415 - in-process backend only
+        # An exception escaping QThread.run() aborts QGIS (PyQt's unhandled-exception hook calls
+        # qFatal): every failure becomes an error reply instead, the way the external worker's
+        # death becomes ``failed``.
+        try:
+            from rsgeo.worker import Worker  # noqa: PLC0415 - in-process backend only
 
-        worker = Worker()
+            worker = Worker()
+        except Exception as exc:  # noqa: BLE001 - reported to the dock, never raised in a thread
+            worker, startup_error = None, f"rsgeo cannot start in QGIS's Python: {type(exc).__name__}: {exc}"
         while True:
             request = self.requests.get()
             if request is None or request.get("op") == "shutdown":
                 return
-            self.replied.emit(worker.handle(request))
+            if worker is None:
+                self.replied.emit({"id": request.get("id"), "ok": False, "error": startup_error})
+                continue
+            try:
+                reply = worker.handle(request)
+            except Exception as exc:  # noqa: BLE001 - Worker.handle answers errors itself; this is the last guard
+                reply = {"id": request.get("id"), "ok": False, "error": f"internal error: {type(exc).__name__}: {exc}"}
+            self.replied.emit(reply)
 
 
 class WorkerClient(QObject):

@@ -1,6 +1,8 @@
 """Many scenes in one run: one result GeoPackage per scene, optionally merged.
 
-Inputs are files, glob patterns or folders (a GDAL VRT mosaic is one scene).
+Inputs are files, glob patterns, folders (a GDAL VRT mosaic is one scene),
+remote GDAL paths or URLs (``/vsis3/bucket/x.tif``, ``https://host/x.tif``),
+and text files listing scenes one per line.
 Every scene is checked and its chips counted before any is encoded, so a bad
 file stops the run at once, not hours in, and progress covers the whole run.
 Each scene is then written by the ordinary single-scene path (same schema,
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import glob
 import logging
+import re
 import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -24,6 +27,7 @@ from typing import Any
 
 from rsgeo.errors import OptionError, OutputExistsError, SceneError
 from rsgeo.scene import ReadOptions
+from rsgeo.sources import SceneSource, is_remote
 
 logger = logging.getLogger(__name__)
 
@@ -40,45 +44,91 @@ class BatchScene:
     """One scene of a batch: where it is read from and written to."""
 
     index: int
-    scene: Path
+    scene: Path | str  # a local file, or a remote GDAL path or URL (rsgeo.sources)
     output: Path
     name: str  # the value of the merged layers' ``scene`` column
     chips: int  # chips of its grid (before nodata is skipped)
     done: bool  # its output exists and resume was asked: not encoded again
 
 
-def expand_inputs(inputs: Sequence[str | Path]) -> list[Path]:
-    """Scene files from files, glob patterns and folders, in the order given."""
-    found: dict[Path, Path] = {}
-    for item in inputs:
-        text = str(item)
-        path = Path(text)
-        if path.is_dir():
-            files = sorted(f for f in path.iterdir() if f.is_file() and f.suffix.lower() in SCENE_SUFFIXES)
-            what = f"folder {text}"
-        elif any(c in text for c in "*?[") and not path.exists():
-            files = sorted(
-                Path(f) for f in glob.glob(text, recursive=True)
-                if Path(f).is_file() and Path(f).suffix.lower() in SCENE_SUFFIXES
-            )
-            what = f"pattern {text!r}"
-        elif path.is_file():
-            files, what = [path], text
-        else:
-            raise SceneError(f"{text}: no such scene, folder or pattern; check the path")
-        if not files:
-            raise OptionError(f"the {what} matches no scene (looked for {', '.join(SCENE_SUFFIXES)})")
-        for f in files:
+def expand_inputs(inputs: Sequence[str | Path], *, lists: Sequence[str | Path] = ()) -> list[Path | str]:
+    """Scenes from files, glob patterns, folders and remote paths, in the order given.
+
+    Local scenes come back as ``Path``; remote ones (``/vsis3/…``,
+    ``https://…``: :func:`rsgeo.sources.is_remote`) as the ``str`` given,
+    neither globbed nor checked here (GDAL opens them when the batch is
+    planned). ``lists`` are text files naming one scene (or pattern, or
+    folder) per line, after the inputs; see :func:`read_scene_list`.
+    """
+    items: list[str | Path] = list(inputs)
+    for listing in lists:
+        items += read_scene_list(listing)
+    found: dict[Path | str, Path | str] = {}
+    for item in items:
+        if is_remote(item):
+            remote = SceneSource.of(item).path
+            found.setdefault(remote, remote)
+            continue
+        for f in _local_scenes(str(item)):
             found.setdefault(f.resolve(), f)
     return list(found.values())
 
 
-def scene_names(scenes: Sequence[Path]) -> list[str]:
+def _local_scenes(text: str) -> list[Path]:
+    path = Path(text)
+    if path.is_dir():
+        files = sorted(f for f in path.iterdir() if f.is_file() and f.suffix.lower() in SCENE_SUFFIXES)
+        what = f"folder {text}"
+    elif any(c in text for c in "*?[") and not path.exists():
+        files = sorted(
+            Path(f) for f in glob.glob(text, recursive=True)
+            if Path(f).is_file() and Path(f).suffix.lower() in SCENE_SUFFIXES
+        )
+        what = f"pattern {text!r}"
+    elif path.is_file():
+        files, what = [path], text
+    else:
+        raise SceneError(f"{text}: no such scene, folder or pattern; check the path")
+    if not files:
+        raise OptionError(f"the {what} matches no scene (looked for {', '.join(SCENE_SUFFIXES)})")
+    return files
+
+
+def read_scene_list(path: str | Path) -> list[str]:
+    """The scenes a text file lists: one per line, blank lines and ``#`` comments skipped.
+
+    A line is anything the command line takes (a file, pattern, folder, or
+    remote path); a relative local path is relative to the list's folder,
+    so a list works from wherever the command runs.
+    """
+    listing = Path(path)
+    try:
+        lines = listing.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise OptionError(f"cannot read the scene list {listing}: {exc.strerror or exc}; check the path") from None
+    except UnicodeDecodeError:
+        raise OptionError(f"the scene list {listing} is not UTF-8 text; give a text file with one scene per line") from None
+    scenes = []
+    for line in lines:
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        if not is_remote(text) and not Path(text).is_absolute():
+            text = str(listing.parent / text)
+        scenes.append(text)
+    if not scenes:
+        raise OptionError(f"the scene list {listing} names no scene; give one scene path or URL per line")
+    return scenes
+
+
+def scene_names(scenes: Sequence[Path | str]) -> list[str]:
     """Unique, file-name-safe names: the file stem, made unique with its folder or a number."""
-    stems = [s.stem for s in scenes]
+    sources = [SceneSource.of(s) for s in scenes]
+    stems = [_safe(s.stem) if s.remote else s.stem for s in sources]
     names: list[str] = []
-    for scene, stem in zip(scenes, stems):
-        name = stem if stems.count(stem) == 1 else f"{scene.parent.name}-{stem}"
+    for source, stem in zip(sources, stems):
+        parent = _safe(source.parent_name) if source.remote else source.parent_name
+        name = stem if stems.count(stem) == 1 or not parent else f"{parent}-{stem}"
         base, k = name, 2
         while name in names:
             name, k = f"{base}-{k}", k + 1
@@ -86,8 +136,13 @@ def scene_names(scenes: Sequence[Path]) -> list[str]:
     return names
 
 
+def _safe(name: str) -> str:
+    """A name usable as a file name: URL names may hold characters a file system refuses."""
+    return re.sub(r'[\\/:*?"<>|\x00-\x1f]', "_", name)
+
+
 def plan_batch(
-    scenes: Sequence[Path],
+    scenes: Sequence[Path | str],
     out_dir: Path,
     *,
     read: ReadOptions,

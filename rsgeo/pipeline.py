@@ -9,7 +9,7 @@ same code in :mod:`rsgeo.answers`, and the output is written atomically.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
+import json
 import logging
 import os
 from collections.abc import Callable, Sequence
@@ -38,8 +38,9 @@ from rsgeo.gpkg import (
 )
 from rsgeo.grid import ChipGrid, ChipSpec
 from rsgeo.journal import Journal, embedding_dtype, journal_path
-from rsgeo.reader import ChipReader
+from rsgeo.reader import ChipReader, empty_chips
 from rsgeo.scene import ReadOptions, Scene
+from rsgeo.sources import SceneSource, content_sha256, identify
 from rsgeo.store import EmbeddingSource, GpkgEmbeddings
 
 logger = logging.getLogger(__name__)
@@ -90,14 +91,6 @@ def _version() -> str:
     from rsgeo import __version__
 
     return __version__
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 22):
-            h.update(block)
-    return h.hexdigest()
 
 
 def grid_metadata(grid: ChipGrid, gsd: float | None) -> dict[str, Any]:
@@ -157,21 +150,25 @@ def run(
     progress: ProgressCallback | None = None,
     cancel: CancelCheck | None = None,
 ) -> Path:
-    """Encode (or open) ``source`` and write the layers ``questions`` plans."""
-    source = Path(source)
-    if is_geopackage(source):
+    """Encode (or open) ``source`` and write the layers ``questions`` plans.
+
+    ``source`` is a scene (a local file, or a GDAL virtual path or URL such as
+    ``/vsis3/bucket/x.tif``: see :mod:`rsgeo.sources`) or a result GeoPackage.
+    """
+    scene = SceneSource.of(source)
+    if not scene.remote and is_geopackage(scene.local):
         if questions is None:
-            raise OptionError(f"{source.name} is already encoded; embed takes a scene, not a GeoPackage")
-        return _answer_stored(source, output, questions, options=options, command=command)
+            raise OptionError(f"{scene.name} is already encoded; embed takes a scene, not a GeoPackage")
+        return _answer_stored(scene.local, output, questions, options=options, command=command)
     if output is None:
         raise OptionError("give the output GeoPackage with -o OUT.gpkg")
     return _encode_scene(
-        source, Path(output), questions, read=read, options=options, command=command, progress=progress, cancel=cancel
+        scene, Path(output), questions, read=read, options=options, command=command, progress=progress, cancel=cancel
     )
 
 
 def _encode_scene(
-    scene_path: Path,
+    source: SceneSource,
     output: Path,
     questions: Questions | None,
     *,
@@ -182,7 +179,7 @@ def _encode_scene(
     cancel: CancelCheck | None,
 ) -> Path:
     check_output(output, overwrite=options.overwrite)
-    with Scene(scene_path, read) as scene:
+    with Scene(source, read) as scene:
         encoder = _load(options)
         grid = scene.grid(encoder.image_spec.size)
         read_meta = {
@@ -192,18 +189,17 @@ def _encode_scene(
             "gsd": read.gsd,
         }
         grid_meta = grid_metadata(grid, read.gsd)
-        stat = scene_path.stat()
+        src = scene.source
+        scene_id = identify(source, src)
         identity = {
             "model": {"model_id": encoder.identity.model_id, "weights_sha256": encoder.identity.weights_sha256},
             "image_spec": dataclasses.asdict(encoder.image_spec),
             "grid": grid_meta,
             "read": read_meta,
-            "scene": {"path": str(scene_path.resolve()), "bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns},
+            "scene": scene_id.journal_key(),
         }
-        src = scene.source
         scene_meta = {
-            "path": str(scene_path.resolve()),
-            "bytes": stat.st_size,
+            **scene_id.metadata(),
             "width": src.width,
             "height": src.height,
             "count": src.count,
@@ -213,18 +209,20 @@ def _encode_scene(
             "transform": list(src.transform)[:6],
         }
         stretch = scene.stretch
+    # As stored (tuples become lists): a refused --resume then names the field that really differs.
+    identity = json.loads(json.dumps(identity))
     journal = Journal(
         journal_path(output), identity, dim=encoder.embedding_dim, dtype=options.embedding_dtype, resume=options.resume
     )
     try:
-        _encode_chips(scene_path, read, stretch, grid, encoder, journal, options, progress, cancel)
+        _encode_chips(source, read, stretch, grid, encoder, journal, options, progress, cancel)
         if journal.count() == 0:
             journal.delete()
             raise SceneError(
-                f"no chip of {scene_path.name} has at least {read.min_valid:.0%} valid pixels (all nodata, "
+                f"no chip of {source.name} has at least {read.min_valid:.0%} valid pixels (all nodata, "
                 "or a wrong nodata value); check the scene's nodata value or mask, or lower --min-valid"
             )
-        scene_meta["sha256"] = _sha256(scene_path)
+        scene_meta["sha256"] = content_sha256(source)  # None for a remote scene: its fingerprint identifies it
         metadata = {
             "schema_version": SCHEMA_VERSION,
             "run": {
@@ -264,7 +262,7 @@ def _encode_scene(
 
 
 def _encode_chips(
-    scene_path: Path,
+    source: SceneSource,
     read: ReadOptions,
     stretch: Any,
     grid: ChipGrid,
@@ -277,13 +275,13 @@ def _encode_chips(
     if options.cluster is not None:  # the same chips and encoder, run by cluster workers
         from rsgeo.cluster import encode_on_cluster
 
-        encode_on_cluster(scene_path, read, stretch, grid, encoder, journal, options, progress, cancel)
+        encode_on_cluster(source.path, read, stretch, grid, encoder, journal, options, progress, cancel)
         return
     total = len(grid)
     done_ids = journal.done_ids()
     batch_size = options.batch_size or default_batch_size(encoder.device)
     reader = ChipReader(
-        scene_path, read, stretch, grid, encoder.image_spec, batch_size=batch_size, workers=options.workers,
+        source.path, read, stretch, grid, encoder.image_spec, batch_size=batch_size, workers=options.workers,
         skip=done_ids, **reader_hooks(encoder),
     )
     done = encoded = 0
@@ -293,12 +291,37 @@ def _encode_chips(
         if cancel is not None and cancel():
             raise Cancelled("cancelled; rerun with --resume to continue from the chips already encoded")
         if len(batch.tile_ids):
-            journal.add(batch.tile_ids, batch.valid_fraction, encoder.encode_images(batch.pixels))
+            journal.add(batch.tile_ids, batch.valid_fraction, encode_batch(encoder, batch.pixels, batch_size))
             encoded += len(batch.tile_ids)
         done += batch.scanned
         if progress:
             progress(done, total)
     logger.info("encoded %d chips in this run (%d were already in the journal)", encoded, len(done_ids))
+
+
+def encode_batch(encoder: Encoder, pixels: np.ndarray, batch_size: int) -> np.ndarray:
+    """Embeddings of a batch of chips, run by the model at the run's fixed batch shape.
+
+    A partial batch (the last of a scene, of a cluster block, of a resumed
+    run) is padded to ``batch_size`` chips and the padding's rows dropped.
+    CPU and GPU kernels choose their blocking, and so their summation order,
+    by the shape of the input: a chip encoded in a batch of 32 and in a batch
+    of 5 can differ in the last bits. At one shape a chip's embedding does not
+    depend on the other chips of its batch, so a run resumed part way, or
+    split into blocks over cluster workers, stores the very bytes of an
+    uninterrupted single-machine run with the same batch size (on the same
+    hardware and software). The cost is at most one padded batch per scene or
+    block.
+    """
+    n = len(pixels)
+    if n == 0 or n >= batch_size:
+        return encoder.encode_images(pixels)
+    channels_first = bool(getattr(encoder, "channels_first", False))
+    allocate = getattr(encoder, "empty_batch", None) or empty_chips
+    full = allocate(batch_size, pixels.shape[1], channels_first)
+    full[:n] = pixels
+    full[n:] = 0
+    return encoder.encode_images(full)[:n]
 
 
 def reader_hooks(encoder: Encoder) -> dict[str, Any]:

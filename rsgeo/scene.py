@@ -28,6 +28,12 @@ from rasterio.windows import Window
 
 from rsgeo.errors import NotGeoreferencedError, OptionError, SceneError
 from rsgeo.grid import ChipGrid, ChipSpec, apply_affine
+from rsgeo.sources import (
+    SceneSource,
+    remote_gdal_options,
+    remote_hint,
+    remote_read_failed,
+)
 from rsgeo.stretch import Stretch, compute_stretch
 
 logger = logging.getLogger(__name__)
@@ -80,22 +86,31 @@ def parse_bands(text: str) -> tuple[int, ...]:
     return bands
 
 
-def open_dataset(path: str | os.PathLike[str]) -> Any:
-    """Open a raster with rasterio, turning GDAL failures into one clear line."""
-    path = Path(path)
-    if not path.exists():
-        raise SceneError(f"{path} does not exist; check the path")
-    if path.is_dir():
-        raise SceneError(f"{path} is a folder, not a raster file")
+def open_dataset(path: str | os.PathLike[str] | SceneSource) -> Any:
+    """Open a raster with rasterio, turning GDAL failures into one clear line.
+
+    A remote scene (a ``/vsi…`` path or URL, see :mod:`rsgeo.sources`) is
+    opened with :func:`~rsgeo.sources.remote_gdal_options`; a failure names
+    what to check for its kind of storage (URL, credentials).
+    """
+    source = SceneSource.of(path)
+    if not source.remote:
+        local = source.local
+        if not local.exists():
+            raise SceneError(f"{local} does not exist; check the path")
+        if local.is_dir():
+            raise SceneError(f"{local} is a folder, not a raster file")
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), rasterio.Env(**(remote_gdal_options() if source.remote else {})):
             # check_georeferenced() turns a missing geotransform into one clear error.
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            return rasterio.open(path)
+            return rasterio.open(source.path)
     except RasterioIOError as exc:
         reason = gdal_reason(exc)
+        if source.remote and "not recognized as being in a supported file format" not in reason:
+            raise SceneError(f"cannot open the remote scene {source.path} ({reason}); {remote_hint(source.path)}") from None
         raise SceneError(
-            f"{path} is not a raster GDAL can read ({reason}); "
+            f"{source.path if source.remote else source.local} is not a raster GDAL can read ({reason}); "
             "check that it is a complete GeoTIFF (is it still being copied?)"
         ) from None
 
@@ -190,10 +205,13 @@ def _read_errors(method: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return method(self, window, *args, **kwargs)
         except RasterioIOError as exc:
+            if self.source_ref.remote:
+                where = f"at its pixels at column {int(window.col_off)}, row {int(window.row_off)}"
+                raise SceneError(remote_read_failed(self.source_ref.path, where, gdal_reason(exc))) from exc
             raise SceneError(
-                f"{self.path.name} is damaged or incomplete: its pixels at column {int(window.col_off)}, "
+                f"{self.name} is damaged or incomplete: its pixels at column {int(window.col_off)}, "
                 f"row {int(window.row_off)} cannot be read ({gdal_reason(exc)}); copy the file again "
-                f"(was it still being copied?) or check it with `gdalinfo -checksum {self.path.name}`"
+                f"(was it still being copied?) or check it with `gdalinfo -checksum {self.name}`"
             ) from exc
 
     return wrapper
@@ -203,12 +221,16 @@ class Scene:
     """An open scene ready to be cut into chips. Use as a context manager."""
 
     def __init__(
-        self, path: str | os.PathLike[str], options: ReadOptions, *, stretch: Stretch | None = None
+        self, path: str | os.PathLike[str] | SceneSource, options: ReadOptions, *, stretch: Stretch | None = None
     ) -> None:
-        self.path = Path(path)
+        #: Where the scene is read from; ``path`` is a ``Path`` for a local file, the ``str`` for a remote one.
+        self.source_ref = SceneSource.of(path)
+        self.path: Path | str = self.source_ref.path if self.source_ref.remote else self.source_ref.local
+        #: The file name, for messages.
+        self.name = self.source_ref.name
         self.options = options
         self._stack = ExitStack()
-        src = open_dataset(self.path)
+        src = open_dataset(self.source_ref)
         self._stack.callback(src.close)
         try:
             check_georeferenced(src)
@@ -230,14 +252,14 @@ class Scene:
         if scale < 1.0 / MAX_UPSAMPLING:
             raise OptionError(
                 f"--gsd {self.options.gsd:g} m is {1 / scale:.0f} times finer than the {res:.3g} m pixels of "
-                f"{self.path.name}; upsampling adds no detail: use a --gsd of at least {res / MAX_UPSAMPLING:.3g} m "
+                f"{self.name}; upsampling adds no detail: use a --gsd of at least {res / MAX_UPSAMPLING:.3g} m "
                 "(is the value in metres?)"
             )
         width = max(1, int(round(src.width / scale)))
         height = max(1, int(round(src.height / scale)))
         transform = src.transform * Affine.scale(src.width / width, src.height / height)
         resampling = Resampling.average if scale > 1 else Resampling.bilinear
-        logger.info("resampling %s from %.3f m to %.3f m: %d x %d", self.path.name, res, self.options.gsd, width, height)
+        logger.info("resampling %s from %.3f m to %.3f m: %d x %d", self.name, res, self.options.gsd, width, height)
         vrt = WarpedVRT(src, crs=src.crs, transform=transform, width=width, height=height, resampling=resampling)
         self._stack.callback(vrt.close)
         return vrt
@@ -271,7 +293,7 @@ class Scene:
                 pixels = round(number / res)
                 if pixels < 1:
                     raise OptionError(
-                        f"{what} {value} is less than one pixel of {self.path.name} ({res:.3g} m); "
+                        f"{what} {value} is less than one pixel of {self.name} ({res:.3g} m); "
                         "give a length of at least one pixel"
                     )
                 return pixels

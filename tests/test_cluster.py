@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pyogrio
 import pytest
@@ -77,6 +78,50 @@ def test_expand_inputs_files_globs_folders(tmp_path: Path) -> None:
         expand_inputs([str(tmp_path / "*.jp2")])
     with pytest.raises(SceneError, match="no such scene"):
         expand_inputs([str(tmp_path / "missing.tif")])
+
+
+class _EventSource:
+    """The two calls :class:`WorkerWatch` makes on a Dask client, and a way to publish an event."""
+
+    def subscribe_topic(self, topic: str, handler: Any) -> None:
+        self.topic, self.handler = topic, handler
+
+    def unsubscribe_topic(self, topic: str) -> None:
+        self.topic = None
+
+    def publish(self, **message: Any) -> None:
+        self.handler((time.time(), message))  # what the scheduler sends: (timestamp, message)
+
+
+@pytest.mark.parametrize("mode", ["lines", "json"])
+def test_a_worker_that_leaves_is_one_warning_line(mode: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """At the default verbosity; in --progress json mode as a JSON event the QGIS plugin reads."""
+    import json
+    import logging
+
+    from rsgeo.cli import _configure_logging
+    from rsgeo.cluster.watch import WorkerWatch
+
+    _configure_logging(0, mode)
+    try:
+        source = _EventSource()
+        with WorkerWatch(source) as watch:
+            assert source.topic == "all"
+            source.publish(action="add-worker", worker="tcp://10.0.0.2:4000")
+            source.publish(action="remove-worker", worker="tcp://10.0.0.1:4000", expected=False,
+                           **{"processing-tasks": ["rsgeo-block-ab12-0", "other-key"]})
+            source.publish(action="remove-worker", worker="tcp://10.0.0.3:4000", expected=True)
+            source.publish(action="retry", count=1)
+            watch.report()
+        assert source.topic is None and watch.left == ["tcp://10.0.0.1:4000"]
+    finally:
+        logging.basicConfig(force=True)
+    lines = capsys.readouterr().err.splitlines()
+    message = "worker tcp://10.0.0.1:4000 left the cluster; the block it held is run again (the output is unaffected)"
+    if mode == "json":
+        assert [json.loads(line) for line in lines] == [{"event": "warning", "level": "warning", "message": message}]
+    else:
+        assert lines == [f"rsgeo: WARNING: {message}"]
 
 
 def test_bad_cluster_value_is_one_line(tmp_path: Path) -> None:
@@ -186,7 +231,7 @@ def test_worker_killed_mid_run_still_gives_identical_output(
     out.mkdir()
     journal = out / "RGB.byte.gpkg.rsgeo-partial"
     scenes = SCENES[:2]
-    proc = subprocess.Popen([sys.executable, "-m", "rsgeo", *batch_args(tiny_clip_dir, out, "-v", scenes=scenes)],
+    proc = subprocess.Popen([sys.executable, "-m", "rsgeo", *batch_args(tiny_clip_dir, out, scenes=scenes)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 180
@@ -203,6 +248,12 @@ def test_worker_killed_mid_run_still_gives_identical_output(
     assert proc.returncode == 0, stderr
     assert stored < 255, "the first scene was complete before the kill"
     assert not Path(f"/proc/{workers[0]}").exists()
+    # Visible at the default verbosity, as one warning line.
+    warnings = [line for line in stderr.splitlines() if "WARNING" in line or "ERROR" in line]
+    assert len(warnings) == 1 and re.fullmatch(
+        r"rsgeo: WARNING: worker tcp://[\d.]+:\d+ left the cluster; (the block it held is|the \d+ blocks it held "
+        r"are) run again \(the output is unaffected\)", warnings[0]), stderr
+    assert "Traceback" not in stderr
     for name in scenes:
         assert_same_result(out / f"{Path(name).stem}.gpkg", references[Path(name).stem])
 

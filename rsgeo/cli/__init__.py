@@ -55,16 +55,39 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _configure_logging(verbosity: int) -> None:
+class JsonLogFormatter(logging.Formatter):
+    """Log records as JSON events, for ``--progress json``: every stderr line
+    but the final ``rsgeo: error:`` / ``rsgeo: wrote`` ones is then JSON.
+
+    ``{"event": "warning"|"error", "message": ...}`` for warnings and errors
+    (the QGIS plugin shows them as such), ``{"event": "log", "level": ...,
+    "message": ...}`` for the rest.
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        import json
+
+        level = record.levelname.lower()
+        event = level if level in ("warning", "error", "critical") else "log"
+        return json.dumps({"event": "error" if event == "critical" else event, "level": level,
+                           "message": _one_line_text(record.getMessage())})
+
+
+def _configure_logging(verbosity: int, progress: str | None = None) -> None:
     level = {-1: logging.ERROR, 0: logging.WARNING, 1: logging.INFO}.get(verbosity, logging.DEBUG)
     logging.basicConfig(level=level, format="rsgeo: %(levelname)s: %(message)s", stream=sys.stderr, force=True)
+    if progress == "json":
+        for handler in logging.getLogger().handlers:
+            handler.setFormatter(JsonLogFormatter())
     if verbosity < 2:
         for noisy in ("rasterio", "fiona", "pyogrio", "urllib3", "httpx", "huggingface_hub", "filelock"):
             logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
         # Dask sets its loggers' levels when it is imported (later, lazily): filter on our handler.
-        # Its routine warnings (a worker slow to stop, then killed) are noise here; -vv shows them.
+        # What it logs is what it recovers from (a worker slow to stop, then killed; a result lost
+        # with its worker, fetched again); rsgeo reports what matters itself (a worker that left, as
+        # one warning; a task that failed for good, as the error). -vv shows Dask's own messages.
         for handler in logging.getLogger().handlers:
-            handler.addFilter(lambda r: not r.name.startswith("distributed") or r.levelno >= logging.ERROR)
+            handler.addFilter(lambda r: not r.name.startswith("distributed") or r.levelno >= logging.CRITICAL)
 
 
 def _terminate(signum: int, frame: Any) -> None:
@@ -93,7 +116,7 @@ def _main(argv: Sequence[str] | None) -> int:
         signal.signal(signal.SIGTERM, _terminate)
         args = build_parser().parse_args(argv)
         verbosity = getattr(args, "verbose", 0) - (1 if getattr(args, "quiet", False) else 0)
-        _configure_logging(verbosity)
+        _configure_logging(verbosity, getattr(args, "progress", None))
         target = _target(args)
         before = _file_state(target)
         return int(args.func(args) or 0)
@@ -159,7 +182,11 @@ def _output_folder(args: argparse.Namespace) -> Path | None:
 
 def _one_line(exc: BaseException) -> str:
     """The message on one line: a second line on stderr would read as a second message."""
-    return " ".join(str(exc).split("\n")).strip() or type(exc).__name__
+    return _one_line_text(str(exc)) or type(exc).__name__
+
+
+def _one_line_text(text: str) -> str:
+    return " ".join(text.split("\n")).strip()
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -15,12 +15,16 @@ from rsgeo.cli import common
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "batch", help="encode (and classify/query) many scenes: one GeoPackage per scene",
-        description="Run embed, classify and/or query over many scenes (files, glob patterns, folders; a VRT "
-        "mosaic is one scene), writing OUT_DIR/<scene>.gpkg for each, with the schema of a single-scene run, "
+        description="Run embed, classify and/or query over many scenes (files, glob patterns, folders, remote GDAL "
+        "paths or URLs, or a --scene-list file; a VRT mosaic is one scene), writing OUT_DIR/<scene>.gpkg for each, with the schema of a single-scene run, "
         "and optionally one merged GeoPackage with a scene column. With --cluster the chips of every scene "
         "are spread over a Dask cluster.",
     )
-    p.add_argument("inputs", nargs="+", metavar="SCENE", help="scene files, glob patterns ('tiles/*.tif') or folders")
+    p.add_argument("inputs", nargs="*", metavar="SCENE", help="scene files, glob patterns ('tiles/*.tif'), folders, or remote "
+                   "GDAL paths and URLs (/vsis3/bucket/x.tif, https://host/x.tif)")
+    p.add_argument("--scene-list", action="append", default=[], type=Path, metavar="FILE",
+                   help="a text file naming one scene (file, pattern, folder or URL) per line; relative paths are "
+                   "relative to the file's folder (repeatable)")
     p.add_argument("-o", "--output", type=Path, required=True, metavar="OUT_DIR", help="folder for the per-scene GeoPackages (must exist)")
     p.add_argument("--overwrite", action="store_true", help="replace per-scene outputs (and the merged file) that exist")
     p.add_argument("--merge", type=Path, metavar="MERGED.gpkg", help="also write every scene's layers into one GeoPackage, with a scene column")
@@ -44,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
     from rsgeo.api import classify, embed, query
     from rsgeo.batch import expand_inputs, merge_results, plan_batch, run_batch
     from rsgeo.encoders.loading import load_encoder
+    from rsgeo.errors import OptionError
     from rsgeo.gpkg import check_output
     from rsgeo.prompts import parse_class_list
 
@@ -51,7 +56,9 @@ def run(args: argparse.Namespace) -> int:
     options = common.run_options(args)
     if args.merge is not None:
         check_output(args.merge, overwrite=args.overwrite)
-    scenes = expand_inputs(args.inputs)
+    if not args.inputs and not args.scene_list:
+        raise OptionError("give the scenes: files, patterns, folders or URLs, or --scene-list FILE")
+    scenes = expand_inputs(args.inputs, lists=args.scene_list)
     # One model in this process for every scene (texts, identity); cluster workers load their own.
     encoder = load_encoder(options.model, device=options.device, precision=options.precision,
                            checkpoint=options.checkpoint, cache_dir=options.cache_dir)
@@ -110,12 +117,11 @@ class BatchProgress:
         run_done, run_total = sum(self.done), sum(p.chips for p in self.plans)
         where = f"scene {index + 1}/{len(self.plans)} {plan.name}: {done}/{total}"
         if self.mode == "json":
-            print(json.dumps({"event": "progress", "done": run_done, "total": run_total, "scene": plan.name,
-                              "scene_index": index, "scene_done": done, "scene_total": total}),
-                  file=self.bar.stream, flush=True)
+            self.bar.write_line(json.dumps({"event": "progress", "done": run_done, "total": run_total, "scene": plan.name,
+                                            "scene_index": index, "scene_done": done, "scene_total": total}))
         else:
             self.bar.label = f"chips ({where})"
             self.bar(run_done, run_total)
             if self.mode == "lines" and done >= total and index not in self.finished:
                 self.finished.add(index)
-                print(f"rsgeo: {where} chips, done", file=self.bar.stream, flush=True)
+                self.bar.write_line(f"rsgeo: {where} chips, done")

@@ -15,7 +15,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description="Score every chip of a scene (or of an encoded GeoPackage) against land-cover classes, "
         "CLIP zero-shot: softmax of the model's logit scale times the cosine similarity to each class prompt.",
     )
-    p.add_argument("source", type=Path, help="a scene, or a GeoPackage written by rsgeo (answers from its embeddings)")
+    p.add_argument("source", help="a scene (a file, or a GDAL path or URL such as /vsis3/bucket/x.tif), or a GeoPackage written by rsgeo (answers from its embeddings)")
     common.add_output_options(p, required=False)
     g = p.add_argument_group("classes")
     g.add_argument("--classes", metavar="A,B,...", help='comma-separated class names, e.g. "forest,water,urban area"')

@@ -93,10 +93,12 @@ def progress(args: argparse.Namespace) -> Any:
     return Progress("none" if args.quiet else args.progress)
 
 
-def source_is_result(path: Path) -> bool:
+def source_is_result(path: str | Path) -> bool:
+    """Whether the input is a result GeoPackage (a remote scene never is)."""
     from rsgeo.gpkg import is_geopackage
+    from rsgeo.sources import is_remote
 
-    return is_geopackage(path)
+    return not is_remote(path) and is_geopackage(path)
 
 
 def _int(value: str, what: str) -> int:

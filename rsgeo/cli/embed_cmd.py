@@ -13,7 +13,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description="Encode every chip of SCENE with the image encoder and store the tiles and their embeddings "
         "in OUT.gpkg, so that classify and query answer later without reading the scene.",
     )
-    p.add_argument("scene", help="the scene (GeoTIFF or any raster GDAL reads)")
+    p.add_argument("scene", help="the scene (GeoTIFF or any raster GDAL reads; also a GDAL path or URL such as /vsis3/bucket/x.tif)")
     common.add_output_options(p, required=True)
     common.add_read_options(p)
     common.add_run_options(p, default_model="rs-m-clip")

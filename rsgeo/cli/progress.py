@@ -33,7 +33,7 @@ class Progress:
         if self.mode == "json":
             if now - self._last_draw >= 0.2 or done >= total:
                 self._last_draw = now
-                self._line(json.dumps({"event": "progress", "done": done, "total": total, "rate": round(rate, 2)}))
+                self.write_line(json.dumps({"event": "progress", "done": done, "total": total, "rate": round(rate, 2)}))
         elif self.mode == "bar":
             if now - self._last_draw >= 0.1 or done >= total:
                 self._last_draw = now
@@ -53,13 +53,13 @@ class Progress:
             decile = int(10 * done / total) if total else 10
             if decile != self._last_decile:
                 self._last_decile = decile
-                self._line(f"rsgeo: {done}/{total} {self.label} ({rate:.1f}/s)")
+                self.write_line(f"rsgeo: {done}/{total} {self.label} ({rate:.1f}/s)")
 
     def done(self, output: str) -> None:
         if self.mode == "json":
-            self._line(json.dumps({"event": "done", "output": output}))
+            self.write_line(json.dumps({"event": "done", "output": output}))
 
-    def _line(self, text: str) -> None:
+    def write_line(self, text: str) -> None:
         # One write per line: print() writes the text and the newline separately, and a
         # Ctrl-C between the two would glue the "interrupted" message to a JSON line.
         self.stream.write(text + "\n")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from rsgeo.cli import common
 
@@ -15,7 +14,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "query. Each --text gives its own layer; with example tiles or locations, all texts and examples "
         "form one combined query.",
     )
-    p.add_argument("source", type=Path, help="a scene, or a GeoPackage written by rsgeo (answers from its embeddings)")
+    p.add_argument("source", help="a scene (a file, or a GDAL path or URL such as /vsis3/bucket/x.tif), or a GeoPackage written by rsgeo (answers from its embeddings)")
     common.add_output_options(p, required=False)
     g = p.add_argument_group("query")
     g.add_argument("--text", action="append", default=[], metavar="TEXT", help='what to look for, e.g. "solar farm" (repeatable, any language the model reads)')

@@ -15,14 +15,14 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from rsgeo.cluster.blocks import Block, plan_blocks
 from rsgeo.cluster.spec import ClusterSpec, parse_cluster
 from rsgeo.cluster.tasks import BlockResult, BlockTask, ModelSpec, encode_block
+from rsgeo.cluster.watch import WorkerWatch
 from rsgeo.encoders.base import Encoder
-from rsgeo.errors import Cancelled, ClusterError, MissingDependencyError, OptionError
+from rsgeo.errors import Cancelled, ClusterError, MissingDependencyError
 from rsgeo.grid import ChipGrid
 from rsgeo.journal import Journal
 from rsgeo.scene import ReadOptions
@@ -107,7 +107,7 @@ class ClusterStats:
 
 
 def encode_on_cluster(
-    scene_path: Path,
+    scene_path: str,
     read: ReadOptions,
     stretch: Any,
     grid: ChipGrid,
@@ -119,7 +119,12 @@ def encode_on_cluster(
     *,
     block_chips: int | None = None,
 ) -> ClusterStats:
-    """Encode the chips of ``grid`` not yet in ``journal`` on ``options.cluster``."""
+    """Encode the chips of ``grid`` not yet in ``journal`` on ``options.cluster``.
+
+    ``scene_path`` is what every worker hands to GDAL: a local path (the same
+    on every worker) or a remote GDAL path or URL (:mod:`rsgeo.sources`),
+    carried as a ``str`` so that a URL's ``//`` survives.
+    """
     from rsgeo.encoders.loading import canonical_model_id
 
     # Workers load the model by name; the driver's encoder must be the same (checked per block).
@@ -127,7 +132,7 @@ def encode_on_cluster(
     spec = parse_cluster(options.cluster)
     stats = ClusterStats()
     start = time.perf_counter()
-    with session(spec) as client:
+    with session(spec) as client, WorkerWatch(client) as watch:
         n_workers = _wait_for_workers(client, spec)
         threads = max(1, (os.cpu_count() or 1) // n_workers) if spec.is_local else None
         model_spec = ModelSpec(model, options.device, options.precision, options.checkpoint, options.cache_dir, threads)
@@ -148,7 +153,7 @@ def encode_on_cluster(
         stats.blocks = len(tasks)
         if progress:
             progress(scanned, total)
-        for result in _run(client, tasks, n_workers, cancel):
+        for result in _run(client, tasks, n_workers, cancel, watch):
             _check_identity(result, encoder)
             journal.add(result.tile_ids, result.valid_fraction, result.embeddings)
             scanned += len(result.block)
@@ -176,12 +181,15 @@ def _wait_for_workers(client: Any, spec: ClusterSpec) -> int:
     return max(1, len(client.scheduler_info()["workers"]))
 
 
-def _run(client: Any, tasks: list[BlockTask], n_workers: int, cancel: Callable[[], bool] | None) -> Iterator[BlockResult]:
+def _run(
+    client: Any, tasks: list[BlockTask], n_workers: int, cancel: Callable[[], bool] | None, watch: WorkerWatch | None = None
+) -> Iterator[BlockResult]:
     """Results of ``tasks`` as they complete, with a bounded number in flight.
 
     At most two tasks per worker (plus one) are submitted at a time, so the
     driver holds few results in memory whatever the scene size, and every
-    worker has its next block ready when it finishes one.
+    worker has its next block ready when it finishes one. Workers that left
+    or joined (``watch``) are reported between results.
     """
     distributed = _distributed()
     pending = iter(tasks)
@@ -199,6 +207,8 @@ def _run(client: Any, tasks: list[BlockTask], n_workers: int, cancel: Callable[[
     try:
         submit()
         while running:
+            if watch is not None:
+                watch.report()
             if cancel is not None and cancel():
                 raise Cancelled("cancelled; rerun with --resume to continue from the chips already encoded")
             try:

@@ -104,7 +104,7 @@ def worker_name() -> str:
 
 def encode_block(task: BlockTask) -> BlockResult:
     """Read and encode the chips of ``task.block`` that are not in ``task.skip``."""
-    from rsgeo.pipeline import default_batch_size, reader_hooks
+    from rsgeo.pipeline import default_batch_size, encode_batch, reader_hooks
     from rsgeo.reader import ChipReader
 
     start = time.perf_counter()
@@ -112,9 +112,10 @@ def encode_block(task: BlockTask) -> BlockResult:
     grid = RowsGrid.of(task.grid, task.block)
     offset = task.block.start
     skip = frozenset(t - offset for t in task.skip)
+    batch_size = task.batch_size or default_batch_size(encoder.device)
     reader = ChipReader(
         task.scene, task.read, task.stretch, grid, encoder.image_spec,
-        batch_size=task.batch_size or default_batch_size(encoder.device),
+        batch_size=batch_size,
         workers=task.reader_threads, skip=skip, **reader_hooks(encoder),
     )
     ids: list[np.ndarray] = []
@@ -124,7 +125,7 @@ def encode_block(task: BlockTask) -> BlockResult:
         if len(batch.tile_ids):
             ids.append(batch.tile_ids + offset)
             fractions.append(batch.valid_fraction)
-            embeddings.append(encoder.encode_images(batch.pixels))
+            embeddings.append(encode_batch(encoder, batch.pixels, batch_size))
     dim = encoder.embedding_dim
     return BlockResult(
         block=task.block,

@@ -33,7 +33,9 @@ class HashEncoder:
         self._projection = rng.standard_normal((_FEATURES, dim)).astype(np.float32)
 
     def _features(self, chips: np.ndarray) -> np.ndarray:
-        x = chips.astype(np.float32) / 255.0
+        # C order first: NumPy's reductions sum in memory order, and the reader's batches
+        # come in more than one layout; the same pixels must give the same bits.
+        x = np.ascontiguousarray(chips).astype(np.float32) / 255.0
         mean = x.mean(axis=(1, 2))
         std = x.std(axis=(1, 2))
         h = x.shape[1] // 2
@@ -42,7 +44,11 @@ class HashEncoder:
         return np.concatenate([mean, std, top, bottom], axis=1) - 0.25
 
     def encode_images(self, chips: np.ndarray) -> np.ndarray:
-        return l2_normalise(self._features(chips) @ self._projection)
+        # Not ``features @ projection``: BLAS kernels sum a row in an order that depends on
+        # the row's place in the batch, and a chip must embed to the same bits wherever it
+        # lands (resumed runs, cluster blocks). A sum over the 12 features is cheap.
+        features = self._features(chips)
+        return l2_normalise((features[:, :, None] * self._projection[None]).sum(axis=1))
 
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
         out = np.zeros((len(texts), self.embedding_dim), np.float32)

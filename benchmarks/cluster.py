@@ -39,6 +39,8 @@ def main() -> None:
     parser.add_argument("--model", default="arch:ViT-B-32")
     parser.add_argument("--chips", type=int, default=128, help="chips in the scene (a square number works best)")
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--scenes", type=int, default=6, help="scenes of the batch measured with 1 and 2 in flight")
+    parser.add_argument("--scene-chips", type=int, default=20, help="chips per scene of that batch")
     args = parser.parse_args()
 
     from rsgeo.api import embed
@@ -93,6 +95,41 @@ def main() -> None:
                     times.append(time.perf_counter() - t)
                 print(f"rsgeo per block, no chips  {1e3 * statistics.median(times):6.2f} ms (open scene + plan, "
                       "round trip included; median of 20)")
+                batch_of_scenes(work, args, spec)
+
+
+def batch_of_scenes(work: Path, args: argparse.Namespace, spec: str) -> None:
+    """Many small scenes on ``spec``: one scene in flight at a time vs two (what ``rsgeo batch`` does)."""
+    import dataclasses
+
+    from rsgeo.api import embed
+    from rsgeo.batch import plan_batch, run_batch
+    from rsgeo.pipeline import RunOptions
+    from rsgeo.scene import ReadOptions
+
+    folder = work / "many"
+    folder.mkdir(exist_ok=True)
+    w = max(1, round(args.scene_chips ** 0.5))
+    h = max(1, args.scene_chips // w)
+    scenes = []
+    for i in range(args.scenes):
+        scenes.append(folder / f"s{i}.tif")
+        make_scene(scenes[-1], 224 * w, 224 * h)
+    n = args.scenes * w * h
+    options = RunOptions(model=args.model, batch_size=args.batch_size, overwrite=True, cluster=spec)
+    for in_flight in (1, 2):
+        out = work / f"many-out-{in_flight}"
+        out.mkdir(exist_ok=True)
+        plans = plan_batch(scenes, out, read=ReadOptions(), image_size=224, overwrite=True)
+
+        def encode(plan, progress, cancel):  # type: ignore[no-untyped-def]
+            opts = dataclasses.replace(options, cluster_priority=-plan.index)
+            return embed(plan.scene, plan.output, options=opts, progress=progress, cancel=cancel)
+
+        start = time.perf_counter()
+        run_batch(plans, encode, in_flight=in_flight)
+        wall = time.perf_counter() - start
+        print(f"batch of {args.scenes} x {w * h} chips, {in_flight} scene(s) in flight  {n / wall:6.1f} chips/s  ({wall:.1f} s)")
 
 
 def _grid(scene: Path):  # type: ignore[no-untyped-def]

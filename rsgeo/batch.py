@@ -16,16 +16,19 @@ result layer of every scene with a ``scene`` column, in one CRS.
 
 from __future__ import annotations
 
+import functools
 import glob
 import logging
 import re
 import sqlite3
+import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rsgeo.errors import OptionError, OutputExistsError, SceneError
+from rsgeo.errors import Cancelled, OptionError, OutputExistsError, SceneError
 from rsgeo.scene import ReadOptions
 from rsgeo.sources import SceneSource, is_remote
 
@@ -174,26 +177,70 @@ def plan_batch(
 
 def run_batch(
     plans: Sequence[BatchScene],
-    encode: Callable[[BatchScene, Callable[[int, int], None]], Path],
+    encode: Callable[[BatchScene, Callable[[int, int], None], Callable[[], bool]], Path],
     *,
     progress: SceneProgress | None = None,
+    in_flight: int = 1,
 ) -> list[Path]:
-    """Run ``encode(scene, progress)`` for every scene not done yet; the outputs, in order."""
-    outputs = []
+    """Run ``encode(scene, progress, cancel)`` for every scene not done yet; the outputs, in order.
+
+    With ``in_flight`` > 1 up to that many scenes run at once, each in a
+    thread of this process, started in order: on a cluster the next scene's
+    blocks are queued while the current one's last blocks run and its
+    GeoPackage is written, so workers do not idle between scenes. The first
+    error (or Ctrl-C) stops the others through their ``cancel`` check; their
+    journals stay for ``--resume``, and the error is raised once they stopped.
+    """
+    report = progress or _no_progress
     for plan in plans:
         if plan.done:
             logger.info("%s: %s is complete, skipped", plan.name, plan.output)
-            if progress:
-                progress(plan.index, plan.chips, plan.chips)
-        else:
+            report(plan.index, plan.chips, plan.chips)
+    todo = [plan for plan in plans if not plan.done]
+    outputs = [plan.output for plan in plans]
+    if in_flight <= 1 or len(todo) <= 1:
+        for plan in todo:
+            encode(plan, functools.partial(report, plan.index), _never)
+        return outputs
 
-            def scene_progress(done: int, total: int, index: int = plan.index) -> None:
-                if progress:
-                    progress(index, done, total)
+    lock = threading.Lock()
+    stop = threading.Event()
 
-            encode(plan, scene_progress)
-        outputs.append(plan.output)
+    def scene_progress(index: int, done: int, total: int) -> None:
+        with lock:
+            report(index, done, total)
+
+    def one(plan: BatchScene) -> Path:
+        if stop.is_set():
+            raise Cancelled("cancelled before the scene started")
+        try:
+            return encode(plan, functools.partial(scene_progress, plan.index), stop.is_set)
+        except BaseException:
+            stop.set()  # here, before this thread takes the next scene
+            raise
+
+    with ThreadPoolExecutor(max_workers=in_flight, thread_name_prefix="rsgeo-scene") as pool:
+        futures = [pool.submit(one, plan) for plan in todo]
+        try:
+            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+        except BaseException:  # Ctrl-C, SIGTERM: the scenes in flight stop at their next check
+            stop.set()
+            raise
+        failed = [f for f in futures if f in done and f.exception() is not None]
+        if failed:
+            stop.set()
+            wait(futures)
+            errors = [f.exception() for f in futures if f.done() and f.exception() is not None]
+            raise next((e for e in errors if not isinstance(e, Cancelled)), errors[0])
     return outputs
+
+
+def _no_progress(index: int, done: int, total: int) -> None:
+    pass
+
+
+def _never() -> bool:
+    return False
 
 
 def merge_results(

@@ -68,6 +68,9 @@ class RunOptions:
     overwrite: bool = False
     #: ``local``, ``local:N`` or a Dask scheduler address; ``None`` runs here (see :mod:`rsgeo.cluster`).
     cluster: str | None = None
+    #: Dask priority of this run's blocks on the cluster (higher runs first): a batch gives
+    #: earlier scenes precedence while two scenes are in flight.
+    cluster_priority: int = 0
 
     def __post_init__(self) -> None:
         if self.precision not in ("fp32", "bf16", "fp16"):
@@ -314,7 +317,9 @@ def encode_batch(encoder: Encoder, pixels: np.ndarray, batch_size: int) -> np.nd
     block.
     """
     n = len(pixels)
-    if n == 0 or n >= batch_size:
+    if n == 0:
+        return np.zeros((0, encoder.embedding_dim), np.float32)
+    if n >= batch_size:
         return encoder.encode_images(pixels)
     channels_first = bool(getattr(encoder, "channels_first", False))
     allocate = getattr(encoder, "empty_batch", None) or empty_chips

@@ -44,6 +44,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+#: Scenes encoded at once on a cluster: the next one's blocks keep the workers busy while the
+#: current one's last blocks finish and its GeoPackage is written.
+SCENES_IN_FLIGHT = 2
+
+
 def run(args: argparse.Namespace) -> int:
     from rsgeo.api import classify, embed, query
     from rsgeo.batch import expand_inputs, merge_results, plan_batch, run_batch
@@ -68,13 +73,15 @@ def run(args: argparse.Namespace) -> int:
     classes = parse_class_list(args.classes) if args.classes is not None else None
     asks_classes = classes is not None or args.class_set is not None
 
-    def encode(plan: Any, progress: Any) -> Path:
-        kw = dict(read=read, options=options, progress=progress)
+    def encode(plan: Any, progress: Any, cancel: Any) -> Path:
+        # On a cluster, earlier scenes' blocks go first while two scenes overlap.
+        opts = dataclasses.replace(options, cluster_priority=-plan.index) if options.cluster is not None else options
+        kw = dict(read=read, options=opts, progress=progress, cancel=cancel)
         if asks_classes:
             out = classify(plan.scene, plan.output, classes=classes, class_set=args.class_set, templates=args.templates,
                            lang=args.lang, layer=args.layer, command="batch classify", **kw)
             if args.text:  # answered from the embeddings just stored: no second pass over the pixels
-                query(out, None, texts=args.text, top_k=args.top_k, threshold=args.threshold, options=options,
+                query(out, None, texts=args.text, top_k=args.top_k, threshold=args.threshold, options=opts,
                       command="batch query")
             return out
         if args.text:
@@ -87,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
         from rsgeo.cluster import session
 
         with session(options.cluster):
-            outputs = run_batch(plans, encode, progress=bar)
+            outputs = run_batch(plans, encode, progress=bar, in_flight=SCENES_IN_FLIGHT)
     else:
         outputs = run_batch(plans, encode, progress=bar)
     if args.merge is not None:
@@ -100,7 +107,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 class BatchProgress:
-    """Progress of the whole run (chips over every scene) and of the current scene."""
+    """Progress of the whole run (chips over every scene) and of the scenes in flight.
+
+    On a cluster two scenes run at once: the label names each scene that has
+    started and not finished, e.g. ``chips (scene 2/6 a: 20/20; scene 3/6 b: 4/20)``.
+    """
 
     def __init__(self, mode: str, plans: Any) -> None:
         from rsgeo.cli.progress import Progress
@@ -109,18 +120,27 @@ class BatchProgress:
         self.mode = self.bar.mode
         self.plans = list(plans)
         self.done = [0] * len(self.plans)
+        self.active: dict[int, tuple[int, int]] = {}
         self.finished: set[int] = set()
+
+    def _where(self, index: int, done: int, total: int) -> str:
+        return f"scene {index + 1}/{len(self.plans)} {self.plans[index].name}: {done}/{total}"
 
     def __call__(self, index: int, done: int, total: int) -> None:
         plan = self.plans[index]
         self.done[index] = done
+        if done < total:
+            self.active[index] = (done, total)
+        else:
+            self.active.pop(index, None)
         run_done, run_total = sum(self.done), sum(p.chips for p in self.plans)
-        where = f"scene {index + 1}/{len(self.plans)} {plan.name}: {done}/{total}"
+        where = self._where(index, done, total)
         if self.mode == "json":
             self.bar.write_line(json.dumps({"event": "progress", "done": run_done, "total": run_total, "scene": plan.name,
                                             "scene_index": index, "scene_done": done, "scene_total": total}))
         else:
-            self.bar.label = f"chips ({where})"
+            shown = [self._where(i, *self.active[i]) for i in sorted(self.active)] or [where]
+            self.bar.label = f"chips ({'; '.join(shown)})"
             self.bar(run_done, run_total)
             if self.mode == "lines" and done >= total and index not in self.finished:
                 self.finished.add(index)

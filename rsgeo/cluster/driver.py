@@ -35,6 +35,7 @@ WORKER_WAIT_S = 60.0
 POLL_S = 0.5
 
 _SESSIONS: dict[str, Any] = {}
+_WATCHES: dict[str, WorkerWatch] = {}
 
 
 def _distributed() -> Any:
@@ -83,12 +84,18 @@ def session(cluster: str | ClusterSpec) -> Iterator[Any]:
         if local is not None:
             local.close()
         raise
+    # One watch per session, not per run: the scenes of a batch in flight at once share it, so
+    # a worker that leaves is one warning, whichever scene's driver loop reports it.
+    watch = WorkerWatch(client).__enter__()
     _SESSIONS[key] = client
+    _WATCHES[key] = watch
     logger.info("cluster %s: %s", key, client.dashboard_link if local is None else f"{spec.workers} local workers")
     try:
         yield client
     finally:
         del _SESSIONS[key]
+        del _WATCHES[key]
+        watch.__exit__(None, None, None)
         client.close()
         if local is not None:
             local.close()
@@ -132,7 +139,8 @@ def encode_on_cluster(
     spec = parse_cluster(options.cluster)
     stats = ClusterStats()
     start = time.perf_counter()
-    with session(spec) as client, WorkerWatch(client) as watch:
+    with session(spec) as client:
+        watch = _WATCHES[str(spec)]
         n_workers = _wait_for_workers(client, spec)
         threads = max(1, (os.cpu_count() or 1) // n_workers) if spec.is_local else None
         model_spec = ModelSpec(model, options.device, options.precision, options.checkpoint, options.cache_dir, threads)
@@ -153,7 +161,7 @@ def encode_on_cluster(
         stats.blocks = len(tasks)
         if progress:
             progress(scanned, total)
-        for result in _run(client, tasks, n_workers, cancel, watch):
+        for result in _run(client, tasks, n_workers, cancel, watch, priority=options.cluster_priority):
             _check_identity(result, encoder)
             journal.add(result.tile_ids, result.valid_fraction, result.embeddings)
             scanned += len(result.block)
@@ -182,7 +190,13 @@ def _wait_for_workers(client: Any, spec: ClusterSpec) -> int:
 
 
 def _run(
-    client: Any, tasks: list[BlockTask], n_workers: int, cancel: Callable[[], bool] | None, watch: WorkerWatch | None = None
+    client: Any,
+    tasks: list[BlockTask],
+    n_workers: int,
+    cancel: Callable[[], bool] | None,
+    watch: WorkerWatch | None = None,
+    *,
+    priority: int = 0,
 ) -> Iterator[BlockResult]:
     """Results of ``tasks`` as they complete, with a bounded number in flight.
 
@@ -200,7 +214,7 @@ def _run(
     def submit() -> None:
         for task in pending:
             key = f"rsgeo-block-{run_id}-{task.block.start}"
-            running[client.submit(encode_block, task, key=key, pure=False)] = task.block
+            running[client.submit(encode_block, task, key=key, pure=False, priority=priority)] = task.block
             if len(running) >= limit:
                 return
 

@@ -75,7 +75,7 @@ def main() -> None:
             timed(opts, f"warm-{workers}")  # every worker loads the model once
             wall = timed(opts, f"c{workers}")
             print(f"--cluster {spec:<15} {n / wall:6.1f} chips/s  ({wall:.1f} s, "
-                  f"{len(plan_blocks(_grid(scene), workers=workers))} blocks)")
+                  f"{len(plan_blocks(_grid(scene), workers=workers, batch_size=args.batch_size))} blocks)")
             if workers == 2:
                 rtt = []
                 for i in range(200):
@@ -85,7 +85,7 @@ def main() -> None:
                 print(f"Dask round trip per task   {1e3 * statistics.median(rtt):6.2f} ms (median of 200 no-op tasks)")
                 with Scene(scene, ReadOptions()) as s:
                     grid, stretch = s.grid(224), s.stretch
-                block = plan_blocks(grid, workers=workers)[0]
+                block = plan_blocks(grid, workers=workers, batch_size=args.batch_size)[0]
                 task = BlockTask(str(scene), ReadOptions(), stretch, grid, block, tuple(range(block.start, block.stop)),
                                  ModelSpec(args.model, threads=1), batch_size=args.batch_size)
                 times = []
@@ -96,6 +96,28 @@ def main() -> None:
                 print(f"rsgeo per block, no chips  {1e3 * statistics.median(times):6.2f} ms (open scene + plan, "
                       "round trip included; median of 20)")
                 batch_of_scenes(work, args, spec)
+    journal_rate(work)
+
+
+def journal_rate(work: Path, blocks: int = 20, block_chips: int = 2048, dim: int = 512) -> None:
+    """The driver's one writer: embeddings stored per second, one transaction per block (as results arrive)."""
+    import numpy as np
+
+    from rsgeo.journal import Journal
+
+    rng = np.random.default_rng(0)
+    emb = rng.standard_normal((block_chips, dim)).astype(np.float32)
+    fractions = np.ones(block_chips, np.float32)
+    journal = Journal(work / "rate.gpkg.rsgeo-partial", {"bench": 1}, dim=dim, dtype="float32", resume=False)
+    try:
+        start = time.perf_counter()
+        for b in range(blocks):
+            journal.add(np.arange(b * block_chips, (b + 1) * block_chips, dtype=np.int64), fractions, emb)
+        wall = time.perf_counter() - start
+    finally:
+        journal.delete()
+    print(f"journal writes               {blocks * block_chips / wall:8.0f} embeddings/s ({block_chips}-chip blocks, "
+          f"{dim}-d float32, one transaction each)")
 
 
 def batch_of_scenes(work: Path, args: argparse.Namespace, spec: str) -> None:
@@ -116,7 +138,11 @@ def batch_of_scenes(work: Path, args: argparse.Namespace, spec: str) -> None:
         scenes.append(folder / f"s{i}.tif")
         make_scene(scenes[-1], 224 * w, 224 * h)
     n = args.scenes * w * h
-    options = RunOptions(model=args.model, batch_size=args.batch_size, overwrite=True, cluster=spec)
+    from rsgeo.encoders.loading import load_encoder
+
+    # As `rsgeo batch` does: one model in the driver for every scene (texts, identity).
+    encoder = load_encoder(args.model)
+    options = RunOptions(model=args.model, encoder=encoder, batch_size=args.batch_size, overwrite=True, cluster=spec)
     for in_flight in (1, 2):
         out = work / f"many-out-{in_flight}"
         out.mkdir(exist_ok=True)

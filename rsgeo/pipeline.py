@@ -287,6 +287,7 @@ def _encode_chips(
         source.path, read, stretch, grid, encoder.image_spec, batch_size=batch_size, workers=options.workers,
         skip=done_ids, **reader_hooks(encoder),
     )
+    model_batch = model_batch_shape(batch_size, grid)
     done = encoded = 0
     if progress:
         progress(0, total)
@@ -294,12 +295,22 @@ def _encode_chips(
         if cancel is not None and cancel():
             raise Cancelled("cancelled; rerun with --resume to continue from the chips already encoded")
         if len(batch.tile_ids):
-            journal.add(batch.tile_ids, batch.valid_fraction, encode_batch(encoder, batch.pixels, batch_size))
+            journal.add(batch.tile_ids, batch.valid_fraction, encode_batch(encoder, batch.pixels, model_batch))
             encoded += len(batch.tile_ids)
         done += batch.scanned
         if progress:
             progress(done, total)
     logger.info("encoded %d chips in this run (%d were already in the journal)", encoded, len(done_ids))
+
+
+def model_batch_shape(batch_size: int, grid: ChipGrid) -> int:
+    """The one batch size the model runs at for ``grid`` (see :func:`encode_batch`).
+
+    The run's batch size, or the grid's chip count when the scene has fewer
+    chips than a batch: a small scene is not padded to a full batch, and every
+    run of the scene with the same batch size still uses the same shape.
+    """
+    return max(1, min(batch_size, len(grid)))
 
 
 def encode_batch(encoder: Encoder, pixels: np.ndarray, batch_size: int) -> np.ndarray:
@@ -314,7 +325,7 @@ def encode_batch(encoder: Encoder, pixels: np.ndarray, batch_size: int) -> np.nd
     split into blocks over cluster workers, stores the very bytes of an
     uninterrupted single-machine run with the same batch size (on the same
     hardware and software). The cost is at most one padded batch per scene or
-    block.
+    block; ``batch_size`` here is :func:`model_batch_shape`.
     """
     n = len(pixels)
     if n == 0:

@@ -43,27 +43,41 @@ def test_parse_cluster() -> None:
 
 
 @pytest.mark.parametrize("width,height,size,stride", [(791, 718, 48, 48), (100, 1000, 32, 20), (50, 50, 64, 64)])
-@pytest.mark.parametrize("workers,block_chips", [(1, None), (2, None), (7, None), (2, 1), (2, 100)])
+@pytest.mark.parametrize("workers,block_chips,batch", [(1, None, None), (2, None, 32), (7, None, 7), (2, 1, None), (2, 100, None)])
 def test_blocks_cover_the_grid_once_and_read_the_same_windows(
-    width: int, height: int, size: int, stride: int, workers: int, block_chips: int | None
+    width: int, height: int, size: int, stride: int, workers: int, block_chips: int | None, batch: int | None
 ) -> None:
     grid = ChipGrid(width, height, Affine(2.0, 0.0, 500.0, 0.0, -2.0, 900.0), ChipSpec(size, stride))
-    blocks = plan_blocks(grid, workers=workers, block_chips=block_chips)
+    blocks = plan_blocks(grid, workers=workers, block_chips=block_chips, batch_size=batch)
     ids = [t for b in blocks for t in range(b.start, b.stop)]
     assert ids == list(range(len(grid)))
+    if block_chips is None:  # whole batches: only the scene's last block may end in a short one
+        assert all(len(b) % (batch or 256) == 0 for b in blocks[:-1])
     for block in blocks:
         sub = RowsGrid.of(grid, block)
-        assert len(sub) == len(block)
+        outside = set(block.outside_ids())
+        assert len(sub) == len(block) + len(outside)
+        assert outside.isdisjoint(range(block.start, block.stop))
         for local in sub.chips():
-            whole = grid.chip(local.tile_id + block.start)
+            whole = grid.chip(local.tile_id + block.offset)
             assert (local.window, local.transform, local.row + block.row0, local.col) == (
                 whole.window, whole.transform, whole.row, whole.col)
+
+
+def test_automatic_blocks_are_whole_batches_within_bounds() -> None:
+    from rsgeo.cluster.blocks import MAX_BLOCK_CHIPS
+
+    big = ChipGrid(224 * 300, 224 * 300, Affine.identity(), ChipSpec(224, 224))  # 90,000 chips
+    assert {len(b) for b in plan_blocks(big, workers=2)[:-1]} == {MAX_BLOCK_CHIPS}
+    s2 = ChipGrid(10980, 10980, Affine.identity(), ChipSpec(224, 224))  # a Sentinel-2 tile: 2,401 chips
+    assert [len(b) for b in plan_blocks(s2, workers=8, batch_size=32)][:2] == [96, 96]  # 2401 / 32 = 75 -> 96
+    assert len(plan_blocks(s2, workers=8)[0]) == 256  # each worker picks its batch: whole GPU batches
 
 
 def test_rows_grid_refuses_a_block_of_another_grid() -> None:
     grid = ChipGrid(100, 100, Affine.identity(), ChipSpec(10, 10))
     with pytest.raises(ValueError):
-        RowsGrid.of(grid, Block(5, 11, 10))
+        RowsGrid.of(grid, Block(50, 110, 10))
 
 
 def test_expand_inputs_files_globs_folders(tmp_path: Path) -> None:

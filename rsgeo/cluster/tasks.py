@@ -98,26 +98,38 @@ def encoder_for(spec: ModelSpec) -> Encoder:
         return encoder
 
 
+def worker_batch_size(spec: ModelSpec) -> int:
+    """The batch size this worker runs ``spec`` at when none is given (GPU 256, CPU 32).
+
+    Loads the model (once per process), so the driver's probe also warms every
+    worker before the first block.
+    """
+    from rsgeo.pipeline import default_batch_size
+
+    return default_batch_size(encoder_for(spec).device)
+
+
 def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def encode_block(task: BlockTask) -> BlockResult:
     """Read and encode the chips of ``task.block`` that are not in ``task.skip``."""
-    from rsgeo.pipeline import default_batch_size, encode_batch, reader_hooks
+    from rsgeo.pipeline import default_batch_size, encode_batch, model_batch_shape, reader_hooks
     from rsgeo.reader import ChipReader
 
     start = time.perf_counter()
     encoder = encoder_for(task.model)
     grid = RowsGrid.of(task.grid, task.block)
-    offset = task.block.start
-    skip = frozenset(t - offset for t in task.skip)
+    offset = task.block.offset  # the id of local tile 0 of the block's rows
+    skip = frozenset(t - offset for t in (*task.skip, *task.block.outside_ids()))
     batch_size = task.batch_size or default_batch_size(encoder.device)
     reader = ChipReader(
         task.scene, task.read, task.stretch, grid, encoder.image_spec,
         batch_size=batch_size,
         workers=task.reader_threads, skip=skip, **reader_hooks(encoder),
     )
+    model_batch = model_batch_shape(batch_size, task.grid)  # of the whole scene's grid, as on one machine
     ids: list[np.ndarray] = []
     fractions: list[np.ndarray] = []
     embeddings: list[np.ndarray] = []
@@ -125,7 +137,7 @@ def encode_block(task: BlockTask) -> BlockResult:
         if len(batch.tile_ids):
             ids.append(batch.tile_ids + offset)
             fractions.append(batch.valid_fraction)
-            embeddings.append(encode_batch(encoder, batch.pixels, batch_size))
+            embeddings.append(encode_batch(encoder, batch.pixels, model_batch))
     dim = encoder.embedding_dim
     return BlockResult(
         block=task.block,

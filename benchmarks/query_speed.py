@@ -149,7 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dim", type=int, default=512)
     ap.add_argument("--dtype", default="float32", choices=["float32", "float16"])
     ap.add_argument("--repeats", type=int, default=10)
-    ap.add_argument("--json", type=Path, default=Path(__file__).parent / "results" / "query_speed.json")
+    ap.add_argument("--json", type=Path, default=None,
+                    help="where to write the figures (default: results/query_speed.json, or query_speed-float16.json)")
     args = ap.parse_args(argv)
 
     import torch
@@ -189,18 +190,16 @@ def main(argv: list[str] | None = None) -> int:
         cached_ms = timed(lambda: result.query("solar farm number 0", top_k=50))
         example_ms = timed(lambda: result.query(like_tiles=[12345 % n], top_k=50))
         similarity_ms = timed(lambda: result.index.top_k(result.index.rows([7])[0], 50))
-        # Why the scan runs in torch: a text encoding (torch threads) followed by the scan in
-        # NumPy (its own BLAS threads) against the same in torch, new texts each time.
+        # The two scan backends the index chooses between (EmbeddingIndex), each right after a text
+        # encoding (torch's threads, then NumPy's BLAS threads or torch's again), new texts each time.
         fresh = iter(f"flooded fields number {k}" for k in range(10**6))
-        table = result.index.embeddings
 
         def encode_then(scan) -> None:  # type: ignore[no-untyped-def]
             scan(encoder.encode_texts([next(fresh)])[0])
 
         scan_ms = {
-            "encode_then_numpy_scan_ms_median": timed(lambda: encode_then(lambda v: table.astype(np.float32, copy=False) @ v))
-            if table.dtype == np.float32 else None,
-            "encode_then_torch_scan_ms_median": timed(lambda: encode_then(result.index.similarity)),
+            "encode_then_numpy_scan_ms_median": timed(lambda: encode_then(lambda v: result.index.similarity(v, scan="numpy"))),
+            "encode_then_torch_scan_ms_median": timed(lambda: encode_then(lambda v: result.index.similarity(v, scan="torch"))),
         }
         figures = {
             "tiles": n,
@@ -220,6 +219,7 @@ def main(argv: list[str] | None = None) -> int:
             "similarity_topk_only_ms_median": round(statistics.median(similarity_ms), 1),
             **{k: round(statistics.median(v), 1) if v else None for k, v in scan_ms.items()},
             **text_tower_figures(args.repeats),
+            "scan_chosen": result.index.scan,  # what the first query's timing picked (docs/benchmarks.md)
             "threads": torch.get_num_threads(),
             "cpu_count": os.cpu_count(),
         }
@@ -237,6 +237,9 @@ def main(argv: list[str] | None = None) -> int:
         f"\nmemory: loading grew RSS by {figures['rss_growth_mb'] / table_mb:.2f}x the table "
         f"({table_mb:.0f} MB); target: well under 2x"
     )
+    if args.json is None:
+        suffix = "" if args.dtype == "float32" else f"-{args.dtype}"
+        args.json = Path(__file__).parent / "results" / f"query_speed{suffix}.json"
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(figures, indent=2))
     return 0

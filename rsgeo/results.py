@@ -14,8 +14,10 @@ use :func:`rsgeo.query` / :func:`rsgeo.classify` on the file to add layers.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
+import time
 from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
@@ -32,26 +34,41 @@ from rsgeo.prompts import class_text_embeddings
 from rsgeo.scoring import zero_shot_scores
 from rsgeo.store import GpkgEmbeddings
 
+logger = logging.getLogger(__name__)
+
 
 class EmbeddingIndex:
     """All embeddings of a result in memory, for fast repeated queries.
 
-    Similarities are one matrix-vector product over the whole table, run by
-    torch when torch is loaded: on the thread pool the text encoder has just used. (NumPy's BLAS
-    threads and torch's OpenMP threads, each busy-waiting after its own work,
-    cost 20-25 ms a query on a 2-core machine; see docs/benchmarks.md.) A
-    float16 table stays float16 in memory and is widened to float32 a small
-    block at a time, so its scores are exactly the float32 products of the
-    stored values, as ``rsgeo query`` computes them.
+    Similarities are one matrix-vector product over the whole table, by NumPy
+    (its BLAS) or by torch. Which is faster depends on the machine: torch's
+    MKL kernels were 1.2 x faster on an Intel box (where, too, NumPy's BLAS
+    threads busy-waiting after a torch text encoding cost 20-25 ms a query),
+    OpenBLAS through NumPy 2 x faster on an AMD one (docs/benchmarks.md). So
+    where torch is loaded the first query times both on a sample of the table
+    and keeps the faster; without torch (QGIS's own Python, the ``test:``
+    encoders) NumPy runs and torch is never imported. A float16 table stays
+    float16 in memory and is widened to float32 a small block at a time; both
+    backends compute the float32 products of the stored values.
     """
 
     #: Rows of a float16 table widened at a time (2 MB of float32: stays in cache).
     BLOCK = 1024
+    #: Rows of the sample the two scan backends are timed on (64 MB of 512-d float32).
+    CALIBRATION_ROWS = 1 << 15
+    SCANS = ("numpy", "torch")
 
-    def __init__(self, tile_ids: np.ndarray, embeddings: np.ndarray, valid_fraction: np.ndarray | None = None) -> None:
+    def __init__(
+        self, tile_ids: np.ndarray, embeddings: np.ndarray, valid_fraction: np.ndarray | None = None,
+        *, scan: str | None = None,
+    ) -> None:
         self.tile_ids = np.ascontiguousarray(tile_ids, np.int64)
         self.embeddings = np.ascontiguousarray(embeddings)
         self.valid_fraction = valid_fraction
+        if scan is not None and scan not in self.SCANS:
+            raise ValueError(f"unknown scan {scan!r}; use one of {', '.join(self.SCANS)}")
+        #: The scan backend: given, or chosen by timing at the first query (see the class docstring).
+        self.scan = scan
 
     def __len__(self) -> int:
         return len(self.tile_ids)
@@ -73,33 +90,31 @@ class EmbeddingIndex:
         ok = (pos < len(self.tile_ids)) & (self.tile_ids[np.minimum(pos, len(self.tile_ids) - 1)] == ids) if len(self.tile_ids) else np.zeros(len(ids), bool)
         return ids[ok].tolist()
 
-    def similarity(self, vector: np.ndarray) -> np.ndarray:
+    def similarity(self, vector: np.ndarray, *, scan: str | None = None) -> np.ndarray:
         """Cosine similarity of every stored tile with a unit vector (float32).
 
-        Run by torch when the process already uses it (a torch text encoder
-        has just run); by NumPy otherwise, so a result opened with a
-        torch-free encoder (QGIS's own Python, the ``test:`` encoders) never
-        imports torch. Both compute the float32 product of the stored values.
+        ``scan`` forces a backend (``numpy`` or ``torch``) for this call.
         """
         v = np.ascontiguousarray(vector, np.float32)
-        torch = sys.modules.get("torch")
-        if torch is None:
-            if self.embeddings.dtype == np.float32:
-                return self.embeddings @ v
-            out = np.empty(len(self), dtype=np.float32)
-            for start in range(0, len(self), self.BLOCK):
-                stop = start + self.BLOCK
-                np.matmul(self.embeddings[start:stop].astype(np.float32), v, out=out[start:stop])
-            return out
-        tv = torch.from_numpy(v)
-        table = torch.from_numpy(self.embeddings)
-        if table.dtype == torch.float32:
-            return torch.mv(table, tv).numpy()
-        tout = torch.empty(len(self), dtype=torch.float32)
-        for start in range(0, len(self), self.BLOCK):
-            stop = start + self.BLOCK
-            torch.mv(table[start:stop].float(), tv, out=tout[start:stop])
-        return tout.numpy()
+        scan = scan or self.scan or self._choose_scan(v)
+        return _scan_torch(self.embeddings, v, self.BLOCK) if scan == "torch" else _scan_numpy(self.embeddings, v, self.BLOCK)
+
+    def _choose_scan(self, v: np.ndarray) -> str:
+        if "torch" not in sys.modules:
+            return "numpy"  # not self.scan: torch may be loaded later (a text encoder), then time both
+        sample = self.embeddings[: self.CALIBRATION_ROWS]
+        seconds = {}
+        for name, scan in (("numpy", _scan_numpy), ("torch", _scan_torch)):
+            best = float("inf")
+            for _ in range(3):
+                start = time.perf_counter()
+                scan(sample, v, self.BLOCK)
+                best = min(best, time.perf_counter() - start)
+            seconds[name] = best
+        self.scan = min(seconds, key=lambda k: seconds[k])
+        logger.debug("query scan: numpy %.2f ms, torch %.2f ms on %d rows; using %s",
+                     1e3 * seconds["numpy"], 1e3 * seconds["torch"], len(sample), self.scan)
+        return self.scan
 
     def top_k(self, vector: np.ndarray, k: int | None = None, threshold: float | None = None) -> tuple[np.ndarray, np.ndarray]:
         """``(row indices, similarities)`` of the best tiles, best first."""
@@ -114,6 +129,30 @@ class EmbeddingIndex:
         order = np.lexsort((cand, -sims[cand]))
         cand = cand[order]
         return cand, sims[cand]
+
+
+def _scan_numpy(table: np.ndarray, v: np.ndarray, block: int) -> np.ndarray:
+    if table.dtype == np.float32:
+        return table @ v
+    out = np.empty(len(table), dtype=np.float32)
+    for start in range(0, len(table), block):
+        stop = start + block
+        np.matmul(table[start:stop].astype(np.float32), v, out=out[start:stop])
+    return out
+
+
+def _scan_torch(table: np.ndarray, v: np.ndarray, block: int) -> np.ndarray:
+    import torch
+
+    tv = torch.from_numpy(v)
+    rows = torch.from_numpy(table)
+    if rows.dtype == torch.float32:
+        return torch.mv(rows, tv).numpy()
+    out = torch.empty(len(table), dtype=torch.float32)
+    for start in range(0, len(table), block):
+        stop = start + block
+        torch.mv(rows[start:stop].float(), tv, out=out[start:stop])
+    return out.numpy()
 
 
 def _search(sorted_ids: np.ndarray, t: int) -> int | None:

@@ -17,26 +17,38 @@ def table(n: int, dim: int, dtype: str) -> tuple[np.ndarray, np.ndarray]:
     return np.arange(0, 3 * n, 3, dtype=np.int64), emb.astype(dtype)
 
 
-@pytest.fixture(params=["numpy", "torch"])
-def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """The scan runs on torch only where torch is loaded already (see EmbeddingIndex.similarity)."""
-    if request.param == "torch":
-        import torch  # noqa: F401
-    else:
-        monkeypatch.delitem(sys.modules, "torch", raising=False)
-    return str(request.param)
-
-
 @pytest.mark.parametrize("dtype", ["float32", "float16"])
-def test_similarity_is_the_float32_product_of_the_stored_values(dtype: str, backend: str) -> None:
+@pytest.mark.parametrize("scan", ["numpy", "torch"])
+def test_similarity_is_the_float32_product_of_the_stored_values(dtype: str, scan: str) -> None:
     n = 3 * EmbeddingIndex.BLOCK + 17  # blocks that do not divide the table
     ids, emb = table(n, 64, dtype)
-    index = EmbeddingIndex(ids, emb)
+    index = EmbeddingIndex(ids, emb, scan=scan)
     v = emb[5].astype(np.float32)
     sims = index.similarity(v)
     assert sims.dtype == np.float32 and sims.shape == (n,)
     np.testing.assert_allclose(sims, emb.astype(np.float64) @ v.astype(np.float64), atol=1e-6)
     assert index.embeddings.dtype == np.dtype(dtype)  # a float16 table is not widened in memory
+
+
+def test_without_torch_the_scan_is_numpy_and_torch_is_not_imported(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delitem(sys.modules, "torch", raising=False)
+    ids, emb = table(2000, 32, "float32")
+    index = EmbeddingIndex(ids, emb)
+    index.similarity(emb[0])
+    assert "torch" not in sys.modules and index.scan is None  # chosen again once torch is loaded
+
+
+def test_with_torch_the_first_query_times_both_scans_and_keeps_one() -> None:
+    import torch  # noqa: F401
+
+    ids, emb = table(EmbeddingIndex.CALIBRATION_ROWS + 5, 32, "float32")
+    index = EmbeddingIndex(ids, emb)
+    sims = index.similarity(emb[0])
+    assert index.scan in ("numpy", "torch")
+    np.testing.assert_allclose(sims, index.similarity(emb[0], scan="numpy" if index.scan == "torch" else "torch"),
+                               atol=1e-6)
+    with pytest.raises(ValueError, match="unknown scan"):
+        EmbeddingIndex(ids, emb, scan="gpu")
 
 
 def test_top_k_and_threshold_rank_best_first() -> None:

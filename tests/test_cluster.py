@@ -298,3 +298,37 @@ def test_cluster_run_resumes_from_its_journal(tmp_path: Path, tiny_clip_dir: Pat
     assert embeddings(out) == embeddings(ref)
     a, b = layer(out, "tiles"), layer(ref, "tiles")
     assert a.drop(columns="geometry").equals(b.drop(columns="geometry"))
+
+
+@pytest.mark.slow
+def test_ctrl_c_with_two_scenes_in_flight_then_resume(
+    tmp_path: Path, tiny_clip_dir: Path, references: dict[str, Path]
+) -> None:
+    """SIGINT while the batch runs two scenes at once: one line, exit 130, both journals kept; --resume finishes."""
+    out = tmp_path / "out"
+    out.mkdir()
+    journals = [out / f"{Path(s).stem}.gpkg.rsgeo-partial" for s in SCENES[:2]]
+    args = batch_args(tiny_clip_dir, out)
+    proc = subprocess.Popen([sys.executable, "-m", "rsgeo", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        deadline = time.monotonic() + 180
+        while not all(_journal_rows(j) > 0 for j in journals) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert proc.poll() is None, "the run ended before both scenes were in flight"
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, stderr
+    assert stderr.strip().splitlines()[-1].startswith("rsgeo: interrupted; the scenes finished in"), stderr
+    assert "Traceback" not in stderr
+    outputs = [out / f"{Path(s).stem}.gpkg" for s in SCENES]
+    assert not all(o.exists() for o in outputs), "every scene was complete before the interruption"
+    for o in outputs:  # a scene is either complete, or has its journal (or had not started): never half-written
+        assert not (o.exists() and o.with_name(o.name + ".rsgeo-partial").exists())
+    run_cli(*args, "--resume")
+    for name in SCENES:
+        assert_same_result(out / f"{Path(name).stem}.gpkg", references[Path(name).stem])
+    assert not any(out.glob("*.rsgeo-partial"))

@@ -124,7 +124,13 @@ def _main(argv: Sequence[str] | None) -> int:
         print(f"rsgeo: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_USAGE if not isinstance(exc, OSError) else 1
     except KeyboardInterrupt:
-        if target is not None and _file_state(target) != before:  # Ctrl-C came after the output was moved in place
+        if target is not None and target.is_dir():  # rsgeo batch -o OUT_DIR
+            print(
+                f"rsgeo: interrupted; the scenes finished in {target} are complete, the others keep their journals "
+                "(rerun with --resume to skip the finished scenes and continue the others)",
+                file=sys.stderr,
+            )
+        elif target is not None and _file_state(target) != before:  # Ctrl-C came after the output was moved in place
             print(f"rsgeo: interrupted after {target} was written; it is complete", file=sys.stderr)
         else:
             print(

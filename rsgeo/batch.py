@@ -230,7 +230,7 @@ def run_batch(
         if failed:
             stop.set()
             wait(futures)
-            errors = [f.exception() for f in futures if f.done() and f.exception() is not None]
+            errors = [e for e in (f.exception() for f in futures if f.done()) if e is not None]
             raise next((e for e in errors if not isinstance(e, Cancelled)), errors[0])
     return outputs
 

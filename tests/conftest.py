@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -64,3 +65,12 @@ def run_cli(*args: str, check: bool = True, env: dict[str, str] | None = None, t
     if check and proc.returncode != 0:
         raise AssertionError(f"rsgeo {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr}")
     return proc
+
+
+def journal_rows(path: Path) -> int:
+    """Chips stored so far in a run journal (0 while it does not exist or is locked)."""
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=0.1) as db:
+            return int(db.execute("SELECT count(*) FROM chips").fetchone()[0])
+    except sqlite3.Error:
+        return 0

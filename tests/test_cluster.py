@@ -20,7 +20,7 @@ from rsgeo.batch import expand_inputs, scene_names
 from rsgeo.cluster import Block, RowsGrid, parse_cluster, plan_blocks
 from rsgeo.errors import OptionError, SceneError
 from rsgeo.grid import ChipGrid, ChipSpec
-from tests.conftest import run_cli, shared
+from tests.conftest import journal_rows, run_cli, shared
 
 SCENES = ["RGB.byte.tif", "L7_ETMs.tif", "OSBS_029.tif"]
 # 48-px chips resized to the model's 224: 255 + 64 + 81 chips, enough blocks for two workers.
@@ -222,13 +222,6 @@ def test_batch_on_a_local_cluster_equals_single_machine(
     assert proc.returncode == 2 and "not an rsgeo result" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
 
 
-def _journal_rows(path: Path) -> int:
-    try:
-        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=0.1) as db:
-            return int(db.execute("SELECT count(*) FROM chips").fetchone()[0])
-    except sqlite3.Error:
-        return 0
-
 
 def _worker_pids(pid: int) -> list[int]:
     import psutil
@@ -249,11 +242,11 @@ def test_worker_killed_mid_run_still_gives_identical_output(
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 180
-        while _journal_rows(journal) < 20 and proc.poll() is None and time.monotonic() < deadline:
+        while journal_rows(journal) < 20 and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)
         workers = _worker_pids(proc.pid)
         assert proc.poll() is None and len(workers) == 2, "the run ended (or has no workers) before the kill"
-        stored = _journal_rows(journal)
+        stored = journal_rows(journal)
         os.kill(workers[0], signal.SIGKILL)  # a real worker process, mid-run: it holds a block
         _, stderr = proc.communicate(timeout=300)
     finally:
@@ -282,12 +275,12 @@ def test_cluster_run_resumes_from_its_journal(tmp_path: Path, tiny_clip_dir: Pat
     proc = subprocess.Popen([sys.executable, "-m", "rsgeo", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, start_new_session=True)
     deadline = time.monotonic() + 180
-    while _journal_rows(journal) < 40 and proc.poll() is None and time.monotonic() < deadline:
+    while journal_rows(journal) < 40 and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
     assert proc.poll() is None, "the run ended before it could be stopped"
     os.killpg(proc.pid, signal.SIGKILL)  # the driver and its workers, like a lost head node
     proc.communicate(timeout=60)
-    stored = _journal_rows(journal)
+    stored = journal_rows(journal)
     ref = references["RGB.byte"]
     total = len(embeddings(ref))
     assert 40 <= stored < total and not out.exists()
@@ -313,7 +306,7 @@ def test_ctrl_c_with_two_scenes_in_flight_then_resume(
                             text=True)
     try:
         deadline = time.monotonic() + 180
-        while not all(_journal_rows(j) > 0 for j in journals) and proc.poll() is None and time.monotonic() < deadline:
+        while not all(journal_rows(j) > 0 for j in journals) and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.02)
         assert proc.poll() is None, "the run ended before both scenes were in flight"
         proc.send_signal(signal.SIGINT)

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, run_cli, shared
+from tests.conftest import ROOT, journal_rows, run_cli, shared
 
 L7 = ["--bands", "3,2,1", "--chip-size", "64"]
 CLASSES = ["--classes", "forest,water,urban area"]
@@ -176,13 +176,6 @@ def assert_same_layers(out: Path, ref: Path, layers: tuple[str, ...]) -> None:
         assert a.drop(columns="geometry").equals(b.drop(columns="geometry")), name
         assert a.geometry.geom_equals_exact(b.geometry, tolerance=0).all(), name
 
-
-def journal_rows(path: Path) -> int:
-    try:
-        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=0.1) as db:
-            return int(db.execute("SELECT count(*) FROM chips").fetchone()[0])
-    except sqlite3.Error:
-        return 0
 
 
 def one_error_line(proc: subprocess.CompletedProcess[str]) -> str:

@@ -14,20 +14,13 @@ from pathlib import Path
 import pyogrio
 import pytest
 
-from tests.conftest import run_cli, shared
+from tests.conftest import journal_rows, run_cli, shared
 
 
 def embeddings(path: Path) -> list[tuple[int, bytes]]:
     with sqlite3.connect(path) as db:
         return db.execute("SELECT tile_id, embedding FROM rsgeo_embeddings ORDER BY tile_id").fetchall()
 
-
-def journal_rows(path: Path) -> int:
-    try:
-        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=0.1) as db:
-            return int(db.execute("SELECT count(*) FROM chips").fetchone()[0])
-    except sqlite3.Error:
-        return 0
 
 
 @pytest.mark.slow

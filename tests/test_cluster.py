@@ -188,6 +188,16 @@ def references(tmp_path_factory: pytest.TempPathFactory, tiny_clip_dir: Path) ->
     return refs
 
 
+def start_rsgeo(args: list[str], *, until: Any, **popen: Any) -> subprocess.Popen[str]:
+    """Start the real ``rsgeo`` command; return once ``until()`` holds, the process ended, or 180 s passed."""
+    proc = subprocess.Popen([sys.executable, "-m", "rsgeo", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, **popen)
+    deadline = time.monotonic() + 180
+    while not until() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return proc
+
+
 def batch_args(tiny_clip_dir: Path, out: Path, *extra: str, scenes: list[str] = SCENES) -> list[str]:
     return ["batch", *[str(shared(s)) for s in scenes], "-o", str(out), "--model", f"local-dir:{tiny_clip_dir}",
             *READ, "--classes", CLASSES, "--text", TEXT, "--cluster", "local:2", *extra]
@@ -238,12 +248,8 @@ def test_worker_killed_mid_run_still_gives_identical_output(
     out.mkdir()
     journal = out / "RGB.byte.gpkg.rsgeo-partial"
     scenes = SCENES[:2]
-    proc = subprocess.Popen([sys.executable, "-m", "rsgeo", *batch_args(tiny_clip_dir, out, scenes=scenes)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = start_rsgeo(batch_args(tiny_clip_dir, out, scenes=scenes), until=lambda: journal_rows(journal) >= 20)
     try:
-        deadline = time.monotonic() + 180
-        while journal_rows(journal) < 20 and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
         workers = _worker_pids(proc.pid)
         assert proc.poll() is None and len(workers) == 2, "the run ended (or has no workers) before the kill"
         stored = journal_rows(journal)
@@ -272,11 +278,7 @@ def test_cluster_run_resumes_from_its_journal(tmp_path: Path, tiny_clip_dir: Pat
     journal = out.with_name(out.name + ".rsgeo-partial")
     args = ["embed", str(shared("RGB.byte.tif")), "-o", str(out), "--model", f"local-dir:{tiny_clip_dir}", *READ,
             "--cluster", "local:2", "-v"]
-    proc = subprocess.Popen([sys.executable, "-m", "rsgeo", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True)
-    deadline = time.monotonic() + 180
-    while journal_rows(journal) < 40 and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
+    proc = start_rsgeo(args, until=lambda: journal_rows(journal) >= 40, start_new_session=True)
     assert proc.poll() is None, "the run ended before it could be stopped"
     os.killpg(proc.pid, signal.SIGKILL)  # the driver and its workers, like a lost head node
     proc.communicate(timeout=60)
@@ -302,12 +304,8 @@ def test_ctrl_c_with_two_scenes_in_flight_then_resume(
     out.mkdir()
     journals = [out / f"{Path(s).stem}.gpkg.rsgeo-partial" for s in SCENES[:2]]
     args = batch_args(tiny_clip_dir, out)
-    proc = subprocess.Popen([sys.executable, "-m", "rsgeo", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    proc = start_rsgeo(args, until=lambda: all(journal_rows(j) > 0 for j in journals))
     try:
-        deadline = time.monotonic() + 180
-        while not all(journal_rows(j) > 0 for j in journals) and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.02)
         assert proc.poll() is None, "the run ended before both scenes were in flight"
         proc.send_signal(signal.SIGINT)
         _, stderr = proc.communicate(timeout=120)

@@ -42,8 +42,23 @@ POLL_S = 0.5
 #: than in this process (3.7-4.0 s against 3.0-3.2 s), and as fast without it.
 LOCAL_WORKER_CONFIG = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
 
-_SESSIONS: dict[str, Any] = {}
-_WATCHES: dict[str, WorkerWatch] = {}
+
+
+@dataclass
+class _Session:
+    """A cluster session's shared state: its client, the worker watch, the batch size per model.
+
+    One per session, not per run: the scenes of a batch in flight at once
+    share it, so a worker that leaves is one warning, whichever scene's driver
+    loop reports it, and the workers are asked their batch size once.
+    """
+
+    client: Any
+    watch: WorkerWatch
+    batch_sizes: dict[ModelSpec, int] = field(default_factory=dict)
+
+
+_SESSIONS: dict[str, _Session] = {}
 
 
 def _distributed() -> Any:
@@ -67,7 +82,7 @@ def session(cluster: str | ClusterSpec) -> Iterator[Any]:
     spec = parse_cluster(cluster) if isinstance(cluster, str) else cluster
     key = str(spec)
     if key in _SESSIONS:
-        yield _SESSIONS[key]
+        yield _SESSIONS[key].client
         return
     distributed = _distributed()
     local = None
@@ -95,17 +110,13 @@ def session(cluster: str | ClusterSpec) -> Iterator[Any]:
         if local is not None:
             local.close()
         raise
-    # One watch per session, not per run: the scenes of a batch in flight at once share it, so
-    # a worker that leaves is one warning, whichever scene's driver loop reports it.
     watch = WorkerWatch(client).__enter__()
-    _SESSIONS[key] = client
-    _WATCHES[key] = watch
+    _SESSIONS[key] = _Session(client, watch)
     logger.info("cluster %s: %s", key, client.dashboard_link if local is None else f"{spec.workers} local workers")
     try:
         yield client
     finally:
         del _SESSIONS[key]
-        del _WATCHES[key]
         watch.__exit__(None, None, None)
         client.close()
         if local is not None:
@@ -151,7 +162,7 @@ def encode_on_cluster(
     stats = ClusterStats()
     start = time.perf_counter()
     with session(spec) as client:
-        watch = _WATCHES[str(spec)]
+        shared = _SESSIONS[str(spec)]
         n_workers = _wait_for_workers(client, spec)
         threads = max(1, (os.cpu_count() or 1) // n_workers) if spec.is_local else None
         model_spec = ModelSpec(model, options.device, options.precision, options.checkpoint, options.cache_dir, threads)
@@ -159,7 +170,9 @@ def encode_on_cluster(
         total = len(grid)
         scanned = 0
         tasks: list[BlockTask] = []
-        batch_size = options.batch_size or _workers_batch_size(client, model_spec)
+        if options.batch_size is None and model_spec not in shared.batch_sizes:
+            shared.batch_sizes[model_spec] = _workers_batch_size(client, model_spec)
+        batch_size = options.batch_size or shared.batch_sizes[model_spec]
         for block in plan_blocks(grid, workers=n_workers, block_chips=block_chips, batch_size=batch_size):
             skip = tuple(sorted(t for t in range(block.start, block.stop) if t in done_ids)) if done_ids else ()
             if len(skip) == len(block):
@@ -173,7 +186,7 @@ def encode_on_cluster(
         stats.blocks = len(tasks)
         if progress:
             progress(scanned, total)
-        for result in _run(client, tasks, n_workers, cancel, watch, priority=options.cluster_priority):
+        for result in _run(client, tasks, n_workers, cancel, shared.watch, priority=options.cluster_priority):
             _check_identity(result, encoder)
             journal.add(result.tile_ids, result.valid_fraction, result.embeddings)
             scanned += len(result.block)
@@ -193,7 +206,8 @@ def encode_on_cluster(
 def _workers_batch_size(client: Any, model: ModelSpec) -> int:
     """The batch size blocks are sized in: what every worker picks for itself, their least common multiple.
 
-    Each worker is asked (one probe task each, which also loads its model);
+    Each worker is asked (one probe task each, which also loads its model;
+    once per session and model);
     GPU workers pick 256 and CPU workers 32, so a mixed cluster gets blocks of
     whole GPU batches, which are whole CPU batches too.
     """

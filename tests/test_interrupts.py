@@ -267,3 +267,32 @@ def test_resume_after_a_kill_while_the_journal_was_created(tmp_path: Path, setti
         db.close()
     run(argv("embed", setting["scene"], out, "--resume"))
     assert content(out) == content(setting["embed"])
+
+
+@pytest.mark.parametrize("progress", ["json", "none"])
+def test_ctrl_c_while_the_result_is_announced_is_not_a_second_message(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, progress: str
+) -> None:
+    """The Ctrl-C lands between "done" and "rsgeo: wrote": one line, exit 0, the result complete.
+
+    Drawn at random, the ``written`` point above hit this window once in CI and got both
+    "rsgeo: wrote" and "rsgeo: interrupted after ... was written"; here it is hit every time.
+    """
+    from rsgeo.cli import main
+    from rsgeo.cli.progress import Progress
+
+    scene = C.rgb(tmp_path, "scene.tif", width=448, height=224)
+    out = tmp_path / "result.gpkg"
+    done = Progress.done
+
+    def done_then_ctrl_c(self: Progress, output: str) -> None:
+        done(self, output)
+        os.kill(os.getpid(), signal.SIGINT)  # Python's handler raises at the next bytecode, if it may
+
+    monkeypatch.setattr(Progress, "done", done_then_ctrl_c)
+    code = main(["embed", str(scene), "-o", str(out), *RUN, "--progress", progress])
+
+    messages = [line for line in capsys.readouterr().err.splitlines() if not line.startswith("{")]
+    assert code == 0
+    assert messages == [f"rsgeo: wrote {out}"]
+    assert out.exists() and leftovers(tmp_path) == []

@@ -102,8 +102,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if argv is None:
             # The command is over (its output complete or left as it was): a late
             # Ctrl-C must not break the interpreter's shutdown with a traceback.
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
-            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            # signal.signal runs the handler of a signal already in first, hence the try.
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                try:
+                    signal.signal(sig, signal.SIG_IGN)
+                except KeyboardInterrupt:
+                    signal.signal(sig, signal.SIG_IGN)
 
 
 def _main(argv: Sequence[str] | None) -> int:
@@ -124,6 +128,8 @@ def _main(argv: Sequence[str] | None) -> int:
         print(f"rsgeo: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_USAGE if not isinstance(exc, OSError) else 1
     except KeyboardInterrupt:
+        if getattr(args, "announced", False):  # Ctrl-C after "rsgeo: wrote ...": the run is over, and said so
+            return 0
         if target is not None and target.is_dir():  # rsgeo batch -o OUT_DIR
             print(
                 f"rsgeo: interrupted; the scenes finished in {target} are complete, the others keep their journals "

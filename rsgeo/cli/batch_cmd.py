@@ -101,8 +101,9 @@ def run(args: argparse.Namespace) -> int:
         merge_results([(p.name, o) for p, o in zip(plans, outputs)], args.merge, crs=args.merge_crs,
                       overwrite=args.overwrite)
     if not args.quiet:
-        print(f"rsgeo: wrote {len(outputs)} results to {args.output}"
-              + (f" and merged them into {args.merge}" if args.merge is not None else ""), file=sys.stderr)
+        common.announce(args, lambda: print(
+            f"rsgeo: wrote {len(outputs)} results to {args.output}"
+            + (f" and merged them into {args.merge}" if args.merge is not None else ""), file=sys.stderr))
     return 0
 
 

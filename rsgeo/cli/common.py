@@ -111,9 +111,40 @@ def _int(value: str, what: str) -> int:
 
 
 def finish(args: argparse.Namespace, bar: Any, output: Path) -> int:
-    bar.done(str(output))
-    if not args.quiet:
-        import sys
+    def say() -> None:
+        bar.done(str(output))
+        if not args.quiet:
+            import sys
 
-        print(f"rsgeo: wrote {output}", file=sys.stderr)
+            print(f"rsgeo: wrote {output}", file=sys.stderr)
+
+    announce(args, say)
     return 0
+
+
+def announce(args: argparse.Namespace, say: Any) -> None:
+    """Say that the command's output is complete, with Ctrl-C held off until it has been said.
+
+    A Ctrl-C (or SIGTERM) that comes while the line is printed is noted and raised
+    once it has been, and ``args.announced`` then tells the command line that the
+    run is over and was reported as such: no second line, exit 0. (Masking the
+    signal would not do: the kernel may hand it to any thread that does not mask it.)
+    """
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        say()
+        args.announced = True
+        return
+    pending: list[int] = []
+    held = (signal.SIGINT, signal.SIGTERM)
+    before = {sig: signal.signal(sig, lambda signum, frame: pending.append(signum)) for sig in held}
+    try:
+        say()
+        args.announced = True
+    finally:
+        for sig, handler in before.items():  # signal.signal runs the handlers of signals already in first
+            signal.signal(sig, handler)
+    if pending:
+        raise KeyboardInterrupt

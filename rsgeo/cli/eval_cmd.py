@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from rsgeo.cli import common
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -74,5 +76,5 @@ def run(args: argparse.Namespace) -> int:
         except OSError as exc:
             raise OutputError(f"cannot write {args.output}: {exc.strerror}; check the folder exists and is writable") from None
         if not args.quiet:
-            print(f"rsgeo: wrote {args.output}", file=sys.stderr)
+            common.announce(args, lambda: print(f"rsgeo: wrote {args.output}", file=sys.stderr))
     return 0

@@ -16,6 +16,7 @@ clock starts (a cluster run pays both once, not per scene). Overheads:
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import statistics
 import sys
@@ -39,7 +40,8 @@ def main() -> None:
     parser.add_argument("--model", default="arch:ViT-B-32")
     parser.add_argument("--chips", type=int, default=128, help="chips in the scene (a square number works best)")
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--scenes", type=int, default=6, help="scenes of the batch measured with 1 and 2 in flight")
+    parser.add_argument("--scenes", type=int, default=6, help="scenes of the batch measured with 1, 2, ... in flight")
+    parser.add_argument("--in-flight", default="1,2,3", help="scenes in flight to measure that batch with (default 1,2,3)")
     parser.add_argument("--scene-chips", type=int, default=20, help="chips per scene of that batch")
     args = parser.parse_args()
 
@@ -49,6 +51,10 @@ def main() -> None:
     from rsgeo.cluster.blocks import plan_blocks
     from rsgeo.pipeline import RunOptions
     from rsgeo.scene import ReadOptions, Scene
+
+    import distributed  # noqa: F401  (sets its loggers up on import; only the figures are wanted here)
+
+    logging.getLogger("distributed").setLevel(logging.ERROR)
 
     side = max(1, round(args.chips ** 0.5))
     work = Path(tempfile.mkdtemp(prefix="rsgeo-cluster-bench-"))
@@ -121,7 +127,7 @@ def journal_rate(work: Path, blocks: int = 20, block_chips: int = 2048, dim: int
 
 
 def batch_of_scenes(work: Path, args: argparse.Namespace, spec: str) -> None:
-    """Many small scenes on ``spec``: one scene in flight at a time vs two (what ``rsgeo batch`` does)."""
+    """Many small scenes on ``spec``: one scene in flight at a time vs two (``rsgeo batch``'s default) or more."""
     import dataclasses
 
     from rsgeo.api import embed
@@ -143,7 +149,7 @@ def batch_of_scenes(work: Path, args: argparse.Namespace, spec: str) -> None:
     # As `rsgeo batch` does: one model in the driver for every scene (texts, identity).
     encoder = load_encoder(args.model)
     options = RunOptions(model=args.model, encoder=encoder, batch_size=args.batch_size, overwrite=True, cluster=spec)
-    for in_flight in (1, 2):
+    for in_flight in (int(k) for k in args.in_flight.split(",")):
         out = work / f"many-out-{in_flight}"
         out.mkdir(exist_ok=True)
         plans = plan_batch(scenes, out, read=ReadOptions(), image_size=224, overwrite=True)

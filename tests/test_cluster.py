@@ -144,6 +144,17 @@ def test_bad_cluster_value_is_one_line(tmp_path: Path) -> None:
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1 and "local:N" in proc.stderr
 
 
+@pytest.mark.parametrize("extra, message", [
+    (["--scenes-in-flight", "2"], "--scenes-in-flight needs --cluster"),
+    (["--scenes-in-flight", "0", "--cluster", "local:1"], "1 or more, got 0"),
+])
+def test_bad_scenes_in_flight_is_one_line_before_any_work(tmp_path: Path, extra: list[str], message: str) -> None:
+    proc = run_cli("batch", str(shared("L7_ETMs.tif")), "-o", str(tmp_path), "--model", "test:hash", *extra, check=False)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1 and lines[0].startswith("rsgeo: error: ") and message in lines[0]
+    assert list(tmp_path.iterdir()) == []
+
+
 # -- the cluster against the single-machine path ---------------------------------
 
 
@@ -210,7 +221,8 @@ def test_batch_on_a_local_cluster_equals_single_machine(
     out = tmp_path / "out"
     out.mkdir()
     merged = tmp_path / "merged.gpkg"
-    proc = run_cli(*batch_args(tiny_clip_dir, out, "--merge", str(merged), "-v"))
+    # all three scenes in flight at once (the default is two): still the single-machine bytes
+    proc = run_cli(*batch_args(tiny_clip_dir, out, "--merge", str(merged), "--scenes-in-flight", "3", "-v"))
     workers = [int(n) for n in re.findall(r"blocks on (\d+) workers", proc.stderr)]
     assert len(workers) == 3 and max(workers) == 2, proc.stderr  # two worker processes did the work
     assert "scene 3/3 OSBS_029: 81/81 chips, done" in proc.stderr

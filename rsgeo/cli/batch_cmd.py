@@ -28,6 +28,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", type=Path, required=True, metavar="OUT_DIR", help="folder for the per-scene GeoPackages (must exist)")
     p.add_argument("--overwrite", action="store_true", help="replace per-scene outputs (and the merged file) that exist")
     p.add_argument("--merge", type=Path, metavar="MERGED.gpkg", help="also write every scene's layers into one GeoPackage, with a scene column")
+    p.add_argument("--scenes-in-flight", type=int, metavar="N",
+                   help=f"with --cluster: scenes encoded at once (default {SCENES_IN_FLIGHT}); raise it for many scenes "
+                   "smaller than one block per worker")
     p.add_argument("--merge-crs", metavar="CRS", help="CRS of the merged layers, e.g. EPSG:3857 (default: the scenes' CRS if they share one, else EPSG:4326)")
     g = p.add_argument_group("questions (none: only embed)")
     g.add_argument("--classes", metavar="A,B,...", help='land-cover classes, e.g. "forest,water,urban area"')
@@ -49,6 +52,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 SCENES_IN_FLIGHT = 2
 
 
+def scenes_in_flight(asked: int | None, *, cluster: str | None) -> int:
+    """How many scenes run at once: one without a cluster, ``asked`` (default 2) on one."""
+    from rsgeo.errors import OptionError
+
+    if asked is None:
+        return SCENES_IN_FLIGHT if cluster is not None else 1
+    if asked < 1:
+        raise OptionError(f"--scenes-in-flight takes a whole number of scenes, 1 or more, got {asked}")
+    if asked > 1 and cluster is None:
+        raise OptionError("--scenes-in-flight needs --cluster: on one machine the scenes run one after another "
+                          "(add --cluster local, or drop --scenes-in-flight)")
+    return asked
+
+
 def run(args: argparse.Namespace) -> int:
     from rsgeo.api import classify, embed, query
     from rsgeo.batch import expand_inputs, merge_results, plan_batch, run_batch
@@ -61,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
     options = common.run_options(args)
     if args.merge is not None:
         check_output(args.merge, overwrite=args.overwrite)
+    in_flight = scenes_in_flight(args.scenes_in_flight, cluster=options.cluster)
     if not args.inputs and not args.scene_list:
         raise OptionError("give the scenes: files, patterns, folders or URLs, or --scene-list FILE")
     scenes = expand_inputs(args.inputs, lists=args.scene_list)
@@ -94,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
         from rsgeo.cluster import session
 
         with session(options.cluster):
-            outputs = run_batch(plans, encode, progress=bar, in_flight=SCENES_IN_FLIGHT)
+            outputs = run_batch(plans, encode, progress=bar, in_flight=in_flight)
     else:
         outputs = run_batch(plans, encode, progress=bar)
     if args.merge is not None:

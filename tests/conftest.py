@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    # Started in the background by a shell without job control (``cmd &`` in a script): the rsgeo
+    # processes the tests start would inherit the ignored SIGINT, and the tests that send them one
+    # (a Ctrl-C) would see it ignored. Python's own handler here makes theirs the default again.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("RSGEO_SHARED_DATA", ROOT.parent / "shared" / "data"))

@@ -1,11 +1,13 @@
 """The run journal: embeddings committed batch by batch, so runs can resume.
 
 A journal is a small SQLite file next to the output (``OUT.gpkg.rsgeo-partial``)
-holding the identity of the run (model, preprocessing, grid, scene) and one
-row per encoded chip. Each batch is one transaction: a killed process loses at
-most the batch in flight. ``--resume`` reopens a journal whose identity matches
-and skips the chips it holds; the output GeoPackage is only ever written, whole,
-from a complete journal.
+holding the identity of the run (model, preprocessing, grid, scene), one
+row per encoded chip, and the ids of the chips found to be nodata (fewer valid
+pixels than ``min_valid``, which is part of the identity). Each batch is one
+transaction: a killed process loses at most the batch in flight. ``--resume``
+reopens a journal whose identity matches and reads neither the chips it holds
+nor the nodata chips it lists; the output GeoPackage is only ever written,
+whole, from a complete journal.
 """
 
 from __future__ import annotations
@@ -27,6 +29,9 @@ logger = logging.getLogger(__name__)
 PAGE_SIZE = 65536
 
 EMBEDDING_DTYPES: dict[str, np.dtype] = {"float32": np.dtype("<f4"), "float16": np.dtype("<f2")}
+
+#: Chips read and found to have too few valid pixels: not read again on ``--resume``.
+NODATA_TABLE = "CREATE TABLE nodata (tile_id INTEGER PRIMARY KEY)"
 
 
 def journal_path(output: Path) -> Path:
@@ -71,6 +76,7 @@ class Journal:
             self.db.execute(
                 "CREATE TABLE chips (tile_id INTEGER PRIMARY KEY, valid_fraction REAL NOT NULL, embedding BLOB NOT NULL)"
             )
+            self.db.execute(NODATA_TABLE)
             self.db.execute("INSERT INTO meta VALUES ('identity', ?)", (key,))
             self.db.execute("COMMIT")
         else:
@@ -88,17 +94,26 @@ class Journal:
                     f"cannot resume: the unfinished run in {path.name} used different settings ({diff}); "
                     "rerun with the same options, or without --resume to start over"
                 )
-            logger.info("resuming from %s: %d chips already encoded", path, self.count())
+            self.db.execute(NODATA_TABLE.replace("CREATE TABLE", "CREATE TABLE IF NOT EXISTS"))  # older journals
+            logger.info("resuming from %s: %d chips already encoded, %d found to be nodata", path, self.count(),
+                        self.nodata_count())
 
     def done_ids(self) -> set[int]:
-        return {r[0] for r in self.db.execute("SELECT tile_id FROM chips")}
+        """Tile ids that need no reading: encoded, or found to be nodata."""
+        return {r[0] for r in self.db.execute("SELECT tile_id FROM chips UNION ALL SELECT tile_id FROM nodata")}
 
     def count(self) -> int:
+        """Encoded chips."""
         return int(self.db.execute("SELECT count(*) FROM chips").fetchone()[0])
 
-    def add(self, tile_ids: np.ndarray, fractions: np.ndarray, embeddings: np.ndarray) -> None:
-        """Commit one batch (one transaction)."""
-        if len(tile_ids) == 0:
+    def nodata_count(self) -> int:
+        return int(self.db.execute("SELECT count(*) FROM nodata").fetchone()[0])
+
+    def add(
+        self, tile_ids: np.ndarray, fractions: np.ndarray, embeddings: np.ndarray, *, nodata: Sequence[int] | np.ndarray = ()
+    ) -> None:
+        """Commit one batch, and the ids of chips found to be nodata since the last (one transaction)."""
+        if len(tile_ids) == 0 and len(nodata) == 0:
             return
         blobs = embeddings.astype(self.dtype, copy=False)
         rows = [
@@ -106,6 +121,7 @@ class Journal:
         ]
         self.db.execute("BEGIN")
         self.db.executemany("INSERT OR REPLACE INTO chips VALUES (?, ?, ?)", rows)
+        self.db.executemany("INSERT OR IGNORE INTO nodata VALUES (?)", [(int(t),) for t in nodata])
         self.db.execute("COMMIT")
 
     def iter_chunks(self, chunk: int = 65536) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:

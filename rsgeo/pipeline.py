@@ -282,6 +282,7 @@ def _encode_chips(
         return
     total = len(grid)
     done_ids = journal.done_ids()
+    stored = journal.count()
     batch_size = options.batch_size or default_batch_size(encoder.device)
     reader = ChipReader(
         source.path, read, stretch, grid, encoder.image_spec, batch_size=batch_size, workers=options.workers,
@@ -295,12 +296,19 @@ def _encode_chips(
         if cancel is not None and cancel():
             raise Cancelled("cancelled; rerun with --resume to continue from the chips already encoded")
         if len(batch.tile_ids):
-            journal.add(batch.tile_ids, batch.valid_fraction, encode_batch(encoder, batch.pixels, model_batch))
-            encoded += len(batch.tile_ids)
+            embeddings = encode_batch(encoder, batch.pixels, model_batch)
+        else:  # only nodata chips since the last batch
+            embeddings = np.zeros((0, encoder.embedding_dim), np.float32)
+        journal.add(batch.tile_ids, batch.valid_fraction, embeddings, nodata=batch.nodata)
+        encoded += len(batch.tile_ids)
         done += batch.scanned
         if progress:
             progress(done, total)
-    logger.info("encoded %d chips in this run (%d were already in the journal)", encoded, len(done_ids))
+    known_nodata = len(done_ids) - stored
+    logger.info(
+        "encoded %d chips in this run (%d were already in the journal%s)", encoded, stored,
+        f"; {known_nodata} nodata chips found by the earlier run were not read again" if known_nodata else "",
+    )
 
 
 def model_batch_shape(batch_size: int, grid: ChipGrid) -> int:

@@ -34,7 +34,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Container, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import rasterio
@@ -74,6 +74,8 @@ class ChipBatch:
     valid_fraction: np.ndarray  # float32 (N,)
     pixels: np.ndarray  # uint8 (N, size, size, 3)
     scanned: int  # grid chips accounted for since the previous batch (kept or skipped)
+    #: ids read since the previous batch and found to have fewer valid pixels than ``min_valid``
+    nodata: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
 
 def default_workers(device: str | None = None) -> int:
@@ -306,22 +308,25 @@ class ChipReader:
         rgb, valid = self._scene().read_region(Window(x0, y0, x1 - x0, y1 - y0))
         return _Strip(x0, rgb, valid)
 
-    def _read_unit(self, unit: ReadUnit) -> _Result:
-        """The kept chips of one unit: ids, valid fractions, pixels, and its size."""
+    def _read_unit(self, unit: ReadUnit) -> tuple[_Result, np.ndarray]:
+        """The kept chips of one unit (ids, valid fractions, pixels, and its size), and the nodata ids read."""
         ids = unit.tile_ids(len(self._cols))
         todo = [int(i) for i in ids if int(i) not in self.skip]
         if not todo:
-            return np.zeros(0, np.int64), np.zeros(0, np.float32), self.allocate(0, self.image_spec.size, self.channels_first), len(ids)
+            empty = self.allocate(0, self.image_spec.size, self.channels_first)
+            return (np.zeros(0, np.int64), np.zeros(0, np.float32), empty, len(ids)), np.zeros(0, np.int64)
         if self._strips is None:
-            return self._read_chips(todo, len(ids))
-        strips: dict[int, _Strip] = {}
-        try:
-            for key in self._unit_keys[unit]:
-                strips[key[1]] = self._strips.acquire(key)
-            return self._cut(todo, unit, strips, len(ids))
-        finally:
-            for col in strips:
-                self._strips.release((unit.band, col))
+            result = self._read_chips(todo, len(ids))
+        else:
+            strips: dict[int, _Strip] = {}
+            try:
+                for key in self._unit_keys[unit]:
+                    strips[key[1]] = self._strips.acquire(key)
+                result = self._cut(todo, unit, strips, len(ids))
+            finally:
+                for col in strips:
+                    self._strips.release((unit.band, col))
+        return result, np.setdiff1d(np.asarray(todo, np.int64), result[0], assume_unique=True)
 
     def _cut(self, todo: list[int], unit: ReadUnit, strips: dict[int, _Strip], n_ids: int) -> _Result:
         size = self.image_spec.size
@@ -430,10 +435,11 @@ class ChipReader:
 
     def __iter__(self) -> Iterator[ChipBatch]:
         size = self.image_spec.size
-        pending: deque[Future[_Result]] = deque()
+        pending: deque[Future[tuple[_Result, np.ndarray]]] = deque()
         buffer: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         buffered = 0
         scanned = 0
+        nodata: list[np.ndarray] = []
         pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="rsgeo-read")
         env = contextlib.ExitStack()
         try:
@@ -447,27 +453,30 @@ class ChipReader:
                 if len(pending) >= self.prefetch:
                     break
             while pending:
-                ids, fractions, pixels, n_scanned = pending.popleft().result()
+                (ids, fractions, pixels, n_scanned), unit_nodata = pending.popleft().result()
                 nxt = next(units, None)
                 if nxt is not None:
                     pending.append(pool.submit(self._read_unit, nxt))
                 scanned += n_scanned
+                if len(unit_nodata):
+                    nodata.append(unit_nodata)
                 if len(ids):
                     buffer.append((ids, fractions, pixels))
                     buffered += len(ids)
                 while buffered >= self.batch_size:
                     batch, buffer, buffered = self._take(buffer, self.batch_size)
-                    yield ChipBatch(*batch, scanned=scanned)
-                    scanned = 0
+                    yield ChipBatch(*batch, scanned=scanned, nodata=_joined(nodata))
+                    scanned, nodata = 0, []
             if buffered:
                 batch, buffer, buffered = self._take(buffer, buffered)
-                yield ChipBatch(*batch, scanned=scanned)
+                yield ChipBatch(*batch, scanned=scanned, nodata=_joined(nodata))
             elif scanned:
                 yield ChipBatch(
                     np.zeros(0, np.int64),
                     np.zeros(0, np.float32),
                     self.allocate(0, size, self.channels_first),
                     scanned=scanned,
+                    nodata=_joined(nodata),
                 )
         finally:
             for future in pending:
@@ -502,3 +511,7 @@ class ChipReader:
 
 
 ProgressCallback = Callable[[int, int], None]
+
+
+def _joined(parts: list[np.ndarray]) -> np.ndarray:
+    return np.concatenate(parts) if parts else np.zeros(0, np.int64)

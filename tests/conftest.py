@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -61,23 +62,34 @@ def tiny_clip_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def run_cli(*args: str, check: bool = True, env: dict[str, str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    """Run the real ``rsgeo`` command in a subprocess."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "rsgeo", *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **(env or {})},
-        timeout=timeout,
-    )
-    if check and proc.returncode != 0:
-        raise AssertionError(f"rsgeo {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr}")
-    return proc
+    """Run the real ``rsgeo`` command in a subprocess.
+
+    A run still going after ``timeout`` gets SIGABRT, on which Python's faulthandler
+    prints every thread's stack: the failure then says where it hung.
+    """
+    command = [sys.executable, "-m", "rsgeo", *args]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONFAULTHANDLER": "1", **(env or {})})
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGABRT)
+        try:
+            out, err = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, err = proc.communicate()
+        raise AssertionError(f"rsgeo {' '.join(args)} still ran after {timeout:.0f} s; it printed:\n{err}") from None
+    done = subprocess.CompletedProcess(command, proc.returncode, out, err)
+    if check and done.returncode != 0:
+        raise AssertionError(f"rsgeo {' '.join(args)} failed ({done.returncode}):\n{done.stderr}")
+    return done
 
 
 def journal_rows(path: Path) -> int:
     """Chips stored so far in a run journal (0 while it does not exist or is locked)."""
     try:
-        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=0.1) as db:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=0.1)) as db:
             return int(db.execute("SELECT count(*) FROM chips").fetchone()[0])
     except sqlite3.Error:
         return 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -289,7 +290,7 @@ def test_cluster_run_resumes_from_its_journal(tmp_path: Path, tiny_clip_dir: Pat
     out = tmp_path / "RGB.byte.gpkg"
     journal = out.with_name(out.name + ".rsgeo-partial")
     args = ["embed", str(shared("RGB.byte.tif")), "-o", str(out), "--model", f"local-dir:{tiny_clip_dir}", *READ,
-            "--cluster", "local:2", "-v"]
+            "--batch-size", "32", "--cluster", "local:2", "-v"]
     proc = start_rsgeo(args, until=lambda: journal_rows(journal) >= 40, start_new_session=True)
     assert proc.poll() is None, "the run ended before it could be stopped"
     os.killpg(proc.pid, signal.SIGKILL)  # the driver and its workers, like a lost head node
@@ -298,10 +299,24 @@ def test_cluster_run_resumes_from_its_journal(tmp_path: Path, tiny_clip_dir: Pat
     ref = references["RGB.byte"]
     total = len(embeddings(ref))
     assert 40 <= stored < total and not out.exists()
+    # A block is one journal transaction (its chips and its nodata chips): every block with a row in
+    # the journal is complete, and --resume must not send it again, nodata corners and all.
+    with contextlib.closing(sqlite3.connect(f"file:{journal}?mode=ro", uri=True)) as db:  # closed: the rerun writes it
+        nodata = {r[0] for r in db.execute("SELECT tile_id FROM nodata")}
+        kept = {r[0] for r in db.execute("SELECT tile_id FROM chips")}
+    from rsgeo.scene import ReadOptions, Scene
+
+    with Scene(shared("RGB.byte.tif"), ReadOptions(chip_size=48, bands=(1, 2, 3))) as scene:
+        blocks = plan_blocks(scene.grid(224), workers=2, batch_size=32)
+    complete = [b for b in blocks if (kept | nodata) & set(range(b.start, b.stop))]
+    assert all(set(range(b.start, b.stop)) <= kept | nodata for b in complete)
+    assert any(nodata & set(range(b.start, b.stop)) for b in complete), "no finished block had a nodata chip"
     resumed = run_cli(*args, "--resume")
-    match = re.search(r"encoded (\d+) chips in \d+ blocks", resumed.stderr)
+    match = re.search(r"encoded (\d+) chips in (\d+) blocks .*\((\d+) blocks were already in the journal\)", resumed.stderr)
     assert match, resumed.stderr
-    assert int(match.group(1)) == total - stored, "chips already in the journal were encoded again"
+    encoded_now, sent, skipped = (int(g) for g in match.groups())
+    assert encoded_now == total - stored, "chips already in the journal were encoded again"
+    assert (skipped, sent) == (len(complete), len(blocks) - len(complete)), "a finished block was read again"
     assert embeddings(out) == embeddings(ref)
     a, b = layer(out, "tiles"), layer(ref, "tiles")
     assert a.drop(columns="geometry").equals(b.drop(columns="geometry"))

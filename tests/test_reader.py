@@ -174,6 +174,25 @@ def test_skipped_chips_are_neither_read_nor_yielded(scenes: dict[str, Path]) -> 
     assert not done & set(got)
 
 
+@pytest.mark.parametrize("opts", [ReadOptions(bands=(3, 2, 1), chip_size=60, stride=40, min_valid=0.3),
+                                  ReadOptions(bands=(3, 2, 1), chip_size=60, min_valid=0.3, gsd=13.0)],
+                         ids=["strips", "warped"])
+def test_nodata_ids_are_the_chips_read_and_not_kept(scenes: dict[str, Path], opts: ReadOptions) -> None:
+    """What the journal records so that --resume reads a nodata chip once only."""
+    path = scenes["tiled-uint16-nodata"]
+    grid, ref = reference(path, opts)
+    with Scene(path, opts) as scene:
+        stretch = scene.stretch
+    skip = set(range(0, len(grid), 3))  # a resumed run: every third chip is in the journal
+    kept: list[int] = []
+    nodata: list[int] = []
+    for batch in ChipReader(path, opts, stretch, grid, SPEC, batch_size=5, workers=2, unit_chips=4, skip=skip):
+        kept += batch.tile_ids.tolist()
+        nodata += batch.nodata.tolist()
+    assert sorted(kept) == sorted(set(ref) - skip)
+    assert sorted(nodata) == sorted(set(range(len(grid))) - set(ref) - skip) != []
+
+
 def test_closing_early_releases_the_scenes(scenes: dict[str, Path]) -> None:
     path, opts = scenes["tiled-rgb"], ReadOptions(chip_size=32)
     with Scene(path, opts) as scene:

@@ -326,7 +326,7 @@ def test_remote_run_resumes_and_refuses_a_changed_scene(served: Served, tmp_path
 
     scene.write_bytes(original)
     resumed = run_cli("embed", url, "-o", str(out), "--resume", "-v", *args)
-    match = re.search(r"encoded (\d+) chips in this run \((\d+) were already in the journal\)", resumed.stderr)
+    match = re.search(r"encoded (\d+) chips in this run \((\d+) were already in the journal[;)]", resumed.stderr)
     assert match, resumed.stderr
     assert int(match.group(2)) == stored and int(match.group(1)) == len(embeddings(reference)) - stored
     assert embeddings(out) == embeddings(reference) and not journal.exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -21,6 +22,11 @@ def embeddings(path: Path) -> list[tuple[int, bytes]]:
     with sqlite3.connect(path) as db:
         return db.execute("SELECT tile_id, embedding FROM rsgeo_embeddings ORDER BY tile_id").fetchall()
 
+
+
+def nodata_ids(journal: Path) -> set[int]:
+    with contextlib.closing(sqlite3.connect(f"file:{journal}?mode=ro", uri=True)) as db:  # closed: the rerun writes it
+        return {r[0] for r in db.execute("SELECT tile_id FROM nodata")}
 
 
 @pytest.mark.slow
@@ -49,13 +55,16 @@ def test_killed_embed_resumes_to_identical_output(tmp_path: Path, tiny_clip_dir:
     assert not out.exists(), "an interrupted run must not leave an output file"
     stored = journal_rows(journal)
     assert stored >= 64
+    nodata = nodata_ids(journal)  # RGB.byte.tif's black corners: read once, never again
+    assert nodata and nodata.isdisjoint(t for t, _ in embeddings(reference)), "a tile with pixels was listed as nodata"
 
     resumed = run_cli("embed", str(scene), "-o", str(out), "--resume", "-v", *args)
-    match = re.search(r"encoded (\d+) chips in this run \((\d+) were already in the journal\)", resumed.stderr)
+    match = re.search(r"encoded (\d+) chips in this run \((\d+) were already in the journal; (\d+) nodata chips "
+                      r"found by the earlier run were not read again\)", resumed.stderr)
     assert match, resumed.stderr
-    encoded_now, already = int(match.group(1)), int(match.group(2))
+    encoded_now, already, skipped = (int(g) for g in match.groups())
     total = len(embeddings(reference))
-    assert already == stored
+    assert already == stored and skipped == len(nodata)
     assert encoded_now == total - stored, "chips already in the journal were encoded again"
     assert not journal.exists()
 

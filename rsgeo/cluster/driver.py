@@ -188,7 +188,7 @@ def encode_on_cluster(
             progress(scanned, total)
         for result in _run(client, tasks, n_workers, cancel, shared.watch, priority=options.cluster_priority):
             _check_identity(result, encoder)
-            journal.add(result.tile_ids, result.valid_fraction, result.embeddings)
+            journal.add(result.tile_ids, result.valid_fraction, result.embeddings, nodata=result.nodata)
             scanned += len(result.block)
             stats.chips += len(result.tile_ids)
             stats.workers.add(result.worker)

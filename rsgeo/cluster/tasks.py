@@ -62,12 +62,13 @@ class BlockTask:
 
 @dataclass
 class BlockResult:
-    """Embeddings of the kept chips of a block (ids in reading order)."""
+    """Embeddings of the kept chips of a block (ids in reading order), and the ids of its nodata chips."""
 
     block: Block
     tile_ids: np.ndarray  # int64 (N,), ids of the full grid
     valid_fraction: np.ndarray  # float32 (N,)
     embeddings: np.ndarray  # float32 (N, D)
+    nodata: np.ndarray  # int64, ids of the full grid read and found below min_valid
     model_id: str
     weights_sha256: str | None
     worker: str  # host:pid
@@ -133,7 +134,9 @@ def encode_block(task: BlockTask) -> BlockResult:
     ids: list[np.ndarray] = []
     fractions: list[np.ndarray] = []
     embeddings: list[np.ndarray] = []
+    nodata: list[np.ndarray] = []
     for batch in reader:
+        nodata.append(batch.nodata + offset)
         if len(batch.tile_ids):
             ids.append(batch.tile_ids + offset)
             fractions.append(batch.valid_fraction)
@@ -144,6 +147,7 @@ def encode_block(task: BlockTask) -> BlockResult:
         tile_ids=np.concatenate(ids) if ids else np.zeros(0, np.int64),
         valid_fraction=np.concatenate(fractions) if fractions else np.zeros(0, np.float32),
         embeddings=np.concatenate(embeddings) if embeddings else np.zeros((0, dim), np.float32),
+        nodata=np.concatenate(nodata) if nodata else np.zeros(0, np.int64),
         model_id=encoder.identity.model_id,
         weights_sha256=encoder.identity.weights_sha256,
         worker=worker_name(),

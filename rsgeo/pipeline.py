@@ -12,7 +12,7 @@ import dataclasses
 import json
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Container, Iterator, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -38,7 +38,7 @@ from rsgeo.gpkg import (
 )
 from rsgeo.grid import ChipGrid, ChipSpec
 from rsgeo.journal import Journal, embedding_dtype, journal_path
-from rsgeo.reader import ChipReader, empty_chips
+from rsgeo.reader import ChipBatch, ChipReader, empty_chips
 from rsgeo.scene import ReadOptions, Scene
 from rsgeo.sources import SceneSource, content_sha256, identify
 from rsgeo.store import EmbeddingSource, GpkgEmbeddings
@@ -283,22 +283,14 @@ def _encode_chips(
     total = len(grid)
     done_ids = journal.done_ids()
     stored = journal.count()
-    batch_size = options.batch_size or default_batch_size(encoder.device)
-    reader = ChipReader(
-        source.path, read, stretch, grid, encoder.image_spec, batch_size=batch_size, workers=options.workers,
-        skip=done_ids, **reader_hooks(encoder),
-    )
-    model_batch = model_batch_shape(batch_size, grid)
     done = encoded = 0
     if progress:
         progress(0, total)
-    for batch in reader:
-        if cancel is not None and cancel():
-            raise Cancelled("cancelled; rerun with --resume to continue from the chips already encoded")
-        if len(batch.tile_ids):
-            embeddings = encode_batch(encoder, batch.pixels, model_batch)
-        else:  # only nodata chips since the last batch
-            embeddings = np.zeros((0, encoder.embedding_dim), np.float32)
+    batches = encoded_batches(
+        source.path, read, stretch, grid, encoder, batch_size=options.batch_size, workers=options.workers,
+        skip=done_ids, cancel=cancel,
+    )
+    for batch, embeddings in batches:
         journal.add(batch.tile_ids, batch.valid_fraction, embeddings, nodata=batch.nodata)
         encoded += len(batch.tile_ids)
         done += batch.scanned
@@ -309,6 +301,39 @@ def _encode_chips(
         "encoded %d chips in this run (%d were already in the journal%s)", encoded, stored,
         f"; {known_nodata} nodata chips found by the earlier run were not read again" if known_nodata else "",
     )
+
+
+def encoded_batches(
+    path: str | os.PathLike[str],
+    read: ReadOptions,
+    stretch: Any,
+    grid: ChipGrid,
+    encoder: Encoder,
+    *,
+    batch_size: int | None,
+    workers: int | None,
+    skip: Container[int],
+    scene_grid: ChipGrid | None = None,
+    cancel: CancelCheck | None = None,
+) -> Iterator[tuple[ChipBatch, np.ndarray]]:
+    """The chips of ``grid`` not in ``skip``, batch by batch, with their embeddings.
+
+    What a single-machine run and a cluster worker's block both do: read with
+    :class:`ChipReader` (``batch_size`` chips a batch, the device's default when
+    ``None``) and encode every batch at the run's one model batch shape, that of
+    ``scene_grid`` (the whole scene's grid when ``grid`` is a block's rows).
+    ``cancel`` is checked after each read, before the batch is encoded.
+    """
+    size = batch_size or default_batch_size(encoder.device)
+    reader = ChipReader(
+        path, read, stretch, grid, encoder.image_spec, batch_size=size, workers=workers, skip=skip,
+        **reader_hooks(encoder),
+    )
+    shape = model_batch_shape(size, scene_grid or grid)
+    for batch in reader:
+        if cancel is not None and cancel():
+            raise Cancelled("cancelled; rerun with --resume to continue from the chips already encoded")
+        yield batch, encode_batch(encoder, batch.pixels, shape)
 
 
 def model_batch_shape(batch_size: int, grid: ChipGrid) -> int:

@@ -116,31 +116,27 @@ def worker_name() -> str:
 
 def encode_block(task: BlockTask) -> BlockResult:
     """Read and encode the chips of ``task.block`` that are not in ``task.skip``."""
-    from rsgeo.pipeline import default_batch_size, encode_batch, model_batch_shape, reader_hooks
-    from rsgeo.reader import ChipReader
+    from rsgeo.pipeline import encoded_batches
 
     start = time.perf_counter()
     encoder = encoder_for(task.model)
     grid = RowsGrid.of(task.grid, task.block)
     offset = task.block.offset  # the id of local tile 0 of the block's rows
     skip = frozenset(t - offset for t in (*task.skip, *task.block.outside_ids()))
-    batch_size = task.batch_size or default_batch_size(encoder.device)
-    reader = ChipReader(
-        task.scene, task.read, task.stretch, grid, encoder.image_spec,
-        batch_size=batch_size,
-        workers=task.reader_threads, skip=skip, **reader_hooks(encoder),
-    )
-    model_batch = model_batch_shape(batch_size, task.grid)  # of the whole scene's grid, as on one machine
     ids: list[np.ndarray] = []
     fractions: list[np.ndarray] = []
     embeddings: list[np.ndarray] = []
     nodata: list[np.ndarray] = []
-    for batch in reader:
+    batches = encoded_batches(  # at the model batch shape of the whole scene's grid, as on one machine
+        task.scene, task.read, task.stretch, grid, encoder, batch_size=task.batch_size,
+        workers=task.reader_threads, skip=skip, scene_grid=task.grid,
+    )
+    for batch, batch_embeddings in batches:
         nodata.append(batch.nodata + offset)
         if len(batch.tile_ids):
             ids.append(batch.tile_ids + offset)
             fractions.append(batch.valid_fraction)
-            embeddings.append(encode_batch(encoder, batch.pixels, model_batch))
+            embeddings.append(batch_embeddings)
     dim = encoder.embedding_dim
     return BlockResult(
         block=task.block,

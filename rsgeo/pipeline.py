@@ -69,7 +69,7 @@ class RunOptions:
     #: ``local``, ``local:N`` or a Dask scheduler address; ``None`` runs here (see :mod:`rsgeo.cluster`).
     cluster: str | None = None
     #: Dask priority of this run's blocks on the cluster (higher runs first): a batch gives
-    #: earlier scenes precedence while two scenes are in flight.
+    #: earlier scenes precedence while several scenes are in flight.
     cluster_priority: int = 0
 
     def __post_init__(self) -> None:

@@ -92,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
     asks_classes = classes is not None or args.class_set is not None
 
     def encode(plan: Any, progress: Any, cancel: Any) -> Path:
-        # On a cluster, earlier scenes' blocks go first while two scenes overlap.
+        # On a cluster, earlier scenes' blocks go first while scenes overlap.
         opts = dataclasses.replace(options, cluster_priority=-plan.index) if options.cluster is not None else options
         kw = dict(read=read, options=opts, progress=progress, cancel=cancel)
         if asks_classes:
@@ -128,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
 class BatchProgress:
     """Progress of the whole run (chips over every scene) and of the scenes in flight.
 
-    On a cluster two scenes run at once: the label names each scene that has
+    On a cluster several scenes run at once (--scenes-in-flight): the label names each scene that has
     started and not finished, e.g. ``chips (scene 2/6 a: 20/20; scene 3/6 b: 4/20)``.
     """
 

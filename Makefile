@@ -25,6 +25,7 @@ demo: $(STAMP)
 test: test-core test-qgis
 
 test-core: $(STAMP)
+	$(BIN)/python -m mypy rsgeo
 	$(BIN)/python -m pytest -q
 
 test-qgis: $(STAMP)

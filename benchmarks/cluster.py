@@ -144,7 +144,7 @@ def batch_of_scenes(work: Path, args: argparse.Namespace, spec: str) -> None:
         scenes.append(folder / f"s{i}.tif")
         make_scene(scenes[-1], 224 * w, 224 * h)
     n = args.scenes * w * h
-    from rsgeo.encoders.loading import load_encoder
+    from rsgeo.zoo import load_encoder
 
     # As `rsgeo batch` does: one model in the driver for every scene (texts, identity).
     encoder = load_encoder(args.model)

@@ -50,9 +50,9 @@ def build_result(path: Path, n_tiles: int, dim: int, dtype: str) -> None:
     from rasterio.crs import CRS
 
     from rsgeo.answers import tiles_plan
-    from rsgeo.gpkg import EMBEDDINGS_TABLE, connect, ensure_rsgeo_tables, set_metadata, set_style, write_layer
+    from rsgeo.gpkg import EMBEDDINGS_TABLE, connect, ensure_rsgeo_tables, set_metadata, set_style, use_large_pages, write_layer
     from rsgeo.grid import ChipGrid, ChipSpec
-    from rsgeo.pipeline import _use_large_pages, grid_metadata
+    from rsgeo.metadata import grid_record
 
     side = int(np.ceil(np.sqrt(n_tiles)))
     grid = ChipGrid(side * 224, side * 224, Affine(10, 0, 500000, 0, -10, 6000000), ChipSpec(224, 224), crs=CRS.from_epsg(32633))
@@ -67,7 +67,7 @@ def build_result(path: Path, n_tiles: int, dim: int, dtype: str) -> None:
 
     plan = tiles_plan(grid, Synthetic())  # type: ignore[arg-type]
     write_layer(path, "tiles", plan.frames(), crs=grid.crs, empty=plan.empty)
-    _use_large_pages(path)  # as rsgeo does before storing embeddings
+    use_large_pages(path)  # as rsgeo does before storing embeddings
     with connect(path) as db:
         ensure_rsgeo_tables(db)
         for start in range(0, n_tiles, 65536):
@@ -83,7 +83,7 @@ def build_result(path: Path, n_tiles: int, dim: int, dtype: str) -> None:
         set_metadata(db, {
             "schema_version": 1,
             "model": {"model_id": "arch:ViT-B-32", "weights_sha256": None, "embedding_dim": dim},
-            "grid": grid_metadata(grid, None),
+            "grid": grid_record(grid, None).to_dict(),
             "embeddings": {"table": EMBEDDINGS_TABLE, "dtype": dtype, "dim": dim},
             "layers": {"tiles": {"kind": "tiles"}},
         })

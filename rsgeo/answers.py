@@ -11,11 +11,13 @@ import hashlib
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
-from rsgeo.errors import OptionError
+from rsgeo.definitions import schema
+from rsgeo.definitions.schema import RESERVED_COLUMNS
+from rsgeo.errors import OptionError, opt
 from rsgeo.grid import ChipGrid, tile_rings
 from rsgeo.prompts import slug
 from rsgeo.scoring import cosine_similarity, ranks, zero_shot_scores
@@ -27,7 +29,17 @@ logger = logging.getLogger(__name__)
 #: Features per GeoDataFrame written at a time: bounds the memory of writing a layer.
 WRITE_CHUNK = 8192
 
-RESERVED_COLUMNS = {"fid", "geom", "tile_id", "row", "col", "valid_fraction", "top_class", "top_score", "similarity", "rank"}
+
+class EmbeddingLookup(Protocol):
+    """Embeddings of given tiles: what query vectors need (a store, a journal, an in-memory index)."""
+
+    def get(self, tile_ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """``(sorted unique ids, float32 embeddings)``; an error for a tile without one."""
+        ...
+
+    def stored(self, tile_ids: Sequence[int]) -> list[int]:
+        """The subset of ``tile_ids`` that has an embedding."""
+        ...
 
 
 @dataclass
@@ -69,6 +81,13 @@ def score_columns(class_names: Sequence[str]) -> list[str]:
     return out
 
 
+def landcover_scores(embeddings: np.ndarray, class_embeddings: np.ndarray, logit_scale: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(scores, top, top_score)`` of tiles: softmax class scores, the best class's index and score."""
+    scores = zero_shot_scores(embeddings, class_embeddings, logit_scale)
+    top = scores.argmax(axis=1) if len(scores) else np.zeros(0, np.int64)
+    return scores, top, scores[np.arange(len(scores)), top]
+
+
 def tiles_plan(grid: ChipGrid, source: EmbeddingSource) -> LayerPlan:
     def frames() -> Iterator[Any]:
         for ids, fractions, _ in source.iter_chunks(WRITE_CHUNK):
@@ -80,7 +99,7 @@ def tiles_plan(grid: ChipGrid, source: EmbeddingSource) -> LayerPlan:
 
     from rsgeo.styles import outline_qml
 
-    return LayerPlan("tiles", "tiles", frames, empty, outline_qml, {"kind": "tiles"})
+    return LayerPlan(schema.TILES_LAYER, schema.KIND_TILES, frames, empty, outline_qml, {"kind": schema.KIND_TILES})
 
 
 def landcover_plan(
@@ -99,14 +118,13 @@ def landcover_plan(
 
     def frames() -> Iterator[Any]:
         for ids, fractions, emb in source.iter_chunks(WRITE_CHUNK):
-            scores = zero_shot_scores(emb, class_embeddings, logit_scale)
-            top = scores.argmax(axis=1)
+            scores, top, top_score = landcover_scores(emb, class_embeddings, logit_scale)
             rows, cols = np.divmod(ids, grid.n_cols)
             data: dict[str, Any] = {"tile_id": ids, "row": rows, "col": cols, "valid_fraction": fractions}
             for j, col in enumerate(columns):
                 data[col] = scores[:, j]
             data["top_class"] = names[top]
-            data["top_score"] = scores[np.arange(len(ids)), top]
+            data["top_score"] = top_score
             yield _frame(grid, ids, data)
 
     def empty() -> Any:
@@ -118,7 +136,7 @@ def landcover_plan(
     def style() -> str:
         return categorized_qml("top_class", list(class_names), category_colours(class_names, colours))
 
-    meta = {**meta, "kind": "landcover", "classes": list(class_names), "columns": dict(zip(class_names, columns))}
+    meta = {**meta, "kind": schema.KIND_LANDCOVER, "classes": list(class_names), "columns": dict(zip(class_names, columns))}
     return LayerPlan(name, "landcover", frames, empty, style, meta)
 
 
@@ -138,13 +156,13 @@ class QuerySpec:
 
     def __post_init__(self) -> None:
         if not self.texts and not self.positive_tiles and not self.positive_locations:
-            raise OptionError("a query needs at least one --text or one positive example")
+            raise OptionError(f"a query needs at least one {opt('text')} or one positive example")
         if any(not t.strip() for t in self.texts):
-            raise OptionError("a --text query is blank; give some words to search for")
+            raise OptionError(f"a {opt('text')} query is blank; give some words to search for")
         if self.top_k is not None and self.top_k < 1:
-            raise OptionError(f"--top-k must be at least 1, got {self.top_k}")
+            raise OptionError(f"{opt('top_k')} must be at least 1, got {self.top_k}")
         if self.threshold is not None and not -1.0 <= self.threshold <= 1.0:
-            raise OptionError(f"--threshold is a cosine similarity in [-1, 1], got {self.threshold}")
+            raise OptionError(f"{opt('threshold')} is a cosine similarity in [-1, 1], got {self.threshold}")
 
     def label(self) -> str:
         parts = list(self.texts)
@@ -201,13 +219,14 @@ def query_vector(text_embeddings: np.ndarray, positives: np.ndarray, negatives: 
     norm = np.linalg.norm(q)
     if norm == 0:
         raise OptionError("the positive and negative examples cancel out; choose different examples")
-    return (q / norm).astype(np.float32)
+    out: np.ndarray = (q / norm).astype(np.float32)
+    return out
 
 
 def query_layer_name(spec: QuerySpec, taken: Sequence[str]) -> str:
     if spec.name:
         return spec.name
-    base = "query_" + slug(spec.label())
+    base = schema.QUERY_LAYER_PREFIX + slug(spec.label())
     if base in taken:
         base = f"{base}_{hashlib.sha1(spec.label().encode()).hexdigest()[:6]}"
     return base
@@ -247,7 +266,7 @@ def query_plan(
 
     meta = {
         **meta,
-        "kind": "query",
+        "kind": schema.KIND_QUERY,
         "texts": list(spec.texts),
         "positive_tiles": list(spec.positive_tiles),
         "negative_tiles": list(spec.negative_tiles),

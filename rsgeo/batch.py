@@ -16,6 +16,7 @@ result layer of every scene with a ``scene`` column, in one CRS.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import glob
 import logging
@@ -28,7 +29,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rsgeo.errors import Cancelled, OptionError, OutputExistsError, SceneError
+from rsgeo.definitions.options import DEFAULT_SCENES_IN_FLIGHT
+from rsgeo.definitions.schema import LANDCOVER_LAYER
+from rsgeo.errors import Cancelled, OptionError, OutputExistsError, SceneError, opt
+from rsgeo.options import RunOptions
 from rsgeo.scene import ReadOptions
 from rsgeo.sources import SceneSource, is_remote
 
@@ -40,6 +44,9 @@ SCENE_SUFFIXES = (".tif", ".tiff", ".vrt", ".jp2", ".img")
 SCENES_TABLE = "rsgeo_scenes"
 #: Per-scene progress: ``(scene index, done, total)``.
 SceneProgress = Callable[[int, int, int], None]
+#: Scenes encoded at once on a cluster: the next one's blocks keep the workers busy while the
+#: current one's last blocks finish and its GeoPackage is written.
+SCENES_IN_FLIGHT = DEFAULT_SCENES_IN_FLIGHT
 
 
 @dataclass(frozen=True)
@@ -169,7 +176,7 @@ def plan_batch(
         done = output.exists() and resume and not overwrite
         if output.exists() and not (resume or overwrite):
             raise OutputExistsError(
-                f"{output} already exists; pass --resume to keep finished scenes, or --overwrite to redo them"
+                f"{output} already exists; pass {opt('resume')} to keep finished scenes, or {opt('overwrite')} to redo them"
             )
         plans.append(BatchScene(index, scene, output, name, chips, done))
     return plans
@@ -330,3 +337,119 @@ def _copy_styles(source: Path, target: Path, layers: Sequence[str]) -> None:
         db.execute("DETACH DATABASE src")
     finally:
         db.close()
+
+
+def scenes_in_flight(asked: int | None, *, cluster: str | None) -> int:
+    """How many scenes run at once: one without a cluster, ``asked`` (default 2) on one."""
+    if asked is None:
+        return SCENES_IN_FLIGHT if cluster is not None else 1
+    if asked < 1:
+        raise OptionError(f"{opt('scenes_in_flight')} takes a whole number of scenes, 1 or more, got {asked}")
+    if asked > 1 and cluster is None:
+        raise OptionError(
+            f"{opt('scenes_in_flight')} needs {opt('cluster')}: on one machine the scenes run one after another "
+            f"(add {opt('cluster', 'local')}, or drop {opt('scenes_in_flight')})"
+        )
+    return asked
+
+
+@dataclass(frozen=True)
+class BatchJob:
+    """Everything a batch asks, as a value: scenes, where results go, the questions and how to run.
+
+    No questions (no classes, no texts) only encodes. With classes the land
+    cover is written and texts are then answered from the embeddings just
+    stored (no second pass over the pixels); texts alone make query layers.
+    """
+
+    output_dir: Path
+    inputs: tuple[str | Path, ...] = ()
+    scene_lists: tuple[str | Path, ...] = ()
+    classes: tuple[str, ...] | None = None
+    class_set: str | None = None
+    templates: tuple[str, ...] | None = None
+    lang: str | None = None
+    layer: str = LANDCOVER_LAYER
+    texts: tuple[str, ...] = ()
+    top_k: int | None = None
+    threshold: float | None = None
+    merge: Path | None = None
+    merge_crs: str | None = None
+    scenes_in_flight: int | None = None
+    read: ReadOptions = ReadOptions()
+    options: RunOptions = RunOptions()
+
+
+class Batch:
+    """A checked, planned batch (:meth:`plan`), then run (:meth:`run`).
+
+    Planning checks every option and every scene and counts the chips, before
+    any pixel is encoded; :attr:`scenes` then says what will run (for progress
+    displays).
+    """
+
+    def __init__(self, job: BatchJob, scenes: list[BatchScene], in_flight: int) -> None:
+        self.job = job
+        self.scenes = scenes
+        self.in_flight = in_flight
+
+    @classmethod
+    def plan(cls, job: BatchJob) -> Batch:
+        from rsgeo.gpkg import check_output
+
+        if job.merge is not None:
+            check_output(job.merge, overwrite=job.options.overwrite)
+        in_flight = scenes_in_flight(job.scenes_in_flight, cluster=job.options.cluster)
+        if not job.inputs and not job.scene_lists:
+            raise OptionError(f"give the scenes: files, patterns, folders or URLs, or {opt('scene_list', 'FILE')}")
+        scenes = expand_inputs(job.inputs, lists=job.scene_lists)
+        # One model in this process for every scene (texts, identity); cluster workers load their own.
+        options = job.options
+        encoder = options.load_encoder(options.model or _default_model())
+        job = dataclasses.replace(job, options=dataclasses.replace(options, encoder=encoder))
+        plans = plan_batch(scenes, job.output_dir, read=job.read, image_size=encoder.image_spec.size,
+                           overwrite=options.overwrite, resume=options.resume)
+        return cls(job, plans, in_flight)
+
+    def _encode(self, plan: BatchScene, progress: Callable[[int, int], None], cancel: Callable[[], bool]) -> Path:
+        from rsgeo.api import classify, embed, query
+
+        job = self.job
+        options = job.options
+        # On a cluster, earlier scenes' blocks go first while scenes overlap.
+        if options.cluster is not None:
+            options = dataclasses.replace(options, cluster_priority=-plan.index)
+        if job.classes is not None or job.class_set is not None:
+            out = classify(plan.scene, plan.output, classes=job.classes, class_set=job.class_set, templates=job.templates,
+                           lang=job.lang, layer=job.layer, read=job.read, options=options, progress=progress,
+                           cancel=cancel, command="batch classify")
+            if job.texts:  # answered from the embeddings just stored: no second pass over the pixels
+                query(out, None, texts=job.texts, top_k=job.top_k, threshold=job.threshold, options=options,
+                      command="batch query")
+            return out
+        if job.texts:
+            return query(plan.scene, plan.output, texts=job.texts, top_k=job.top_k, threshold=job.threshold,
+                         read=job.read, options=options, progress=progress, cancel=cancel, command="batch query")
+        return embed(plan.scene, plan.output, read=job.read, options=options, progress=progress, cancel=cancel,
+                     command="batch embed")
+
+    def run(self, *, progress: SceneProgress | None = None) -> list[Path]:
+        """Encode (and answer) every scene not done yet, then merge if asked; the per-scene outputs."""
+        job = self.job
+        if job.options.cluster is not None:
+            from rsgeo.cluster import session
+
+            with session(job.options.cluster):
+                outputs = run_batch(self.scenes, self._encode, progress=progress, in_flight=self.in_flight)
+        else:
+            outputs = run_batch(self.scenes, self._encode, progress=progress)
+        if job.merge is not None:
+            merge_results([(p.name, o) for p, o in zip(self.scenes, outputs)], job.merge, crs=job.merge_crs,
+                          overwrite=job.options.overwrite)
+        return outputs
+
+
+def _default_model() -> str:
+    from rsgeo.definitions.models import DEFAULT_MODEL
+
+    return DEFAULT_MODEL

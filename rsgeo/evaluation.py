@@ -30,7 +30,7 @@ from rsgeo.classsets import (
     load_class_set,
     match_key,
 )
-from rsgeo.errors import Cancelled, OptionError, SceneError
+from rsgeo.errors import Cancelled, OptionError, SceneError, opt
 
 logger = logging.getLogger(__name__)
 
@@ -110,7 +110,7 @@ def class_set_for_folders(
     if missing:
         raise OptionError(
             f"class folder(s) {', '.join(missing[:5])} match no class of {cs.name}; rename them to the set's labels "
-            f"({', '.join(cs.ids[:5])}, ...) or leave out --class-set to use the folder names"
+            f"({', '.join(cs.ids[:5])}, ...) or leave out {opt('class_set')} to use the folder names"
         )
     if len(set(mapping)) != len(mapping):
         raise OptionError(f"two class folders match the same class of {cs.name}; merge them or rename one")
@@ -196,7 +196,8 @@ class EvalResult:
 
     @property
     def support(self) -> np.ndarray:
-        return self.confusion.sum(axis=1)
+        out: np.ndarray = self.confusion.sum(axis=1)
+        return out
 
     @property
     def per_class_recall(self) -> np.ndarray:
@@ -288,12 +289,12 @@ def evaluate_zero_shot(
     from rsgeo.zoo.templates import templates_or_default
 
     if batch_size < 1:
-        raise OptionError(f"--batch-size must be at least 1, got {batch_size}")
+        raise OptionError(f"{opt('batch_size')} must be at least 1, got {batch_size}")
     folder = scan_image_folder(dataset_dir, limit_per_class=limit_per_class)
     cs = class_set_for_folders(folder.folders, class_set, lang=lang)
     chosen = templates_or_default(templates, encoder, cs.lang)
     messages = warn_if_unsupported(encoder, [t for terms in cs.prompt_names() for t in terms], lang=cs.lang)
-    class_emb = class_text_embeddings(encoder, cs.prompts(chosen))  # as text_embeddings_for_classes
+    class_emb = class_text_embeddings(encoder, cs.prompts(chosen))  # as rsgeo.questions.class_embeddings
     n_classes = len(cs)
     confusion = np.zeros((n_classes, n_classes), np.int64)
     top5 = 0

@@ -11,7 +11,6 @@ loss) is removed by the next run writing the same output.
 from __future__ import annotations
 
 import errno
-import json
 import logging
 import os
 import shutil
@@ -23,15 +22,31 @@ from pathlib import Path
 from typing import Any
 
 
-from rsgeo.errors import OutputError, OutputExistsError, ResultError, RsgeoError
+from rsgeo.definitions.schema import (
+    EMBEDDINGS_TABLE,
+    GEOMETRY_COLUMN,
+    JOURNAL_CHIPS_TABLE,
+    METADATA_TABLE,
+    SCHEMA_VERSION,
+    SQLITE_SIDE_SUFFIXES,
+    STYLES_TABLE,
+    decode_metadata,
+    encode_metadata,
+    temporary_name,
+    temporary_pid,
+)
+from rsgeo.errors import OutputError, OutputExistsError, ResultError, RsgeoError, opt
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
-GEOMETRY_COLUMN = "geom"
-EMBEDDINGS_TABLE = "rsgeo_embeddings"
-METADATA_TABLE = "rsgeo_metadata"
-STYLES_TABLE = "layer_styles"
+__all__ = [
+    "EMBEDDINGS_TABLE", "GEOMETRY_COLUMN", "METADATA_TABLE", "SCHEMA_VERSION", "STYLES_TABLE",
+    "atomic_output", "check_output", "connect", "copy_journal_embeddings", "ensure_rsgeo_tables", "is_disk_full",
+    "is_geopackage", "read_metadata", "set_metadata", "set_style", "use_large_pages", "write_layer",
+]
+#: SQLite page size for files holding embeddings (the largest SQLite allows): with
+#: the default 4 KiB pages every 1-2 KiB embedding row would take a page of its own.
+PAGE_SIZE = 65536
 _GPKG_APPLICATION_ID = 0x47504B47  # "GPKG"
 _DISK_FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 _DISK_FULL_WORDS = ("disk is full", "no space left", "disk quota exceeded", "file too large")
@@ -62,7 +77,9 @@ def check_output(path: Path, *, overwrite: bool, in_place: bool = False) -> None
         if path.is_dir():
             raise OutputError(f"output {path} is a folder; give a .gpkg file path")
         if not overwrite:
-            raise OutputExistsError(f"{path} already exists; pass --overwrite to replace it, or choose another -o path")
+            raise OutputExistsError(
+                f"{path} already exists; pass {opt('overwrite')} to replace it, or choose another {opt('output')} path"
+            )
 
 
 def is_disk_full(exc: BaseException, folder: Path | None = None) -> bool:
@@ -91,22 +108,15 @@ def is_disk_full(exc: BaseException, folder: Path | None = None) -> bool:
     return False
 
 
-def _temporary_name(path: Path, pid: int) -> str:
-    return f".{path.stem}.tmp-{pid}.gpkg"
-
-
 def _remove_stale_temporaries(path: Path) -> None:
     """Remove temporary outputs of ``path`` left by runs that were killed."""
-    prefix, suffix = f".{path.stem}.tmp-", ".gpkg"
     try:
         names = os.listdir(path.parent)
     except OSError:
         return
     for name in names:
-        if not (name.startswith(prefix) and name.endswith(suffix)):
-            continue
-        pid_text = name[len(prefix) : -len(suffix)]
-        if not pid_text.isdigit() or int(pid_text) == os.getpid() or _alive(int(pid_text)):
+        pid = temporary_pid(path, name)
+        if pid is None or pid == os.getpid() or _alive(pid):
             continue
         logger.info("removing %s, left by a run that was killed", name)
         _remove_sqlite_files(path.parent / name)
@@ -131,7 +141,7 @@ def atomic_output(path: Path, *, start_from: Path | None = None) -> Iterator[Pat
     and ``path`` is untouched; a full disk or an unwritable folder becomes one
     :class:`OutputError`.
     """
-    tmp = path.with_name(_temporary_name(path, os.getpid()))
+    tmp = path.with_name(temporary_name(path, os.getpid()))
     _remove_sqlite_files(tmp)
     _remove_stale_temporaries(path)
     try:
@@ -149,7 +159,7 @@ def atomic_output(path: Path, *, start_from: Path | None = None) -> Iterator[Pat
         if full:
             raise OutputError(
                 f"the disk is full while writing {path}; {kept}: free some space and run again "
-                "(with --resume, the chips already encoded are not encoded again)"
+                f"(with {opt('resume')}, the chips already encoded are not encoded again)"
             ) from exc
         if isinstance(exc, OSError) and not isinstance(exc, RsgeoError) and exc.errno is not None:
             raise OutputError(
@@ -177,7 +187,7 @@ def _fsync_folder(folder: Path) -> None:
 
 
 def _remove_sqlite_files(path: Path) -> None:
-    for suffix in ("", "-journal", "-wal", "-shm"):
+    for suffix in ("", *SQLITE_SIDE_SUFFIXES):
         Path(str(path) + suffix).unlink(missing_ok=True)
 
 
@@ -257,10 +267,8 @@ def set_style(db: sqlite3.Connection, layer: str, qml: str) -> None:
 
 
 def set_metadata(db: sqlite3.Connection, items: dict[str, Any]) -> None:
-    for key, value in items.items():
-        db.execute(
-            f"INSERT OR REPLACE INTO {METADATA_TABLE} (key, value) VALUES (?, ?)", (key, json.dumps(value))
-        )
+    """Store ``items`` under their keys (replacing what was there)."""
+    db.executemany(f"INSERT OR REPLACE INTO {METADATA_TABLE} (key, value) VALUES (?, ?)", encode_metadata(items))
 
 
 def read_metadata(path: Path) -> dict[str, Any]:
@@ -277,7 +285,33 @@ def read_metadata(path: Path) -> dict[str, Any]:
         ) from None
     finally:
         db.close()
-    return {k: json.loads(v) for k, v in rows}
+    try:
+        return decode_metadata(rows)
+    except ValueError as exc:
+        raise ResultError(f"{path} has damaged metadata ({exc}); encode the scene again, or restore the file") from None
+
+
+def use_large_pages(path: Path) -> None:
+    """Rewrite ``path`` with :data:`PAGE_SIZE` pages before the embeddings go in.
+
+    GDAL creates GeoPackages with 4 KiB pages, on which every 2 KiB embedding
+    row would take a page of its own; the layers are small, so this is cheap.
+    """
+    db = sqlite3.connect(path, isolation_level=None)
+    try:
+        db.execute(f"PRAGMA page_size={PAGE_SIZE}")
+        db.execute("VACUUM")
+    finally:
+        db.close()
+
+
+def copy_journal_embeddings(db: sqlite3.Connection, journal: Path) -> None:
+    """Copy every embedding of a run journal into the result open in ``db``, in tile-id order."""
+    db.execute("ATTACH DATABASE ? AS journal", (str(journal),))
+    db.execute(
+        f"INSERT INTO {EMBEDDINGS_TABLE} (tile_id, embedding) "
+        f"SELECT tile_id, embedding FROM journal.{JOURNAL_CHIPS_TABLE} ORDER BY tile_id"
+    )
 
 
 @contextmanager

@@ -21,28 +21,31 @@ from typing import Any
 
 import numpy as np
 
-from rsgeo.errors import OptionError, ResultError
+from rsgeo.definitions.schema import (
+    EMBEDDING_DTYPES as EMBEDDING_DTYPE_CODES,
+    JOURNAL_CHIPS_TABLE,
+    JOURNAL_META_TABLE,
+    JOURNAL_NODATA_TABLE,
+    journal_path,
+)
+from rsgeo.errors import OptionError, ResultError, opt
+from rsgeo.gpkg import PAGE_SIZE
 
 logger = logging.getLogger(__name__)
 
-#: SQLite page size for files holding embeddings (the largest SQLite allows).
-PAGE_SIZE = 65536
+__all__ = ["EMBEDDING_DTYPES", "Journal", "PAGE_SIZE", "embedding_dtype", "journal_path"]
 
-EMBEDDING_DTYPES: dict[str, np.dtype] = {"float32": np.dtype("<f4"), "float16": np.dtype("<f2")}
+EMBEDDING_DTYPES: dict[str, np.dtype] = {name: np.dtype(code) for name, code in EMBEDDING_DTYPE_CODES.items()}
 
-#: Chips read and found to have too few valid pixels: not read again on ``--resume``.
-NODATA_TABLE = "CREATE TABLE nodata (tile_id INTEGER PRIMARY KEY)"
-
-
-def journal_path(output: Path) -> Path:
-    return output.with_name(output.name + ".rsgeo-partial")
+#: Chips read and found to have too few valid pixels: not read again on resume.
+NODATA_TABLE = f"CREATE TABLE {JOURNAL_NODATA_TABLE} (tile_id INTEGER PRIMARY KEY)"
 
 
 def embedding_dtype(name: str) -> np.dtype:
     try:
         return EMBEDDING_DTYPES[name]
     except KeyError:
-        raise OptionError(f"unknown embedding dtype {name!r}; use float32 or float16") from None
+        raise OptionError(f"unknown {opt('embedding_dtype')} {name!r}; use float32 or float16") from None
 
 
 class Journal:
@@ -72,27 +75,28 @@ class Journal:
         self.db.execute("PRAGMA synchronous=NORMAL")
         if fresh:
             self.db.execute("BEGIN")
-            self.db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            self.db.execute(f"CREATE TABLE {JOURNAL_META_TABLE} (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
             self.db.execute(
-                "CREATE TABLE chips (tile_id INTEGER PRIMARY KEY, valid_fraction REAL NOT NULL, embedding BLOB NOT NULL)"
+                f"CREATE TABLE {JOURNAL_CHIPS_TABLE} (tile_id INTEGER PRIMARY KEY, valid_fraction REAL NOT NULL, "
+                "embedding BLOB NOT NULL)"
             )
             self.db.execute(NODATA_TABLE)
-            self.db.execute("INSERT INTO meta VALUES ('identity', ?)", (key,))
+            self.db.execute(f"INSERT INTO {JOURNAL_META_TABLE} VALUES ('identity', ?)", (key,))
             self.db.execute("COMMIT")
         else:
             try:
-                row = self.db.execute("SELECT value FROM meta WHERE key='identity'").fetchone()
+                row = self.db.execute(f"SELECT value FROM {JOURNAL_META_TABLE} WHERE key='identity'").fetchone()
             except sqlite3.DatabaseError:
                 row = None
             if row is None:
                 self.db.close()
-                raise ResultError(f"{path} is not an rsgeo journal; delete it and run again without --resume")
+                raise ResultError(f"{path} is not an rsgeo journal; delete it and run again without {opt('resume')}")
             if row[0] != key:
                 self.db.close()
                 diff = _first_difference(json.loads(row[0]), identity)
                 raise ResultError(
                     f"cannot resume: the unfinished run in {path.name} used different settings ({diff}); "
-                    "rerun with the same options, or without --resume to start over"
+                    f"rerun with the same options, or without {opt('resume')} to start over"
                 )
             self.db.execute(NODATA_TABLE.replace("CREATE TABLE", "CREATE TABLE IF NOT EXISTS"))  # older journals
             logger.info("resuming from %s: %d chips already encoded, %d found to be nodata", path, self.count(),
@@ -100,14 +104,14 @@ class Journal:
 
     def done_ids(self) -> set[int]:
         """Tile ids that need no reading: encoded, or found to be nodata."""
-        return {r[0] for r in self.db.execute("SELECT tile_id FROM chips UNION ALL SELECT tile_id FROM nodata")}
+        return {r[0] for r in self.db.execute(f"SELECT tile_id FROM {JOURNAL_CHIPS_TABLE} UNION ALL SELECT tile_id FROM {JOURNAL_NODATA_TABLE}")}
 
     def count(self) -> int:
         """Encoded chips."""
-        return int(self.db.execute("SELECT count(*) FROM chips").fetchone()[0])
+        return int(self.db.execute(f"SELECT count(*) FROM {JOURNAL_CHIPS_TABLE}").fetchone()[0])
 
     def nodata_count(self) -> int:
-        return int(self.db.execute("SELECT count(*) FROM nodata").fetchone()[0])
+        return int(self.db.execute(f"SELECT count(*) FROM {JOURNAL_NODATA_TABLE}").fetchone()[0])
 
     def add(
         self, tile_ids: np.ndarray, fractions: np.ndarray, embeddings: np.ndarray, *, nodata: Sequence[int] | np.ndarray = ()
@@ -120,13 +124,13 @@ class Journal:
             (int(t), float(f), blobs[i].tobytes()) for i, (t, f) in enumerate(zip(tile_ids, fractions))
         ]
         self.db.execute("BEGIN")
-        self.db.executemany("INSERT OR REPLACE INTO chips VALUES (?, ?, ?)", rows)
-        self.db.executemany("INSERT OR IGNORE INTO nodata VALUES (?)", [(int(t),) for t in nodata])
+        self.db.executemany(f"INSERT OR REPLACE INTO {JOURNAL_CHIPS_TABLE} VALUES (?, ?, ?)", rows)
+        self.db.executemany(f"INSERT OR IGNORE INTO {JOURNAL_NODATA_TABLE} VALUES (?)", [(int(t),) for t in nodata])
         self.db.execute("COMMIT")
 
     def iter_chunks(self, chunk: int = 65536) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """``(tile_ids, valid_fractions, float32 embeddings)`` in tile-id order."""
-        cursor = self.db.execute("SELECT tile_id, valid_fraction, embedding FROM chips ORDER BY tile_id")
+        cursor = self.db.execute(f"SELECT tile_id, valid_fraction, embedding FROM {JOURNAL_CHIPS_TABLE} ORDER BY tile_id")
         while rows := cursor.fetchmany(chunk):
             ids = np.fromiter((r[0] for r in rows), np.int64, len(rows))
             fractions = np.fromiter((r[1] for r in rows), np.float32, len(rows))
@@ -141,7 +145,7 @@ class Journal:
             part = wanted[start : start + 500]
             marks = ",".join("?" * len(part))
             rows += self.db.execute(
-                f"SELECT tile_id, embedding FROM chips WHERE tile_id IN ({marks}) ORDER BY tile_id", part
+                f"SELECT tile_id, embedding FROM {JOURNAL_CHIPS_TABLE} WHERE tile_id IN ({marks}) ORDER BY tile_id", part
             ).fetchall()
         missing = sorted(set(wanted) - {r[0] for r in rows})
         if missing:
@@ -154,7 +158,7 @@ class Journal:
         """The subset of ``tile_ids`` that has an embedding."""
         wanted = sorted({int(t) for t in tile_ids})
         marks = ",".join("?" * len(wanted))
-        rows = self.db.execute(f"SELECT tile_id FROM chips WHERE tile_id IN ({marks})", wanted)
+        rows = self.db.execute(f"SELECT tile_id FROM {JOURNAL_CHIPS_TABLE} WHERE tile_id IN ({marks})", wanted)
         return sorted(r[0] for r in rows)
 
     def close(self) -> None:
@@ -173,7 +177,7 @@ def _has_identity(path: Path) -> bool:
     except sqlite3.Error:
         return False
     try:
-        return db.execute("SELECT value FROM meta WHERE key='identity'").fetchone() is not None
+        return db.execute(f"SELECT value FROM {JOURNAL_META_TABLE} WHERE key='identity'").fetchone() is not None
     except sqlite3.Error:
         return False
     finally:

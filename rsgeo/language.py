@@ -20,6 +20,8 @@ import unicodedata
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from rsgeo.errors import opt, spelt
+
 logger = logging.getLogger(__name__)
 
 LANGUAGE_NAMES: dict[str, str] = {
@@ -174,7 +176,7 @@ def unsupported_language_warnings(
     if lang:
         code = normalise_lang(lang) or "en"
         if code not in readable:
-            found[code] = f"--lang {code} asks for {language_name(code)} names"
+            found[code] = f"{opt('lang', code)} asks for {language_name(code)} names"
     else:
         for text in texts:
             guesses = guess_languages(text)
@@ -183,7 +185,7 @@ def unsupported_language_warnings(
             code = guesses[0] if len(guesses) == 1 else "/".join(guesses)
             names = " or ".join(language_name(c) for c in code.split("/"))
             found.setdefault(code, f"{text!r} looks {names} ({code})")
-    return [_message(code, subject, model, readable) for code, subject in found.items()]
+    return [spelt(_message(code, subject, model, readable)) for code, subject in found.items()]
 
 
 def _message(code: str, subject: str, model: str, readable: set[str]) -> str:
@@ -194,7 +196,7 @@ def _message(code: str, subject: str, model: str, readable: set[str]) -> str:
     reads = ", ".join(language_name(c) for c in sorted(readable))
     alternatives = models_for_language(codes[0])
     advice = (
-        f"use --model {alternatives[0].name} for {names}, or write it in English"
+        f"use {opt('model', alternatives[0].name)} for {names}, or write it in English"
         if alternatives
         else f"no model in rsgeo's registry reads {names}; write it in English"
     )

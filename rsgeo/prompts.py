@@ -14,7 +14,9 @@ from collections.abc import Sequence
 import numpy as np
 
 from rsgeo.encoders.base import Encoder, l2_normalise
-from rsgeo.errors import OptionError
+from rsgeo.errors import OptionError, opt
+
+_CLASSES_EXAMPLE = '"forest,water,..."'
 
 #: Generic remote-sensing templates, used when a model declares none.
 DEFAULT_TEMPLATES: tuple[str, ...] = (
@@ -34,9 +36,9 @@ def parse_class_list(text: str) -> list[str]:
 def validate_class_names(names: Sequence[str]) -> list[str]:
     names = [str(n).strip() for n in names]
     if not names or all(not n for n in names):
-        raise OptionError("no class names given; pass --classes \"forest,water,...\" or --class-set NAME")
+        raise OptionError(f"no class names given; pass {opt('classes', _CLASSES_EXAMPLE)} or {opt('class_set', 'NAME')}")
     if any(not n for n in names):
-        raise OptionError("a class name is blank (two commas in a row?); remove it from --classes")
+        raise OptionError(f"a class name is blank (two commas in a row?); remove it from {opt('classes')}")
     lowered = [n.casefold() for n in names]
     dupes = sorted({n for n in names if lowered.count(n.casefold()) > 1})
     if dupes:

@@ -35,12 +35,13 @@ from collections import deque
 from collections.abc import Callable, Container, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import rasterio
 from rasterio.windows import Window
 
-from rsgeo.encoders.base import ImageSpec
+from rsgeo.encoders.base import ImageSpec, empty_chips
 from rsgeo.grid import ChipGrid
 from rsgeo.preprocess import fit_chip
 from rsgeo.scene import ReadOptions, Scene
@@ -57,8 +58,8 @@ GDAL_CACHE_BYTES_PER_WORKER = 2 << 20
 #: Chips per unit (the work item of one thread).
 DEFAULT_UNIT_CHIPS = 32
 
-#: ``allocate(n, size, channels_first)`` → ``uint8`` array ``(n, size, size, 3)``.
-Allocator = Callable[[int, int, bool], np.ndarray]
+#: ``allocate(n, size)`` → ``uint8`` array ``(n, size, size, 3)`` in the reader's memory layout.
+Allocator = Callable[[int, int], np.ndarray]
 
 
 @dataclass
@@ -89,13 +90,6 @@ def default_workers(device: str | None = None) -> int:
     if device is not None and device.startswith("cuda"):
         return max(2, min(16, cores - 1))
     return max(1, min(8, cores // 2))
-
-
-def empty_chips(n: int, size: int, channels_first: bool = False) -> np.ndarray:
-    """An uninitialised ``(n, size, size, 3)`` ``uint8`` batch in the given memory layout."""
-    if channels_first:
-        return np.empty((n, 3, size, size), np.uint8).transpose(0, 2, 3, 1)
-    return np.empty((n, size, size, 3), np.uint8)
 
 
 # -- the plan: bands, strips and units (pure functions of the grid) -------------
@@ -186,7 +180,7 @@ class _StripCache:
         self._refs = refs
         self._load = load
         self._lock = threading.Lock()
-        self._live: dict[tuple[int, int], list] = {}  # key -> [future, units left]
+        self._live: dict[tuple[int, int], list[Any]] = {}  # key -> [future, units left]
 
     def acquire(self, key: tuple[int, int]) -> _Strip:
         with self._lock:
@@ -265,7 +259,7 @@ class ChipReader:
         self.strip_bytes = strip_bytes
         self.prefetch = prefetch or max(2, 2 * self.workers)
         self.channels_first = channels_first
-        self.allocate: Allocator = allocate or empty_chips
+        self.allocate: Allocator = allocate or (lambda n, size: empty_chips(n, size, channels_first))
         self._local = threading.local()
         self._scenes: list[Scene] = []
         self._lock = threading.Lock()
@@ -313,7 +307,7 @@ class ChipReader:
         ids = unit.tile_ids(len(self._cols))
         todo = [int(i) for i in ids if int(i) not in self.skip]
         if not todo:
-            empty = self.allocate(0, self.image_spec.size, self.channels_first)
+            empty = self.allocate(0, self.image_spec.size)
             return (np.zeros(0, np.int64), np.zeros(0, np.float32), empty, len(ids)), np.zeros(0, np.int64)
         if self._strips is None:
             result = self._read_chips(todo, len(ids))
@@ -337,7 +331,7 @@ class ChipReader:
         rows, cols = self._rows, self._cols
         n_cols = len(cols)
         y_band = rows[unit.row0]
-        out = self.allocate(len(todo), size, self.channels_first)
+        out = self.allocate(len(todo), size)
         chw = out.transpose(0, 3, 1, 2)
         hwc = np.empty((chip_h, chip_w, 3), np.uint8) if fit else None
         ids = np.empty(len(todo), np.int64)
@@ -396,7 +390,7 @@ class ChipReader:
             ids.append(tile)
             fractions.append(fraction)
             pixels.append(fit_chip(rgb, self.image_spec))
-        out = self.allocate(len(pixels), size, self.channels_first)
+        out = self.allocate(len(pixels), size)
         for i, p in enumerate(pixels):
             out[i] = p
         return np.asarray(ids, np.int64), np.asarray(fractions, np.float32), out, n_ids
@@ -474,7 +468,7 @@ class ChipReader:
                 yield ChipBatch(
                     np.zeros(0, np.int64),
                     np.zeros(0, np.float32),
-                    self.allocate(0, size, self.channels_first),
+                    self.allocate(0, size),
                     scanned=scanned,
                     nodata=_joined(nodata),
                 )
@@ -497,7 +491,7 @@ class ChipReader:
             return first, buffer[1:], sum(len(b[0]) for b in buffer[1:])
         ids = np.concatenate([b[0] for b in buffer])
         fractions = np.concatenate([b[1] for b in buffer])
-        out = self.allocate(n, self.image_spec.size, self.channels_first)
+        out = self.allocate(n, self.image_spec.size)
         filled = 0
         rest = []
         for b_ids, b_frac, b_pix in buffer:

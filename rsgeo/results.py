@@ -25,13 +25,14 @@ from typing import Any
 
 import numpy as np
 
-from rsgeo.answers import QuerySpec, example_tiles, polygons, query_vector, score_columns
+from rsgeo.answers import QuerySpec, landcover_scores, polygons, score_columns
+from rsgeo.definitions import schema
 from rsgeo.encoders.base import Encoder
 from rsgeo.errors import ResultError
 from rsgeo.gpkg import read_metadata
 from rsgeo.grid import ChipGrid
-from rsgeo.prompts import class_text_embeddings
-from rsgeo.scoring import zero_shot_scores
+from rsgeo.metadata import embeddings_record, grid_from_metadata, stored_model
+from rsgeo.questions import ClassChoice, class_embeddings, query_vector_for
 from rsgeo.store import GpkgEmbeddings
 
 logger = logging.getLogger(__name__)
@@ -83,12 +84,19 @@ class EmbeddingIndex:
             idx.append(i)
         return self.embeddings[np.asarray(idx, np.int64)].astype(np.float32)
 
+    def get(self, tile_ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """``(sorted unique ids, float32 embeddings)`` of the given tiles (an :class:`~rsgeo.answers.EmbeddingLookup`)."""
+        ids = sorted({int(t) for t in tile_ids})
+        if not ids:
+            return np.zeros(0, np.int64), np.zeros((0, self.embeddings.shape[1]), np.float32)
+        return np.asarray(ids, np.int64), self.rows(ids)
+
     def stored(self, tile_ids: Sequence[int]) -> list[int]:
         """The subset of ``tile_ids`` that has an embedding."""
         ids = np.asarray(sorted({int(t) for t in tile_ids}), np.int64)
         pos = np.searchsorted(self.tile_ids, ids)
         ok = (pos < len(self.tile_ids)) & (self.tile_ids[np.minimum(pos, len(self.tile_ids) - 1)] == ids) if len(self.tile_ids) else np.zeros(len(ids), bool)
-        return ids[ok].tolist()
+        return [int(t) for t in ids[ok]]
 
     def similarity(self, vector: np.ndarray, *, scan: str | None = None) -> np.ndarray:
         """Cosine similarity of every stored tile with a unit vector (float32).
@@ -133,7 +141,8 @@ class EmbeddingIndex:
 
 def _scan_numpy(table: np.ndarray, v: np.ndarray, block: int) -> np.ndarray:
     if table.dtype == np.float32:
-        return table @ v
+        out: np.ndarray = table @ v
+        return out
     out = np.empty(len(table), dtype=np.float32)
     for start in range(0, len(table), block):
         stop = start + block
@@ -166,28 +175,26 @@ class Result:
     def __init__(self, path: str | os.PathLike[str], *, encoder: Encoder | None = None, device: str | None = None) -> None:
         self.path = Path(path)
         self.metadata = read_metadata(self.path)
-        if "embeddings" not in self.metadata:
+        if schema.KEY_EMBEDDINGS not in self.metadata:
             raise ResultError(f"{self.path.name} holds no embeddings; encode the scene with `rsgeo embed`")
         self._encoder = encoder
         self._device = device
         self._text_cache: dict[str, np.ndarray] = {}
-        from rsgeo.pipeline import grid_from_metadata
-
         self.grid: ChipGrid = grid_from_metadata(self.metadata)
 
     @property
     def model_id(self) -> str:
-        return str(self.metadata["model"]["model_id"])
+        return str(stored_model(self.metadata, self.path.name)["model_id"])
 
     @property
     def layers(self) -> list[str]:
-        return list(self.metadata.get("layers", {}))
+        return list(self.metadata.get(schema.KEY_LAYERS, {}))
 
     @property
     def encoder(self) -> Encoder:
         """The text side of the model that made the embeddings (loaded on first use)."""
         if self._encoder is None:
-            from rsgeo.encoders.loading import load_encoder
+            from rsgeo.zoo import load_encoder
 
             self._encoder = load_encoder(self.model_id, device=self._device)
         elif self._encoder.identity.model_id != self.model_id:
@@ -199,13 +206,13 @@ class Result:
     @cached_property
     def index(self) -> EmbeddingIndex:
         """All embeddings, loaded once into one preallocated matrix (no second copy)."""
-        meta = self.metadata["embeddings"]
-        store = GpkgEmbeddings(self.path, dim=meta["dim"], dtype=meta["dtype"])
+        meta = embeddings_record(self.metadata)
+        store = GpkgEmbeddings(self.path, dim=meta.dim, dtype=meta.dtype)
         try:
             n = store.count()
             ids = np.empty(n, np.int64)
             fractions = np.empty(n, np.float32)
-            matrix = np.empty((n, meta["dim"]), store.dtype)
+            matrix = np.empty((n, meta.dim), store.dtype)
             i = 0
             for chunk_ids, chunk_fractions, chunk in store.iter_chunks(8192, raw=True):
                 k = len(chunk_ids)
@@ -250,11 +257,9 @@ class Result:
         return self._frame(rows, {"similarity": sims, "rank": np.arange(1, len(rows) + 1)})
 
     def query_vector(self, spec: QuerySpec) -> np.ndarray:
-        dim = self.index.embeddings.shape[1]
-        text_emb = self.text_embeddings(spec.texts) if spec.texts else np.zeros((0, dim), np.float32)
-        pos = self.index.rows(example_tiles(self.grid, spec.positive_tiles, spec.positive_locations, self.index.stored))
-        neg = self.index.rows(example_tiles(self.grid, spec.negative_tiles, spec.negative_locations, self.index.stored))
-        return query_vector(text_emb, pos, neg)
+        """The unit query vector of ``spec``, built as a run builds it (:func:`rsgeo.questions.query_vector_for`)."""
+        return query_vector_for(spec, embed_texts=self.text_embeddings, dim=self.index.embeddings.shape[1],
+                                grid=self.grid, source=self.index)
 
     def text_embeddings(self, texts: Sequence[str]) -> np.ndarray:
         """Unit text embeddings, cached: asking the same text again costs no encoding."""
@@ -277,28 +282,26 @@ class Result:
         Give ``classes`` (names) or ``class_set`` (a built-in name or a file),
         exactly as ``rsgeo classify`` takes them.
         """
-        from rsgeo.api import resolve_classes
-
         if (classes is None) == (class_set is None):
             raise ResultError("give either classes or class_set")
-        names, prompt_groups, _, _ = resolve_classes(classes, class_set, templates, lang)
-        class_emb = class_text_embeddings(self.encoder, prompt_groups(self.encoder))
-        n = len(self.index)
-        scores = (
-            np.concatenate(
-                [
-                    zero_shot_scores(self.index.embeddings[s : s + 65536].astype(np.float32), class_emb, self.encoder.logit_scale)
-                    for s in range(0, n, 65536)
-                ]
-            )
-            if n
-            else np.zeros((0, len(names)), np.float32)
+        choice = ClassChoice(
+            classes=tuple(classes) if classes is not None else None, class_set=class_set,
+            templates=tuple(templates) if templates is not None else None, lang=lang,
         )
-        top = scores.argmax(axis=1) if n else np.zeros(0, np.int64)
+        resolved = class_embeddings(self.encoder, choice)
+        names, class_emb = resolved.names, resolved.embeddings
+        n = len(self.index)
+        step = 65536
+        parts = [
+            landcover_scores(self.index.embeddings[s : s + step].astype(np.float32), class_emb, self.encoder.logit_scale)
+            for s in range(0, n, step)
+        ]
+        scores = np.concatenate([p[0] for p in parts]) if parts else np.zeros((0, len(names)), np.float32)
+        top = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, np.int64)
         cols: dict[str, Any] = {"valid_fraction": self.index.valid_fraction}
         cols.update({col: scores[:, j] for j, col in enumerate(score_columns(names))})
         cols["top_class"] = np.asarray(names, dtype=object)[top]
-        cols["top_score"] = scores[np.arange(n), top]
+        cols["top_score"] = np.concatenate([p[2] for p in parts]) if parts else np.zeros(0, np.float32)
         return self._frame(np.arange(n), cols)
 
 

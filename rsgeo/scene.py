@@ -26,7 +26,8 @@ from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
-from rsgeo.errors import NotGeoreferencedError, OptionError, SceneError
+from rsgeo.definitions.lengths import Length, LengthError
+from rsgeo.errors import NotGeoreferencedError, OptionError, SceneError, gdal_reason, opt
 from rsgeo.grid import ChipGrid, ChipSpec, apply_affine
 from rsgeo.sources import (
     SceneSource,
@@ -62,8 +63,8 @@ class ReadOptions:
         min_valid: chips with a smaller fraction of valid pixels are skipped.
     """
 
-    chip_size: int | str | None = None
-    stride: int | str | None = None
+    chip_size: Length | int | str | None = None
+    stride: Length | int | str | None = None
     overlap: float = 0.0
     bands: tuple[int, ...] | None = None
     stretch: str = "auto"
@@ -71,10 +72,24 @@ class ReadOptions:
     min_valid: float = DEFAULT_MIN_VALID
 
     def __post_init__(self) -> None:
+        for name in ("chip_size", "stride"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, as_length(value, name))
         if not 0.0 < self.min_valid <= 1.0:
-            raise OptionError(f"--min-valid must be in (0, 1], got {self.min_valid}")
+            raise OptionError(f"{opt('min_valid')} must be in (0, 1], got {self.min_valid}")
         if self.gsd is not None and not (self.gsd > 0 and math.isfinite(self.gsd)):
-            raise OptionError(f"--gsd must be a positive number of metres, got {self.gsd}")
+            raise OptionError(f"{opt('gsd')} must be a positive number of metres, got {self.gsd}")
+
+
+def as_length(value: Length | int | str, option: str) -> Length:
+    """``value`` as a :class:`Length` (pixels or metres); one :class:`OptionError` line naming ``option`` if not."""
+    try:
+        return Length.parse(value)
+    except LengthError as exc:
+        if exc.reason == "positive":
+            raise OptionError(f"{opt(option)} must be a positive length, got {value!r}") from None
+        raise OptionError(f"{opt(option)} takes whole pixels (224) or metres (500m), got {value!r}") from None
 
 
 def parse_bands(text: str) -> tuple[int, ...]:
@@ -82,7 +97,7 @@ def parse_bands(text: str) -> tuple[int, ...]:
     try:
         bands = tuple(int(b) for b in text.replace(" ", "").split(","))
     except ValueError:
-        raise OptionError(f"--bands takes 1-based band numbers like 4,3,2, got {text!r}") from None
+        raise OptionError(f"{opt('bands')} takes 1-based band numbers like 4,3,2, got {text!r}") from None
     return bands
 
 
@@ -115,16 +130,6 @@ def open_dataset(path: str | os.PathLike[str] | SceneSource) -> Any:
         ) from None
 
 
-def gdal_reason(exc: BaseException) -> str:
-    """The most specific line of a GDAL error (rasterio chains the low-level
-    cause, e.g. ``TIFFFillTile: Read error ... got 0 bytes``, under a generic
-    ``Read failed``)."""
-    while exc.__cause__ is not None:
-        exc = exc.__cause__
-    text = str(exc.args[-1] if exc.args else exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
 def pixel_size_m(dataset: Any) -> float:
     """Mean pixel side in metres (geographic CRS: measured at the scene centre)."""
     t = dataset.transform
@@ -153,10 +158,10 @@ def choose_bands(dataset: Any, bands: tuple[int, ...] | None) -> tuple[int, int,
                 f"band {bad[0]} does not exist: {Path(dataset.name).name} has {count} band(s), numbered 1 to {count}"
             )
         if len(bands) == 1:
-            return (bands[0],) * 3  # type: ignore[return-value]
+            return (bands[0],) * 3
         if len(bands) != 3:
-            raise OptionError(f"--bands takes 1 or 3 bands (R,G,B or grey), got {len(bands)}")
-        return bands  # type: ignore[return-value]
+            raise OptionError(f"{opt('bands')} takes 1 or 3 bands (R,G,B or grey), got {len(bands)}")
+        return bands
     interp = list(dataset.colorinterp)
     rgb = [ColorInterp.red, ColorInterp.green, ColorInterp.blue]
     if all(c in interp for c in rgb):
@@ -168,7 +173,8 @@ def choose_bands(dataset: Any, bands: tuple[int, ...] | None) -> tuple[int, int,
         return tuple(colour)  # type: ignore[return-value]
     raise OptionError(
         f"{Path(dataset.name).name} has {count} bands and no red/green/blue colour interpretation; "
-        "choose the true-colour bands with --bands, e.g. --bands 4,3,2 for Sentinel-2 or 3,2,1 for Landsat 7"
+        f"choose the true-colour bands with {opt('bands')}, e.g. {opt('bands', '4,3,2')} for Sentinel-2 or 3,2,1 for "
+        "Landsat 7"
     )
 
 
@@ -251,8 +257,8 @@ class Scene:
         scale = self.options.gsd / res  # type: ignore[operator]
         if scale < 1.0 / MAX_UPSAMPLING:
             raise OptionError(
-                f"--gsd {self.options.gsd:g} m is {1 / scale:.0f} times finer than the {res:.3g} m pixels of "
-                f"{self.name}; upsampling adds no detail: use a --gsd of at least {res / MAX_UPSAMPLING:.3g} m "
+                f"{opt('gsd', format(self.options.gsd, 'g'))} m is {1 / scale:.0f} times finer than the {res:.3g} m pixels of "
+                f"{self.name}; upsampling adds no detail: use a {opt('gsd')} of at least {res / MAX_UPSAMPLING:.3g} m "
                 "(is the value in metres?)"
             )
         width = max(1, int(round(src.width / scale)))
@@ -279,40 +285,29 @@ class Scene:
     def pixel_size_m(self) -> float:
         return pixel_size_m(self.dataset)
 
-    def _to_pixels(self, value: int | str, what: str) -> int:
-        if isinstance(value, str):
-            text = value.strip().lower()
-            try:
-                number = float(text[:-1]) if text.endswith("m") else int(text)
-            except ValueError:
-                raise OptionError(f"{what} takes pixels (224) or metres (500m), got {value!r}") from None
-            if text.endswith("m"):
-                if not (number > 0 and math.isfinite(number)):
-                    raise OptionError(f"{what} must be a positive length, got {value!r}")
-                res = self.pixel_size_m
-                pixels = round(number / res)
-                if pixels < 1:
-                    raise OptionError(
-                        f"{what} {value} is less than one pixel of {self.name} ({res:.3g} m); "
-                        "give a length of at least one pixel"
-                    )
-                return pixels
-            value = int(number)
-        if value < 1:
-            raise OptionError(f"{what} must be positive, got {value}")
-        return int(value)
+    def _to_pixels(self, length: Length, what: str) -> int:
+        if length.pixels is not None:
+            return length.pixels
+        res = self.pixel_size_m
+        pixels = round(length.value / res)
+        if pixels < 1:
+            raise OptionError(
+                f"{what} {length} is less than one pixel of {self.name} ({res:.3g} m); "
+                "give a length of at least one pixel"
+            )
+        return pixels
 
     def chip_spec(self, model_input: int) -> ChipSpec:
         """The chip size and stride in pixels of the (resampled) scene."""
         opts = self.options
-        size = model_input if opts.chip_size is None else self._to_pixels(opts.chip_size, "--chip-size")
+        size = model_input if opts.chip_size is None else self._to_pixels(as_length(opts.chip_size, "chip_size"), opt("chip_size"))
         if opts.chip_size is not None and size > max(self.dataset.width, self.dataset.height):
             raise OptionError(
                 f"chip size {size} px is larger than the scene ({self.dataset.width} x {self.dataset.height} px); "
-                "use a smaller --chip-size, or leave it out to get one chip for the whole scene"
+                f"use a smaller {opt('chip_size')}, or leave it out to get one chip for the whole scene"
             )
         if opts.stride is not None:
-            stride = self._to_pixels(opts.stride, "--stride")
+            stride = self._to_pixels(as_length(opts.stride, "stride"), opt("stride"))
             return ChipSpec(size, stride)
         return ChipSpec.from_overlap(size, opts.overlap)
 
@@ -340,6 +335,7 @@ class Scene:
         mask) and, for floats, finite values. A pixel is valid if any chosen
         band is valid (GDAL's dataset-mask convention)."""
         d = self.dataset
+        valid: np.ndarray
         if self._dataset_mask:
             valid = d.read_masks(1, window=window) > 0
         elif any(d.nodatavals[b - 1] is not None for b in bands):

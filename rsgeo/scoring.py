@@ -20,7 +20,8 @@ def zero_shot_scores(image_emb: np.ndarray, class_emb: np.ndarray, logit_scale: 
 
 def cosine_similarity(image_emb: np.ndarray, query_emb: np.ndarray) -> np.ndarray:
     """Cosine similarity of each unit row of ``image_emb`` with one unit vector."""
-    return (image_emb @ query_emb.astype(image_emb.dtype)).astype(np.float32)
+    out: np.ndarray = (image_emb @ query_emb.astype(image_emb.dtype)).astype(np.float32)
+    return out
 
 
 def ranks(values: np.ndarray) -> np.ndarray:

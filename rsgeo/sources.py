@@ -30,6 +30,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from rsgeo.errors import opt
+
 #: ``scheme://`` at the start of a URL (``https://``, ``s3://``, ``gs://`` ...).
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
 #: A URL inside a GDAL path (``/vsicurl/https://host/x.tif?sig=…``).
@@ -154,7 +156,7 @@ def remote_hint(path: str) -> str:
 
 def remote_read_failed(path: str, where: str, reason: str, *, mid_run: bool = True) -> str:
     """The one-line error for a remote scene that opened but whose pixels cannot be read."""
-    then = ", then rerun with --resume to continue from the chips already encoded" if mid_run else ""
+    then = f", then rerun with {opt('resume')} to continue from the chips already encoded" if mid_run else ""
     return (
         f"{path} cannot be read {where} ({reason}): the connection failed, or the file is damaged or incomplete; "
         f"check it with `gdalinfo -checksum {path}`{then}"
@@ -194,8 +196,7 @@ def identify(source: SceneSource, dataset: Any) -> SceneIdentity:
     if source.remote:
         from rasterio.errors import RasterioIOError
 
-        from rsgeo.errors import SceneError
-        from rsgeo.scene import gdal_reason
+        from rsgeo.errors import SceneError, gdal_reason
 
         try:
             return SceneIdentity(source.path, fingerprint=fingerprint(dataset))

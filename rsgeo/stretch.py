@@ -22,7 +22,7 @@ import numpy as np
 from rasterio.errors import RasterioIOError
 from rasterio.windows import Window
 
-from rsgeo.errors import OptionError, SceneError
+from rsgeo.errors import OptionError, SceneError, gdal_reason, opt
 
 logger = logging.getLogger(__name__)
 
@@ -118,12 +118,12 @@ def compute_stretch(dataset: Any, bands: tuple[int, ...], how: str = "auto") -> 
             raise SceneError(
                 f"band {band} of {name}: no valid pixel in a sample of {n_blocks} blocks (the scene is too large "
                 f"to sample whole without overviews); build overviews with `gdaladdo {name}`, or give the stretch "
-                "with --stretch range:LOW,HIGH"
+                f"with {opt('stretch', 'range:LOW,HIGH')}"
             )
         if valid.size == 0:
             raise SceneError(
                 f"band {band} of {name} holds no valid pixel (all nodata); "
-                "choose other bands with --bands or check the file's nodata value"
+                f"choose other bands with {opt('bands')} or check the file's nodata value"
             )
         lo, hi = np.percentile(valid.astype(np.float64), values)
         if hi <= lo:
@@ -153,7 +153,6 @@ def _decimated_sample(dataset: Any, bands: tuple[int, ...]) -> tuple[np.ma.Maske
         else:
             data, n_blocks = _block_sample(dataset, unique)
     except RasterioIOError as exc:
-        from rsgeo.scene import gdal_reason
 
         raise SceneError(
             f"{_name(dataset)} is damaged or incomplete: reading it to estimate the stretch failed "
@@ -171,7 +170,7 @@ def decoded_pixels(dataset: Any, band: int, out_h: int, out_w: int) -> int:
     block_h, block_w = (min(b, n) for b, n in zip(dataset.block_shapes[band - 1], (height, width)))
     blocks_y = min(math.ceil(height / block_h), out_h)
     blocks_x = min(math.ceil(width / block_w), out_w)
-    return blocks_y * block_h * blocks_x * block_w
+    return int(blocks_y * block_h * blocks_x * block_w)
 
 
 def _block_sample(dataset: Any, bands: tuple[int, ...]) -> tuple[np.ma.MaskedArray, int]:
@@ -183,7 +182,7 @@ def _block_sample(dataset: Any, bands: tuple[int, ...]) -> tuple[np.ma.MaskedArr
     if candidates is None:
         candidates = np.arange(n_y * n_x, dtype=np.int64)
     if len(candidates) == 0:
-        return np.ma.masked_all((len(bands), 1, 0), dtype=dataset.dtypes[bands[0] - 1]), 0
+        return np.ma.masked_all((len(bands), 1, 0), dtype=dataset.dtypes[bands[0] - 1]), 0  # type: ignore[no-untyped-call]
     picks = np.unique(np.linspace(0, len(candidates) - 1, min(SAMPLE_BLOCKS, len(candidates))).round().astype(np.int64))
     side = max(1, SAMPLE_SIDE // math.ceil(math.sqrt(len(picks))))
     parts = []
@@ -194,7 +193,7 @@ def _block_sample(dataset: Any, bands: tuple[int, ...]) -> tuple[np.ma.MaskedArr
         part = dataset.read(bands, window=window, out_shape=shape, masked=True)
         parts.append(part.reshape(len(bands), -1))
     logger.info("stretch sampled from %d of %d blocks of %s", len(picks), n_y * n_x, _name(dataset))
-    return np.ma.concatenate(parts, axis=1)[:, None, :], len(picks)
+    return np.ma.concatenate(parts, axis=1)[:, None, :], len(picks)  # type: ignore[no-untyped-call]
 
 
 def _written_blocks(dataset: Any, band: int, n_y: int, n_x: int) -> np.ndarray | None:

@@ -98,7 +98,7 @@ class Worker:
 
     # -- operations -------------------------------------------------------------------------
     def ping(self, request: dict[str, Any]) -> dict[str, Any]:
-        from rsgeo import __version__
+        from rsgeo.version import __version__
 
         return {"version": __version__}
 
@@ -152,10 +152,10 @@ class Worker:
         class_set = request.get("class_set") or None
         lang = request.get("lang") or None
         if class_set:
-            from rsgeo.classsets import load_class_set  # the class set's own prompts and names
+            from rsgeo.questions import ClassChoice  # the class set's own prompts and names
 
             frame = result.classify(class_set=str(class_set), lang=lang)
-            classes = list(load_class_set(str(class_set), lang=lang).names)
+            classes = ClassChoice(class_set=str(class_set), lang=lang).names
         elif classes:
             frame = result.classify(classes, lang=lang)
         else:
@@ -185,7 +185,7 @@ class Worker:
 
 def serve(stdin: IO[str], out: IO[str], worker: Worker | None = None) -> None:
     """Answer requests from ``stdin`` until it closes or a ``shutdown`` arrives."""
-    from rsgeo import __version__
+    from rsgeo.version import __version__
 
     worker = worker or Worker()
     out.write(json.dumps({"event": "ready", "version": __version__, "pid": os.getpid()}) + "\n")

@@ -15,6 +15,7 @@ PYTHON="$(command -v python3 || command -v python)"
 
 "$PYTHON" - "$ROOT/qgis_plugin/rsgeo_qgis" "$DIST" <<'PY'
 import configparser
+import os
 import sys
 import zipfile
 from pathlib import Path
@@ -35,11 +36,16 @@ if not (src / "LICENSE").is_file():
 
 skip_dirs = {"__pycache__", ".mypy_cache", ".pytest_cache"}
 skip_suffixes = {".pyc", ".pyo", ".orig", ".rej", ".swp"}
-files = sorted(
-    p for p in src.rglob("*")
-    if p.is_file() and not skip_dirs & set(p.relative_to(src).parts) and p.suffix not in skip_suffixes
-    and not p.name.startswith(".")
-)
+# followlinks: definitions/ is a link to rsgeo/definitions (one copy of the shared schema);
+# the zip holds the files themselves.
+files = []
+for folder, dirs, names in os.walk(src, followlinks=True):
+    dirs[:] = sorted(d for d in dirs if d not in skip_dirs and not d.startswith("."))
+    for name in names:
+        p = Path(folder) / name
+        if p.is_file() and p.suffix not in skip_suffixes and not name.startswith("."):
+            files.append(p)
+files.sort()
 out = dist / f"{src.name}-{general['version']}.zip"
 with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
     for p in files:

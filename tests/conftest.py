@@ -9,6 +9,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -32,6 +33,20 @@ TINY_CLIP_CFG = {
     "vision_cfg": {"image_size": 224, "layers": 2, "width": 64, "patch_size": 32, "head_width": 32},
     "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2},
 }
+
+
+@pytest.fixture(autouse=True)
+def messages_name_options_as_the_cli_does() -> Iterator[None]:
+    """Library messages name options as flags (``--chip-size``) in these tests, as the CLI shows them.
+
+    A library error names an option the way the front end that shows it does
+    (rsgeo.errors.option_style); most tests here read the CLI's wording, and
+    tests/test_option_names.py checks the Python and QGIS wordings.
+    """
+    from rsgeo.errors import option_style
+
+    with option_style("cli"):
+        yield
 
 
 def shared(name: str) -> Path:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from rsgeo.encoders.loading import load_encoder
+from rsgeo.zoo import load_encoder
 
 
 def test_arch_models_are_seeded_and_leave_the_global_rng_alone() -> None:

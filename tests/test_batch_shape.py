@@ -1,4 +1,4 @@
-"""A chip embeds to the same bytes whatever batch it is in (rsgeo.pipeline.encode_batch).
+"""A chip embeds to the same bytes whatever batch it is in (rsgeo.encoding.encode_batch).
 
 Resumed runs and cluster blocks cut a scene into batches differently from an
 uninterrupted run; their stored embeddings must still be the same bytes.
@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rsgeo.pipeline import encode_batch
+from rsgeo.encoding import encode_batch
 
 BATCH = 16
 
@@ -32,7 +32,7 @@ def encode_in(encoder, x: np.ndarray, order: np.ndarray, cuts: list[int]) -> np.
 
 @pytest.fixture(params=["tiny-open-clip", "test:hash"])
 def encoder(request: pytest.FixtureRequest, tiny_clip_dir: Path):  # type: ignore[no-untyped-def]
-    from rsgeo.encoders.loading import load_encoder
+    from rsgeo.zoo import load_encoder
 
     name = f"local-dir:{tiny_clip_dir}" if request.param == "tiny-open-clip" else "test:hash"
     return load_encoder(name, device="cpu")

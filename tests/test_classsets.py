@@ -15,11 +15,11 @@ from rsgeo.classsets import (
     class_set_from_names,
     list_class_sets,
     load_class_set,
-    text_embeddings_for_classes,
 )
 from rsgeo.encoders.base import l2_normalise
 from rsgeo.encoders.testing import HashEncoder
 from rsgeo.errors import OptionError
+from rsgeo.questions import ClassChoice, class_embeddings
 from rsgeo.zoo.registry import RS_M_CLIP_LANGUAGES
 
 SIZES = {"eurosat": 10, "uc-merced": 21, "aid": 30, "nwpu-resisc45": 45, "esa-worldcover": 11}
@@ -151,17 +151,17 @@ def test_class_embeddings_average_templates_and_synonyms() -> None:
     enc = HashEncoder()
     cs = load_class_set("eurosat")
     templates = ["a satellite photo of {}.", "an aerial image of {}."]
-    emb = text_embeddings_for_classes(enc, cs, templates)
+    emb = class_embeddings(enc, ClassChoice(class_set=cs, templates=tuple(templates))).embeddings
     assert emb.shape == (10, enc.embedding_dim) and emb.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-6)
     k = cs.index("HerbaceousVegetation")
     prompts = [t.format(n) for n in ("herbaceous vegetation land", "brushland or shrubland") for t in templates]
     expected = l2_normalise(enc.encode_texts(prompts).mean(axis=0, keepdims=True))[0]
     np.testing.assert_allclose(emb[k], expected, atol=1e-6)
-    without = text_embeddings_for_classes(enc, cs, templates, synonyms=False)
+    without = class_embeddings(enc, ClassChoice(class_set=cs, templates=tuple(templates), synonyms=False)).embeddings
     assert np.abs(without[k] - emb[k]).max() > 1e-3
     # Portuguese names with the model's Portuguese templates.
-    pt = text_embeddings_for_classes(enc, cs, lang="pt")
+    pt = class_embeddings(enc, ClassChoice(class_set=cs, lang="pt")).embeddings
     single = l2_normalise(enc.encode_texts(["uma foto de satélite de floresta.", "uma imagem aérea de floresta."]).mean(0, keepdims=True))
     np.testing.assert_allclose(pt[cs.index("Forest")], single[0], atol=1e-6)
 
@@ -177,7 +177,7 @@ def test_plain_names_as_a_class_set() -> None:
 @given(st.lists(st.text(alphabet="abcdefghij klm", min_size=1, max_size=12).map(str.strip).filter(bool), min_size=2, max_size=6, unique_by=lambda s: re.sub(r"\W", "", s)))
 def test_any_valid_names_give_unit_embeddings(names: list[str]) -> None:
     cs = class_set_from_names(names)
-    emb = text_embeddings_for_classes(HashEncoder(), cs, ["{}"])
+    emb = class_embeddings(HashEncoder(), ClassChoice(class_set=cs, templates=("{}",))).embeddings
     assert emb.shape[0] == len(names)
     np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
     assert builtin_class_set("eurosat") is builtin_class_set("eurosat")  # parsed once

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from rsgeo.encoders.base import EncoderIdentity, ImageSpec, l2_normalise
+from rsgeo.encoders.base import EncoderBase, EncoderIdentity, ImageSpec, l2_normalise
 from rsgeo.encoders.testing import HashEncoder
 from rsgeo.errors import Cancelled, OptionError
 from rsgeo.evaluation import (
@@ -30,7 +30,7 @@ def s2_png(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, in
     return root, write_s2_dataset(root)
 
 
-class ColourOracle:
+class ColourOracle(EncoderBase):
     """Knows the answer: an image's dominant channel is its class (red, green, blue)."""
 
     def __init__(self) -> None:
@@ -85,7 +85,7 @@ def test_metrics_on_a_dataset_with_known_answers(tmp_path: Path) -> None:
 
 def test_evaluation_uses_the_production_preprocessing(s2_png: tuple[Path, dict[str, int]]) -> None:
     """Same numbers as reading each image, fit_chip, encode and argmax by hand."""
-    from rsgeo.classsets import text_embeddings_for_classes
+    from rsgeo.questions import ClassChoice, class_embeddings
     from rsgeo.preprocess import fit_chip
 
     root, counts = s2_png
@@ -93,7 +93,7 @@ def test_evaluation_uses_the_production_preprocessing(s2_png: tuple[Path, dict[s
     enc = HashEncoder(size=32)
     result = evaluate_zero_shot(enc, root, batch_size=7)
     cs = class_set_for_folders(scan_image_folder(root).folders)
-    class_emb = text_embeddings_for_classes(enc, cs)
+    class_emb = class_embeddings(enc, ClassChoice(class_set=cs)).embeddings
     manual = np.zeros_like(result.confusion)
     folder = scan_image_folder(root)
     for path, k in folder.items:

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rsgeo.encoders import load_encoder
+from rsgeo.zoo import load_encoder
 from rsgeo.encoders.hf_clip import image_spec_from_preprocessor
 from rsgeo.errors import MissingDependencyError, ModelError
 from rsgeo.zoo.registry import get_model

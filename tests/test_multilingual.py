@@ -9,7 +9,8 @@ import numpy as np
 import pyogrio
 import pytest
 
-from rsgeo.classsets import load_class_set, text_embeddings_for_classes
+from rsgeo.classsets import load_class_set
+from rsgeo.questions import ClassChoice, class_embeddings
 from rsgeo.encoders.base import EncoderIdentity
 from rsgeo.encoders.testing import HashEncoder
 from rsgeo.language import detect_language, guess_languages, unsupported_language_warnings, warn_if_unsupported
@@ -68,25 +69,25 @@ def test_english_only_model_warns_and_names_a_model_that_reads_the_language() ->
 def test_class_embeddings_in_portuguese_warn_once_for_an_english_model(caplog: pytest.LogCaptureFixture) -> None:
     cs = load_class_set("esa-worldcover", lang="pt")
     with caplog.at_level(logging.WARNING, logger="rsgeo.language"):
-        text_embeddings_for_classes(english_only(), cs)
+        class_embeddings(english_only(), ClassChoice(class_set=cs))
     assert len(caplog.records) == 1 and "--lang pt" in caplog.records[0].getMessage()
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="rsgeo.language"):
         rs = english_only("rs-m-clip")
         rs.languages = RS_M_CLIP_LANGUAGES
-        text_embeddings_for_classes(rs, cs)
+        class_embeddings(rs, ClassChoice(class_set=cs))
         assert warn_if_unsupported(rs, [MULTILINGUAL_QUERIES["zh"]]) == []
     assert caplog.records == []
 
 
 def test_rs_m_clip_embeds_class_sets_in_every_language() -> None:
-    from rsgeo.encoders import load_encoder
+    from rsgeo.zoo import load_encoder
 
     enc = load_encoder("rs-m-clip", checkpoint=str(rs_m_clip_layout_folder()), device="cpu")
     vectors = {}
     for lang in RS_M_CLIP_LANGUAGES:
         cs = load_class_set("eurosat", lang=lang)
-        emb = text_embeddings_for_classes(enc, cs)
+        emb = class_embeddings(enc, ClassChoice(class_set=cs)).embeddings
         np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
         vectors[lang] = emb
     # Different words in different languages: different (random-model) embeddings.

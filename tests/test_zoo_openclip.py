@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rsgeo.encoders import load_encoder
+from rsgeo.zoo import load_encoder
 from rsgeo.errors import ModelError, WeightsNotAvailableError
 from rsgeo.zoo.registry import RS_M_CLIP_LANGUAGES, get_model
 from tests.conftest import shared

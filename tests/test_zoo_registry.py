@@ -30,7 +30,7 @@ def test_the_issue_models_are_registered_and_rs_m_clip_is_default() -> None:
     } <= names
     assert len(names) == len(MODELS)
     assert DEFAULT_MODEL == "rs-m-clip"
-    from rsgeo.encoders.loading import DEFAULT_MODEL as LOADER_DEFAULT
+    from rsgeo.zoo.loading import DEFAULT_MODEL as LOADER_DEFAULT
 
     assert LOADER_DEFAULT == DEFAULT_MODEL
 
@@ -116,7 +116,7 @@ def test_templates_per_model_and_language(tmp_path) -> None:
 
 
 def test_model_strings_that_are_not_registered_names(tmp_path, monkeypatch) -> None:
-    from rsgeo.encoders import load_encoder
+    from rsgeo.zoo import load_encoder
     from rsgeo.errors import WeightsNotAvailableError
 
     monkeypatch.chdir(tmp_path)

@@ -24,6 +24,8 @@ from pathlib import Path
 from .settings import PluginSettings
 
 ENV_VAR = "RSGEO_PYTHON"
+#: How rsgeo names options in its messages (rsgeo.errors.STYLE_ENV).
+OPTION_STYLE_ENV = "RSGEO_OPTION_STYLE"
 
 # Runs the console entry point declared in rsgeo's pyproject (``rsgeo = rsgeo.cli:main``),
 # so it works whether or not the installed rsgeo has a ``__main__`` module.
@@ -87,6 +89,7 @@ def subprocess_env(environ: dict[str, str] | None = None) -> dict[str, str]:
         env.pop(name, None)
     env["PYTHONUNBUFFERED"] = "1"
     env["PYTHONIOENCODING"] = "utf-8"
+    env[OPTION_STYLE_ENV] = "qgis"  # rsgeo's messages then name the algorithms' fields, not CLI flags
     return env
 
 

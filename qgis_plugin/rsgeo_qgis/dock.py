@@ -38,6 +38,7 @@ from . import settings as plugin_settings
 from .backend import BackendError, find_backend
 from .layers import open_result_layer
 from .map_tools import TilePickTool
+from .definitions.schema import KEY_EMBEDDINGS, KIND_LANDCOVER
 from .resultfile import NotAResultError, check_result, feature_layers, layer_records
 from .search_layers import TileLayer, landcover_renderer, similarity_renderer
 from .worker_client import WorkerClient, decode_array
@@ -173,7 +174,7 @@ class RsgeoDock(QgsDockWidget):
         except NotAResultError as exc:
             self._say(str(exc))
             return False
-        if "embeddings" not in meta:
+        if KEY_EMBEDDINGS not in meta:
             self._say(tr("{} holds no embeddings; run Embed scene on the scene first.").format(Path(path).name))
             return False
         self.close_result()
@@ -236,7 +237,7 @@ class RsgeoDock(QgsDockWidget):
         self.class_sets.blockSignals(True)
         self.class_sets.clear()
         for rec in layer_records(meta):
-            if rec.kind == "landcover" and rec.name in feature_layers(self.path or ""):
+            if rec.kind == KIND_LANDCOVER and rec.name in feature_layers(self.path or ""):
                 self.class_sets.addItem(tr("stored layer: {}").format(rec.name), f"layer:{rec.name}")
         self.class_sets.addItem(tr("my classes (type below)"), CUSTOM)
         self.class_sets.blockSignals(False)

@@ -1,21 +1,31 @@
-"""Read-only facts about an rsgeo result GeoPackage (``docs/schema.md``), with sqlite3 only.
+"""Read-only facts about an rsgeo result GeoPackage, with sqlite3 and the shared schema.
 
 The plugin must not import rsgeo (QGIS's Python usually cannot), so the few
 things it needs from a result -- which layers exist, which changed in a run,
-the metadata -- are read here straight from the file.
+the metadata -- are read here straight from the file, with the names and
+decoding of :mod:`.definitions.schema` (the library's own definitions).
 """
 
 from __future__ import annotations
 
-import json
 import sqlite3
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-METADATA_TABLE = "rsgeo_metadata"
-EMBEDDINGS_TABLE = "rsgeo_embeddings"
-TILES_LAYER = "tiles"
+from .definitions.schema import (
+    KEY_EMBEDDINGS,
+    METADATA_TABLE,
+    TILES_LAYER,
+    LayerRecord,
+    decode_metadata,
+    layer_records,
+    read_metadata_rows,
+)
+
+__all__ = [
+    "KEY_EMBEDDINGS", "LayerRecord", "NotAResultError", "TILES_LAYER", "changed_layers", "check_result",
+    "feature_layers", "layer_records", "layer_uri", "metadata",
+]
 
 
 class NotAResultError(ValueError):
@@ -49,23 +59,16 @@ def metadata(path: str | Path) -> dict[str, Any]:
     if not p.is_file():
         raise NotAResultError(f"{p} does not exist")
     try:
-        db = _connect(p)
-        try:
-            rows = db.execute(f"SELECT key, value FROM {METADATA_TABLE}").fetchall()
-        finally:
-            db.close()
+        rows = read_metadata_rows(p)
     except sqlite3.DatabaseError:
         raise NotAResultError(
             f"{p.name} is not an rsgeo result (no {METADATA_TABLE} table); "
             "run 'Embed scene' first, or give the scene instead"
         ) from None
-    out: dict[str, Any] = {}
-    for key, value in rows:
-        try:
-            out[str(key)] = json.loads(value)
-        except (TypeError, ValueError):
-            out[str(key)] = value
-    return out
+    try:
+        return decode_metadata(rows)
+    except ValueError as exc:
+        raise NotAResultError(f"{p.name} has damaged metadata ({exc}); encode the scene again, or restore the file") from None
 
 
 def check_result(path: str | Path) -> dict[str, Any]:
@@ -74,36 +77,6 @@ def check_result(path: str | Path) -> dict[str, Any]:
     if TILES_LAYER not in feature_layers(path):
         raise NotAResultError(f"{Path(path).name} has no '{TILES_LAYER}' layer; it is not a complete rsgeo result")
     return meta
-
-
-@dataclass(frozen=True)
-class LayerRecord:
-    """One result layer as described by the metadata key ``layers``."""
-
-    name: str
-    kind: str
-    texts: tuple[str, ...]
-
-
-def layer_records(meta: dict[str, Any]) -> list[LayerRecord]:
-    """Result layers listed in the metadata (tolerates a list or a name-keyed dict)."""
-    raw = meta.get("layers") or []
-    items: list[tuple[str, dict[str, Any]]] = []
-    if isinstance(raw, dict):
-        items = [(str(k), v) for k, v in raw.items() if isinstance(v, dict)]
-    elif isinstance(raw, list):
-        items = [(str(v.get("name", v.get("layer", ""))), v) for v in raw if isinstance(v, dict)]
-    out = []
-    for name, rec in items:
-        texts: list[str] = []
-        for key in ("text", "texts", "query", "classes", "class_names"):
-            value = rec.get(key)
-            if isinstance(value, str):
-                texts.append(value)
-            elif isinstance(value, list):
-                texts += [str(v) for v in value if isinstance(v, str)]
-        out.append(LayerRecord(name=name or str(rec.get("name", "")), kind=str(rec.get("kind", "")), texts=tuple(texts)))
-    return out
 
 
 def changed_layers(before: dict[str, str], after: dict[str, str]) -> list[str]:

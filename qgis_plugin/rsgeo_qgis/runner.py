@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from .backend import Backend, neutral_cwd, popen_platform_kwargs, subprocess_env
+from .definitions.schema import SQLITE_SIDE_SUFFIXES, journal_path, temporary_files
 
 #: Seconds a stopped rsgeo gets to clean up after the interrupt before it is killed.
 STOP_GRACE_S = 5.0
@@ -111,11 +112,8 @@ class _Artifacts:
             self.existed[p] = p.exists()
 
     def _tracked(self) -> list[Path]:
-        journal = self.target.with_name(self.target.name + ".rsgeo-partial")  # rsgeo/journal.py
-        out = [self.target]
-        for base in (journal,):
-            out += [base, Path(str(base) + "-wal"), Path(str(base) + "-shm"), Path(str(base) + "-journal")]
-        return out
+        journal = journal_path(self.target)
+        return [self.target, journal, *(Path(str(journal) + s) for s in SQLITE_SIDE_SUFFIXES)]
 
     def remove_new(self, pid: int | None) -> list[Path]:
         """Remove files this run created (journals only unless ``keep_partial``)."""
@@ -127,8 +125,8 @@ class _Artifacts:
             if p.exists():
                 p.unlink()
                 removed.append(p)
-        if pid is not None:  # rsgeo builds outputs in ".STEM.tmp-PID.gpkg" beside the target (rsgeo/gpkg.py)
-            for p in self.target.parent.glob(f".{self.target.stem}.tmp-{pid}.gpkg*"):
+        if pid is not None:  # rsgeo builds outputs in a temporary file beside the target
+            for p in temporary_files(self.target, pid):
                 p.unlink()
                 removed.append(p)
         return removed
@@ -305,53 +303,12 @@ class _FeedbackLogHandler(logging.Handler):
             self.handleError(record)
 
 
-_READ_FIELDS = ("chip_size", "stride", "bands", "stretch", "gsd", "min_valid")
-_RUN_FIELDS = ("model", "device", "precision", "batch_size", "embedding_dtype", "resume", "overwrite")
-
-
-def _pixels_or_metres(value: str) -> int | str:
-    return value if value.strip().lower().endswith("m") else int(value)
-
-
-def api_call(cmd: RsgeoCommand) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
-    """``(function name, args, kwargs)`` of rsgeo's Python API for ``cmd`` (what its CLI would call)."""
-    from rsgeo import QuerySpec, ReadOptions, RunOptions  # noqa: PLC0415 - in-process only
-
-    o = {k: v for k, v in cmd.options.items() if v is not None and v is not False}
-    read: dict[str, Any] = {k: o.pop(k) for k in _READ_FIELDS if k in o}
-    for key in ("chip_size", "stride"):
-        if key in read:
-            read[key] = _pixels_or_metres(str(read[key]))
-    if "bands" in read:
-        read["bands"] = tuple(int(b) for b in str(read["bands"]).split(","))
-    run_opts = RunOptions(**{k: o.pop(k) for k in _RUN_FIELDS if k in o})
-    kwargs: dict[str, Any] = {"read": ReadOptions(**read), "options": run_opts}
-    if cmd.command == "classify":
-        kwargs.update(classes=o.pop("classes", None), class_set=o.pop("class_set", None),
-                      templates=o.pop("template", None), lang=o.pop("lang", None), layer=o.pop("layer", "landcover"))
-    elif cmd.command == "query":
-        texts = list(o.pop("text", []))
-        examples = {k: tuple(o.pop(k, ())) for k in ("like_tile", "unlike_tile", "like", "unlike")}
-        top_k, threshold, name = o.pop("top_k", None), o.pop("threshold", None), o.pop("layer", None)
-        if any(examples.values()):  # one combined query, as ``rsgeo query`` does
-            spec = QuerySpec(texts=tuple(texts), positive_tiles=examples["like_tile"],
-                             negative_tiles=examples["unlike_tile"], positive_locations=examples["like"],
-                             negative_locations=examples["unlike"], top_k=top_k, threshold=threshold, name=name)
-            kwargs.update(texts=[], queries=[spec])
-        else:
-            kwargs.update(texts=texts)
-        kwargs.update(top_k=top_k, threshold=threshold)
-    if o:
-        raise RunError(f"options {', '.join(sorted(o))} have no Python API equivalent for {cmd.command}")
-    return cmd.command, (cmd.source, cmd.output), kwargs
-
-
 def run_inprocess(cmd: RsgeoCommand, feedback: Feedback, *, keep_partial: bool = False) -> None:
-    """Run ``cmd`` through rsgeo's Python API in this process."""
-    import rsgeo  # noqa: PLC0415 - only when rsgeo runs in QGIS's Python
-    from rsgeo.errors import Cancelled, RsgeoError  # noqa: PLC0415
+    """Run ``cmd`` in this process: the same command line, parsed and checked by rsgeo's own CLI code."""
+    from rsgeo.cli import run_command  # noqa: PLC0415 - only when rsgeo runs in QGIS's Python
+    from rsgeo.errors import Cancelled, RsgeoError, option_style  # noqa: PLC0415
 
-    name, args, kwargs = api_call(cmd)
+    argv = cmd.argv()
     artifacts = _Artifacts(cmd.target, keep_partial)
     handler = _EventHandler(feedback)
     log_handler = _FeedbackLogHandler(feedback)
@@ -361,16 +318,18 @@ def run_inprocess(cmd: RsgeoCommand, feedback: Feedback, *, keep_partial: bool =
     old_level = logger.level
     if logger.getEffectiveLevel() > logging.INFO:
         logger.setLevel(logging.INFO)
-    feedback.pushCommandInfo(f"rsgeo.{name}({', '.join([repr(a) for a in args] + [f'{k}={v!r}' for k, v in kwargs.items()])})")
+    feedback.pushCommandInfo("rsgeo " + shlex.join(argv) + "  (in QGIS's Python)")
     started = time.monotonic()
     try:
-        getattr(rsgeo, name)(*args, **kwargs, progress=handler.progress, cancel=feedback.isCanceled)
+        with option_style("qgis"):  # messages name the algorithms' fields, not the CLI's flags
+            run_command(argv, progress=handler.progress, cancel=feedback.isCanceled)
     except Cancelled:
         removed = artifacts.remove_new(None)
         raise RunCancelled(_cancel_message(None, removed)) from None
     except RsgeoError as exc:
         artifacts.remove_new(None)
-        raise RunError(str(exc)) from None
+        with option_style("qgis"):
+            raise RunError(str(exc)) from None
     except Exception as exc:  # noqa: BLE001 - a bug in rsgeo: one line for the user, details in the log
         artifacts.remove_new(None)
         feedback.pushDebugInfo(traceback.format_exc())

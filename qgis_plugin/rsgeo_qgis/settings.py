@@ -6,6 +6,8 @@ from dataclasses import dataclass, replace
 
 from qgis.core import QgsSettings
 
+from .definitions.models import DEFAULT_MODEL
+
 _PREFIX = "rsgeo/"
 
 #: How rsgeo runs: ``auto`` picks in-process when QGIS's Python has rsgeo and
@@ -21,7 +23,7 @@ class PluginSettings:
     backend: str = "auto"
     #: Path to a Python interpreter that has rsgeo installed (empty: auto-detect).
     python: str = ""
-    model: str = "rs-m-clip"
+    model: str = DEFAULT_MODEL
     device: str = "auto"
     top_k: int = 20
 

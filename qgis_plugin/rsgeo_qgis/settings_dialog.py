@@ -20,6 +20,7 @@ from qgis.PyQt.QtWidgets import (
 
 from . import settings as plugin_settings
 from .backend import ENV_VAR, BackendError, find_backend
+from .definitions.models import DEFAULT_MODEL
 
 
 def tr(text: str) -> str:
@@ -76,7 +77,7 @@ class SettingsDialog(QDialog):
     def current(self) -> plugin_settings.PluginSettings:
         return plugin_settings.PluginSettings(
             backend=str(self.backend.currentData()), python=self.python.filePath().strip(),
-            model=self.model.text().strip() or "rs-m-clip", device=self.device.currentText(),
+            model=self.model.text().strip() or DEFAULT_MODEL, device=self.device.currentText(),
             top_k=self.top_k.value(),
         )
 

@@ -7,7 +7,9 @@ languages. Users pass a name or a ``.yaml``/``.csv``/``.txt`` file::
 
     cs = load_class_set("eurosat", lang="pt")
     cs.names                     # ('terra de cultivo anual', 'floresta', ...)
-    emb = text_embeddings_for_classes(encoder, cs)   # (10, D), unit rows
+    cs.prompts(templates)        # per class: every template x every name and synonym
+
+Class embeddings are made in one place, :func:`rsgeo.questions.class_embeddings`.
 """
 
 from __future__ import annotations
@@ -17,9 +19,8 @@ import os
 from pathlib import Path
 
 from rsgeo.classsets.classset import ClassEntry, ClassSet, match_key
-from rsgeo.classsets.embed import text_embeddings_for_classes
 from rsgeo.classsets.files import class_set_from_data, read_class_set_file
-from rsgeo.errors import OptionError
+from rsgeo.errors import OptionError, opt
 
 __all__ = [
     "ClassEntry",
@@ -29,7 +30,6 @@ __all__ = [
     "list_class_sets",
     "load_class_set",
     "match_key",
-    "text_embeddings_for_classes",
 ]
 
 _FILE_SUFFIXES = (".yaml", ".yml", ".csv", ".txt")
@@ -97,11 +97,11 @@ def class_set_from_names(
     """
     labels = ids if ids is not None else names
     data = {"name": name, "classes": [{"id": i, "name": n} for i, n in zip(labels, names)]}
-    cs = class_set_from_data(data, source="--classes", default_name=name)
+    cs = class_set_from_data(data, source=opt("classes"), default_name=name)
     if lang and lang.lower() != "en":
         # The names are already written in ``lang``: record them as that language's names.
         entries = tuple(
             ClassEntry(id=c.id, name=c.name, translations={lang.lower(): (c.name,)}) for c in cs.classes
         )
-        cs = ClassSet(name=cs.name, classes=entries, source="--classes")
+        cs = ClassSet(name=cs.name, classes=entries, source=opt("classes"))
     return cs.in_language(lang)

@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
-from rsgeo.errors import OptionError
+from rsgeo.errors import OptionError, opt
 
 
 def match_key(text: str) -> str:
@@ -98,7 +98,7 @@ class ClassSet:
     def colours(self) -> dict[str, str] | None:
         """``{name: "r,g,b"}`` for classes with a legend colour, or ``None``."""
         found = {c.label(self.lang): c.colour for c in self.classes if c.colour}
-        return found or None  # type: ignore[return-value]
+        return found or None
 
     def in_language(self, lang: str | None) -> ClassSet:
         """This set read in ``lang``; OptionError naming the available languages."""
@@ -110,7 +110,7 @@ class ClassSet:
         if code not in self.languages:
             raise OptionError(
                 f"class set {self.name} has no names in {code!r} (it has: {', '.join(self.languages)}); "
-                "write the classes in that language with --classes or a class set file"
+                f"write the classes in that language with {opt('classes')} or a class set file"
             )
         return replace(self, lang=code)
 

@@ -33,7 +33,7 @@ from types import MappingProxyType
 from typing import Any
 
 from rsgeo.classsets.classset import ClassEntry, ClassSet, match_key
-from rsgeo.errors import OptionError
+from rsgeo.errors import OptionError, opt
 
 _LANG = re.compile(r"^(?:name_)?([a-z]{2})$")
 
@@ -41,7 +41,7 @@ _LANG = re.compile(r"^(?:name_)?([a-z]{2})$")
 def read_class_set_file(path: Path) -> ClassSet:
     """Parse a ``.yaml``/``.yml``, ``.csv`` or ``.txt`` class set file."""
     if not path.is_file():
-        raise OptionError(f"class set file {path} does not exist; check the path given with --class-set")
+        raise OptionError(f"class set file {path} does not exist; check the path given with {opt('class_set')}")
     try:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:

@@ -13,7 +13,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -39,16 +39,30 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from rsgeo import __version__
+class RaisingParser(argparse.ArgumentParser):
+    """argparse for :func:`run_command`: a usage mistake raises :class:`~rsgeo.errors.OptionError`."""
 
-    parser = OneLineParser(
+    def error(self, message: str) -> NoReturn:
+        from rsgeo.errors import OptionError
+
+        raise OptionError(message)
+
+    def exit(self, status: int = 0, message: str | None = None) -> NoReturn:
+        from rsgeo.errors import OptionError
+
+        raise OptionError((message or f"{self.prog} exited with status {status}").strip())
+
+
+def build_parser(parser_class: type[argparse.ArgumentParser] = OneLineParser) -> argparse.ArgumentParser:
+    from rsgeo.version import __version__
+
+    parser = parser_class(
         prog="rsgeo",
         description="Ask a GeoTIFF scene questions in plain language with remote-sensing CLIP models; "
         "answers are written as styled GeoPackage layers.",
     )
     parser.add_argument("--version", action="version", version=f"rsgeo {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=parser_class)
     sub.required = True
     for name in COMMANDS:
         importlib.import_module(name).add_parser(sub)
@@ -110,9 +124,34 @@ def main(argv: Sequence[str] | None = None) -> int:
                     signal.signal(sig, signal.SIG_IGN)
 
 
-def _main(argv: Sequence[str] | None) -> int:
-    from rsgeo.errors import RsgeoError
+def run_command(
+    argv: Sequence[str],
+    *,
+    progress: Callable[[int, int], None] | None = None,
+    cancel: Callable[[], bool] | None = None,
+) -> Path | None:
+    """Run an rsgeo command line in this process, for a front end that embeds rsgeo.
 
+    The same parser, option checks and API calls as the ``rsgeo`` command
+    (the QGIS plugin's in-process backend builds the very argv it would give
+    the command), but nothing is printed: a mistake raises
+    :class:`~rsgeo.errors.RsgeoError` (argparse's too, as an ``OptionError``),
+    progress goes to ``progress(done, total)``, ``cancel()`` is polled between
+    batches. Returns the GeoPackage written, if the command writes one.
+    """
+    args = build_parser(RaisingParser).parse_args(list(argv))
+    args.progress_callback = progress
+    args.cancel_check = cancel
+    args.embedded = True
+    args.func(args)
+    written = getattr(args, "written", None)
+    return Path(written) if written is not None else None
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    from rsgeo.errors import RsgeoError, set_option_style
+
+    set_option_style("cli")  # library messages name options as flags (unless a front end that started us says otherwise)
     verbosity = 0
     args = argparse.Namespace()
     target, before = None, None

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 from pathlib import Path
 from typing import Any
 
 from rsgeo.cli import common
+from rsgeo.definitions.models import DEFAULT_MODEL
+from rsgeo.definitions.options import DEFAULT_SCENES_IN_FLIGHT as SCENES_IN_FLIGHT
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "batch", help="encode (and classify/query) many scenes: one GeoPackage per scene",
         description="Run embed, classify and/or query over many scenes (files, glob patterns, folders, remote GDAL "
@@ -42,82 +43,25 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--top-k", type=int, metavar="K", help="keep only the K most similar tiles of each scene")
     g.add_argument("--threshold", type=float, metavar="S", help="keep only tiles with similarity >= S")
     common.add_read_options(p)
-    common.add_run_options(p, default_model="rs-m-clip")
+    common.add_run_options(p, default_model=DEFAULT_MODEL)
     common.add_verbosity(p)
     p.set_defaults(func=run)
 
 
-#: Scenes encoded at once on a cluster: the next one's blocks keep the workers busy while the
-#: current one's last blocks finish and its GeoPackage is written.
-SCENES_IN_FLIGHT = 2
-
-
-def scenes_in_flight(asked: int | None, *, cluster: str | None) -> int:
-    """How many scenes run at once: one without a cluster, ``asked`` (default 2) on one."""
-    from rsgeo.errors import OptionError
-
-    if asked is None:
-        return SCENES_IN_FLIGHT if cluster is not None else 1
-    if asked < 1:
-        raise OptionError(f"--scenes-in-flight takes a whole number of scenes, 1 or more, got {asked}")
-    if asked > 1 and cluster is None:
-        raise OptionError("--scenes-in-flight needs --cluster: on one machine the scenes run one after another "
-                          "(add --cluster local, or drop --scenes-in-flight)")
-    return asked
-
-
 def run(args: argparse.Namespace) -> int:
-    from rsgeo.api import classify, embed, query
-    from rsgeo.batch import expand_inputs, merge_results, plan_batch, run_batch
-    from rsgeo.encoders.loading import load_encoder
-    from rsgeo.errors import OptionError
-    from rsgeo.gpkg import check_output
+    from rsgeo.batch import Batch, BatchJob
     from rsgeo.prompts import parse_class_list
 
-    read = common.read_options(args)
-    options = common.run_options(args)
-    if args.merge is not None:
-        check_output(args.merge, overwrite=args.overwrite)
-    in_flight = scenes_in_flight(args.scenes_in_flight, cluster=options.cluster)
-    if not args.inputs and not args.scene_list:
-        raise OptionError("give the scenes: files, patterns, folders or URLs, or --scene-list FILE")
-    scenes = expand_inputs(args.inputs, lists=args.scene_list)
-    # One model in this process for every scene (texts, identity); cluster workers load their own.
-    encoder = load_encoder(options.model, device=options.device, precision=options.precision,
-                           checkpoint=options.checkpoint, cache_dir=options.cache_dir)
-    options = dataclasses.replace(options, encoder=encoder)
-    plans = plan_batch(scenes, args.output, read=read, image_size=encoder.image_spec.size,
-                       overwrite=args.overwrite, resume=args.resume)
-    classes = parse_class_list(args.classes) if args.classes is not None else None
-    asks_classes = classes is not None or args.class_set is not None
-
-    def encode(plan: Any, progress: Any, cancel: Any) -> Path:
-        # On a cluster, earlier scenes' blocks go first while scenes overlap.
-        opts = dataclasses.replace(options, cluster_priority=-plan.index) if options.cluster is not None else options
-        kw = dict(read=read, options=opts, progress=progress, cancel=cancel)
-        if asks_classes:
-            out = classify(plan.scene, plan.output, classes=classes, class_set=args.class_set, templates=args.templates,
-                           lang=args.lang, layer=args.layer, command="batch classify", **kw)
-            if args.text:  # answered from the embeddings just stored: no second pass over the pixels
-                query(out, None, texts=args.text, top_k=args.top_k, threshold=args.threshold, options=opts,
-                      command="batch query")
-            return out
-        if args.text:
-            return query(plan.scene, plan.output, texts=args.text, top_k=args.top_k, threshold=args.threshold,
-                         command="batch query", **kw)
-        return embed(plan.scene, plan.output, command="batch embed", **kw)
-
-    bar = BatchProgress("none" if args.quiet else args.progress, plans)
-    if options.cluster is not None:
-        from rsgeo.cluster import session
-
-        with session(options.cluster):
-            outputs = run_batch(plans, encode, progress=bar, in_flight=in_flight)
-    else:
-        outputs = run_batch(plans, encode, progress=bar)
-    if args.merge is not None:
-        merge_results([(p.name, o) for p, o in zip(plans, outputs)], args.merge, crs=args.merge_crs,
-                      overwrite=args.overwrite)
+    job = BatchJob(
+        output_dir=args.output, inputs=tuple(args.inputs), scene_lists=tuple(args.scene_list),
+        classes=tuple(parse_class_list(args.classes)) if args.classes is not None else None,
+        class_set=args.class_set, templates=tuple(args.templates) if args.templates else None, lang=args.lang,
+        layer=args.layer, texts=tuple(args.text), top_k=args.top_k, threshold=args.threshold,
+        merge=args.merge, merge_crs=args.merge_crs, scenes_in_flight=args.scenes_in_flight,
+        read=common.read_options(args), options=common.run_options(args),
+    )
+    batch = Batch.plan(job)
+    outputs = batch.run(progress=BatchProgress("none" if args.quiet else args.progress, batch.scenes))
     if not args.quiet:
         common.announce(args, lambda: print(
             f"rsgeo: wrote {len(outputs)} results to {args.output}"

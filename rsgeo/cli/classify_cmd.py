@@ -9,7 +9,7 @@ from typing import Any
 from rsgeo.cli import common
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "classify", help="zero-shot land-cover scores per chip",
         description="Score every chip of a scene (or of an encoded GeoPackage) against land-cover classes, "
@@ -47,13 +47,11 @@ def run(args: argparse.Namespace) -> int:
     out = classify(
         args.source, args.output, classes=classes, class_set=args.class_set, templates=templates or None,
         lang=args.lang, layer=args.layer, read=common.read_options(args), options=_options(args),
-        progress=bar, command="classify",
+        progress=bar, cancel=common.cancel_check(args), command="classify",
     )
     return common.finish(args, bar, out)
 
 
 def _options(args: argparse.Namespace) -> Any:
-    # With a scene and no --model, the default model encodes; with a result, the stored one answers.
-    if args.model is None and not common.source_is_result(args.source):
-        args.model = "rs-m-clip"
+    common.default_model_unless_result(args)
     return common.run_options(args)

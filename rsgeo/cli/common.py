@@ -27,10 +27,11 @@ def add_read_options(p: argparse.ArgumentParser) -> None:
 
 
 def add_run_options(p: argparse.ArgumentParser, *, default_model: str | None) -> None:
+    """Model and run options; ``default_model`` is shown as the default (``None``: the stored model's)."""
     g = p.add_argument_group("model")
     g.add_argument(
         "--model", default=default_model, metavar="M",
-        help="rs-m-clip (default), a name from `rsgeo models`, local-dir:PATH, hf-hub:ORG/REPO, arch:ARCH"
+        help=f"{default_model} (default), a name from `rsgeo models`, local-dir:PATH, hf-hub:ORG/REPO, arch:ARCH"
         if default_model else "the model (default: the one that made the stored embeddings)",
     )
     g.add_argument("--checkpoint", metavar="FILE", help="state-dict file for arch:ARCH or a registered model (local weights)")
@@ -53,14 +54,9 @@ def add_verbosity(p: argparse.ArgumentParser) -> None:
 def read_options(args: argparse.Namespace) -> Any:
     from rsgeo.scene import ReadOptions, parse_bands
 
-    def size(value: str | None, what: str) -> int | str | None:
-        if value is None:
-            return None
-        return value if value.strip().lower().endswith("m") else _int(value, what)
-
-    return ReadOptions(
-        chip_size=size(args.chip_size, "--chip-size"),
-        stride=size(args.stride, "--stride"),
+    return ReadOptions(  # lengths are read by the one parser, rsgeo.definitions.lengths
+        chip_size=args.chip_size,
+        stride=args.stride,
         overlap=args.overlap,
         bands=parse_bands(args.bands) if args.bands else None,
         stretch=args.stretch,
@@ -88,9 +84,26 @@ def run_options(args: argparse.Namespace) -> Any:
 
 
 def progress(args: argparse.Namespace) -> Any:
-    from rsgeo.cli.progress import Progress
+    """The progress display: the bar/lines/JSON on stderr, or the caller's callback (:func:`rsgeo.cli.run_command`)."""
+    from rsgeo.cli.progress import CallbackProgress, Progress
 
+    callback = getattr(args, "progress_callback", None)
+    if callback is not None:
+        return CallbackProgress(callback)
     return Progress("none" if args.quiet else args.progress)
+
+
+def cancel_check(args: argparse.Namespace) -> Any:
+    """The caller's cancellation check when the command runs embedded (:func:`rsgeo.cli.run_command`), else ``None``."""
+    return getattr(args, "cancel_check", None)
+
+
+def default_model_unless_result(args: argparse.Namespace) -> None:
+    """With a scene and no model, the default model encodes; with a result, the stored one answers."""
+    from rsgeo.definitions.models import DEFAULT_MODEL
+
+    if args.model is None and not source_is_result(args.source):
+        args.model = DEFAULT_MODEL
 
 
 def source_is_result(path: str | Path) -> bool:
@@ -101,16 +114,11 @@ def source_is_result(path: str | Path) -> bool:
     return not is_remote(path) and is_geopackage(path)
 
 
-def _int(value: str, what: str) -> int:
-    from rsgeo.errors import OptionError
-
-    try:
-        return int(value)
-    except ValueError:
-        raise OptionError(f"{what} takes whole pixels (224) or metres (500m), got {value!r}") from None
-
-
 def finish(args: argparse.Namespace, bar: Any, output: Path) -> int:
+    args.written = output
+    if getattr(args, "embedded", False):  # run by rsgeo.cli.run_command: the caller reports it
+        return 0
+
     def say() -> None:
         bar.done(str(output))
         if not args.quiet:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 
 from rsgeo.cli import common
+from rsgeo.definitions.models import DEFAULT_MODEL
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "embed", help="encode a scene's chips once and store the embeddings",
         description="Encode every chip of SCENE with the image encoder and store the tiles and their embeddings "
@@ -16,7 +17,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("scene", help="the scene (GeoTIFF or any raster GDAL reads; also a GDAL path or URL such as /vsis3/bucket/x.tif)")
     common.add_output_options(p, required=True)
     common.add_read_options(p)
-    common.add_run_options(p, default_model="rs-m-clip")
+    common.add_run_options(p, default_model=DEFAULT_MODEL)
     common.add_verbosity(p)
     p.set_defaults(func=run)
 
@@ -26,5 +27,5 @@ def run(args: argparse.Namespace) -> int:
 
     bar = common.progress(args)
     out = embed(args.scene, args.output, read=common.read_options(args), options=common.run_options(args),
-                progress=bar, command="embed")
+                progress=bar, cancel=common.cancel_check(args), command="embed")
     return common.finish(args, bar, out)

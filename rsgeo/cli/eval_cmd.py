@@ -7,9 +7,10 @@ import sys
 from pathlib import Path
 
 from rsgeo.cli import common
+from rsgeo.definitions.models import DEFAULT_MODEL
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "eval", help="zero-shot accuracy on an image-folder dataset (one sub-folder per class)",
         description="Zero-shot top-1/top-5 accuracy, per-class recall and confusion matrix on DATASET_DIR/<class>/<image>, "
@@ -27,7 +28,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--bands", metavar="R,G,B", help="bands of multi-band TIFF images fed as R,G,B (e.g. 4,3,2 for EuroSAT MS)")
     g.add_argument("--stretch", default="auto", metavar="HOW", help="scaling of non-8-bit TIFFs: auto, none, percentile:LOW,HIGH, range:MIN,MAX")
     g = p.add_argument_group("model")
-    g.add_argument("--model", default="rs-m-clip", metavar="M", help="rs-m-clip (default), a name from `rsgeo models`, local-dir:PATH, hf-clip:PATH, arch:ARCH")
+    g.add_argument("--model", default=DEFAULT_MODEL, metavar="M", help=f"{DEFAULT_MODEL} (default), a name from `rsgeo models`, local-dir:PATH, hf-clip:PATH, arch:ARCH")
     g.add_argument("--checkpoint", metavar="FILE", help="local weights for a registered model or arch:ARCH")
     g.add_argument("--cache-dir", metavar="DIR", help="where downloaded weights are kept (default: $RSGEO_CACHE_DIR or the Hugging Face cache)")
     g.add_argument("--device", metavar="DEV", help="cpu, cuda, ... (default: cuda when present)")
@@ -44,7 +45,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from rsgeo.cli.progress import Progress
-    from rsgeo.encoders import load_encoder
+    from rsgeo.zoo import load_encoder
     from rsgeo.errors import OutputError
     from rsgeo.evaluation import evaluate_zero_shot
     from rsgeo.scene import parse_bands

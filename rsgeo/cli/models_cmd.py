@@ -8,7 +8,7 @@ import sys
 from typing import Any
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "models", help="list the models (languages, cached or not) and the built-in class sets",
         description="List rsgeo's registered models: the languages their text tower reads and whether their "
@@ -43,7 +43,8 @@ def run(args: argparse.Namespace) -> int:
 def model_rows(cache_dir: str | None = None) -> list[dict[str, Any]]:
     """One dict per registered model, with its cache state (no network access)."""
     from rsgeo.zoo.hub import cached_path
-    from rsgeo.zoo.registry import DEFAULT_MODEL, MODELS
+    from rsgeo.definitions.models import DEFAULT_MODEL
+    from rsgeo.zoo.registry import MODELS
     from rsgeo.zoo.templates import record_templates
 
     rows = []

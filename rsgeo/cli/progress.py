@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Callable
 from typing import TextIO
 
 
@@ -64,3 +65,21 @@ class Progress:
         # Ctrl-C between the two would glue the "interrupted" message to a JSON line.
         self.stream.write(text + "\n")
         self.stream.flush()
+
+
+class CallbackProgress:
+    """Progress handed to a caller's ``progress(done, total)`` callback (a front end embedding the CLI)."""
+
+    def __init__(self, callback: Callable[[int, int], None]) -> None:
+        self.callback = callback
+        self.mode = "none"
+        self.label = "chips"
+
+    def __call__(self, done: int, total: int) -> None:
+        self.callback(done, total)
+
+    def done(self, output: str) -> None:
+        pass
+
+    def write_line(self, text: str) -> None:
+        pass

@@ -7,7 +7,7 @@ import argparse
 from rsgeo.cli import common
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "query", help="similarity of every chip to texts or example tiles",
         description="Rank every chip of a scene (or of an encoded GeoPackage) by cosine similarity to a text "
@@ -47,11 +47,10 @@ def run(args: argparse.Namespace) -> int:
         texts: list[str] = []
     else:
         specs, texts = [], list(args.text)
-    if args.model is None and not common.source_is_result(args.source):
-        args.model = "rs-m-clip"
+    common.default_model_unless_result(args)
     bar = common.progress(args)
     out = query(
         args.source, args.output, texts=texts, queries=specs, top_k=args.top_k, threshold=args.threshold,
-        read=common.read_options(args), options=common.run_options(args), progress=bar, command="query",
+        read=common.read_options(args), options=common.run_options(args), progress=bar, cancel=common.cancel_check(args), command="query",
     )
     return common.finish(args, bar, out)

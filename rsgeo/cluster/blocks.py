@@ -3,7 +3,7 @@
 A block is a range of consecutive tile ids (``row * n_cols + col``) whose
 length is a multiple of the model's batch size, so that every batch a worker
 runs is full (the model always runs at one batch shape, and a short tail batch
-is padded: see :func:`rsgeo.pipeline.encode_batch`; blocks of whole batches
+is padded: see :func:`rsgeo.encoding.encode_batch`; blocks of whole batches
 pad nothing but the scene's last). A worker reads a block with the ordinary
 :class:`~rsgeo.reader.ChipReader` over a :class:`RowsGrid`, the grid
 restricted to the chip rows the block touches, skipping the chips of those

@@ -23,7 +23,7 @@ from rsgeo.cluster.spec import ClusterSpec, parse_cluster
 from rsgeo.cluster.tasks import BlockResult, BlockTask, ModelSpec, encode_block, worker_batch_size
 from rsgeo.cluster.watch import WorkerWatch
 from rsgeo.encoders.base import Encoder
-from rsgeo.errors import Cancelled, ClusterError, MissingDependencyError
+from rsgeo.errors import Cancelled, ClusterError, MissingDependencyError, opt
 from rsgeo.grid import ChipGrid
 from rsgeo.journal import Journal
 from rsgeo.scene import ReadOptions
@@ -66,7 +66,7 @@ def _distributed() -> Any:
         import distributed
     except ImportError:
         raise MissingDependencyError(
-            "--cluster needs Dask distributed: pip install 'rsgeo[cluster]' (or pip install 'dask[distributed]')"
+            f"{opt('cluster')} needs Dask distributed: pip install 'rsgeo[cluster]' (or pip install 'dask[distributed]')"
         ) from None
     return distributed
 
@@ -154,7 +154,7 @@ def encode_on_cluster(
     on every worker) or a remote GDAL path or URL (:mod:`rsgeo.sources`),
     carried as a ``str`` so that a URL's ``//`` survives.
     """
-    from rsgeo.encoders.loading import canonical_model_id
+    from rsgeo.definitions.models import canonical_model_id
 
     # Workers load the model by name; the driver's encoder must be the same (checked per block).
     model = canonical_model_id(options.model or encoder.identity.model_id)
@@ -267,7 +267,7 @@ def _run(
             if watch is not None:
                 watch.report()
             if cancel is not None and cancel():
-                raise Cancelled("cancelled; rerun with --resume to continue from the chips already encoded")
+                raise Cancelled(f"cancelled; rerun with {opt('resume')} to continue from the chips already encoded")
             try:
                 finished, _ = distributed.wait(list(running), timeout=POLL_S, return_when="FIRST_COMPLETED")
             except TimeoutError:  # nothing finished yet: check the cancellation again
@@ -285,11 +285,12 @@ def _result(future: Any, block: Block) -> BlockResult:
     from distributed.scheduler import KilledWorker
 
     try:
-        return future.result()
+        result: BlockResult = future.result()
+        return result
     except KilledWorker:
         raise ClusterError(
-            f"{block} killed every worker that ran it (out of memory? lower --batch-size); "
-            "the blocks already encoded are kept: rerun with --resume"
+            f"{block} killed every worker that ran it (out of memory? lower {opt('batch_size')}); "
+            f"the blocks already encoded are kept: rerun with {opt('resume')}"
         ) from None
 
 

@@ -6,7 +6,7 @@ import os
 import re
 from dataclasses import dataclass
 
-from rsgeo.errors import OptionError
+from rsgeo.errors import OptionError, opt
 
 #: ``host:port``, ``tcp://host:port``, ``tls://...``, ``ws://...``, ``inproc://...``.
 _ADDRESS = re.compile(r"^(?:(tcp|tls|ws|wss|inproc|ucx)://)?[\w.\-\[\]:]+:\d+$")
@@ -44,11 +44,11 @@ def parse_cluster(text: str) -> ClusterSpec:
     if value.startswith("local:"):
         n = value[len("local:") :]
         if not n.isdigit() or int(n) < 1:
-            raise OptionError(f"--cluster {text!r}: local:N takes a number of worker processes >= 1, e.g. local:4")
+            raise OptionError(f"{opt('cluster')} {text!r}: local:N takes a number of worker processes >= 1, e.g. local:4")
         return ClusterSpec(workers=int(n))
     if _ADDRESS.match(value):
         return ClusterSpec(address=value if "://" in value else f"tcp://{value}")
     raise OptionError(
-        f"--cluster {text!r} is neither local, local:N nor a scheduler address; "
-        "use e.g. --cluster local:4 or --cluster tcp://head-node:8786"
+        f"{opt('cluster')} {text!r} is neither local, local:N nor a scheduler address; "
+        f"use e.g. {opt('cluster', 'local:4')} or {opt('cluster', 'tcp://head-node:8786')}"
     )

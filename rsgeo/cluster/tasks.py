@@ -84,7 +84,7 @@ def encoder_for(spec: ModelSpec) -> Encoder:
     with _LOCK:
         encoder = _ENCODERS.get(spec)
         if encoder is None:
-            from rsgeo.encoders.loading import load_encoder
+            from rsgeo.zoo import load_encoder
 
             start = time.perf_counter()
             encoder = load_encoder(
@@ -105,7 +105,7 @@ def worker_batch_size(spec: ModelSpec) -> int:
     Loads the model (once per process), so the driver's probe also warms every
     worker before the first block.
     """
-    from rsgeo.pipeline import default_batch_size
+    from rsgeo.encoding import default_batch_size
 
     return default_batch_size(encoder_for(spec).device)
 
@@ -116,7 +116,7 @@ def worker_name() -> str:
 
 def encode_block(task: BlockTask) -> BlockResult:
     """Read and encode the chips of ``task.block`` that are not in ``task.skip``."""
-    from rsgeo.pipeline import encoded_batches
+    from rsgeo.encoding import encoded_batches
 
     start = time.perf_counter()
     encoder = encoder_for(task.model)

@@ -9,7 +9,7 @@ object directly.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, runtime_checkable
 
@@ -43,9 +43,21 @@ class EncoderIdentity:
     extra: dict[str, str] = field(default_factory=dict)
 
 
+#: The model's published prompt templates for a language (``None``: the model's default language).
+TemplatesFor = Callable[[str | None], Sequence[str]]
+
+
 @runtime_checkable
 class Encoder(Protocol):
-    """A CLIP-style dual encoder behind rsgeo's pipeline."""
+    """A CLIP-style dual encoder behind rsgeo's pipeline.
+
+    Besides the two ``encode_*`` calls an encoder states what the rest of
+    rsgeo may tailor to it (:class:`EncoderBase` gives the defaults):
+    ``channels_first`` and ``empty_batch`` (the batch memory layout it eats
+    without a copy, and buffers for the reader to fill, pinned on CUDA),
+    ``templates`` (its authors' prompt templates, or ``None``) and
+    ``languages`` (what its text tower reads).
+    """
 
     identity: EncoderIdentity
     image_spec: ImageSpec
@@ -54,6 +66,14 @@ class Encoder(Protocol):
     device: str
     #: Languages the text tower reads (ISO 639-1), or ``None`` when unknown.
     languages: tuple[str, ...] | None
+    #: Batches laid out channel-first in memory reach the model without a transpose.
+    channels_first: bool
+    #: The model's own prompt templates per language, or ``None`` (the registry's or generic ones).
+    templates: TemplatesFor | None
+
+    def empty_batch(self, n: int, size: int) -> np.ndarray:
+        """An uninitialised ``uint8`` ``(n, size, size, 3)`` batch, laid out as ``channels_first`` says."""
+        ...
 
     def encode_images(self, chips: np.ndarray) -> np.ndarray:
         """Embed a batch of chips.
@@ -70,6 +90,24 @@ class Encoder(Protocol):
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
         """Embed texts; returns ``float32`` ``(N, D)`` with unit-norm rows."""
         ...
+
+
+def empty_chips(n: int, size: int, channels_first: bool = False) -> np.ndarray:
+    """An uninitialised ``(n, size, size, 3)`` ``uint8`` batch in the given memory layout."""
+    if channels_first:
+        return np.empty((n, 3, size, size), np.uint8).transpose(0, 2, 3, 1)
+    return np.empty((n, size, size, 3), np.uint8)
+
+
+class EncoderBase:
+    """Defaults of the :class:`Encoder` capabilities for encoders to inherit."""
+
+    languages: tuple[str, ...] | None = None
+    channels_first: bool = False
+    templates: TemplatesFor | None = None
+
+    def empty_batch(self, n: int, size: int) -> np.ndarray:
+        return empty_chips(n, size, self.channels_first)
 
 
 def l2_normalise(x: np.ndarray) -> np.ndarray:

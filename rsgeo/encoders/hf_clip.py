@@ -19,7 +19,7 @@ import numpy as np
 
 from rsgeo.encoders.base import EncoderIdentity, ImageSpec, l2_normalise
 from rsgeo.encoders.torch_clip import TorchClipEncoder, file_sha256, unit_rows
-from rsgeo.errors import MissingDependencyError, ModelError
+from rsgeo.errors import MissingDependencyError, ModelError, opt
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ def is_hf_clip_folder(folder: str | Path) -> bool:
     """Whether ``folder`` holds a transformers CLIP model (``config.json`` with ``model_type: clip``)."""
     path = Path(folder) / "config.json"
     try:
-        return json.loads(path.read_text(encoding="utf-8")).get("model_type") == "clip"
+        return bool(json.loads(path.read_text(encoding="utf-8")).get("model_type") == "clip")
     except (OSError, ValueError, AttributeError):
         return False
 
@@ -157,7 +157,7 @@ class HFClipEncoder(TorchClipEncoder):
         if not is_hf_clip_folder(folder):
             raise ModelError(
                 f"{folder} is not a transformers CLIP folder (config.json with model_type clip); "
-                "save one with CLIPModel.save_pretrained or pass an open_clip folder with --model local-dir:PATH"
+                f"save one with CLIPModel.save_pretrained or pass an open_clip folder with {opt('model', 'local-dir:PATH')}"
             )
         weights = next((folder / n for n in WEIGHT_NAMES if (folder / n).is_file()), None)
         if weights is None:

@@ -12,7 +12,7 @@ import numpy as np
 from rsgeo.encoders.base import EncoderIdentity, ImageSpec, l2_normalise
 from rsgeo.encoders.text_length import TextLengthTrimmer
 from rsgeo.encoders.torch_clip import TorchClipEncoder, file_sha256, unit_rows
-from rsgeo.errors import ModelError
+from rsgeo.errors import ModelError, opt
 
 logger = logging.getLogger(__name__)
 
@@ -145,7 +145,7 @@ def load_checkpoint_strict(model: Any, checkpoint: str | Path) -> str:
 
     path = Path(checkpoint).expanduser()
     if not path.is_file():
-        raise ModelError(f"checkpoint {path} does not exist; check the path given with --checkpoint")
+        raise ModelError(f"checkpoint {path} does not exist; check the path given with {opt('checkpoint')}")
     try:
         incompatible = open_clip.load_checkpoint(model, str(path), strict=False)
     except RuntimeError as exc:
@@ -170,7 +170,7 @@ def load_checkpoint_strict(model: Any, checkpoint: str | Path) -> str:
         raise ModelError(
             f"checkpoint {path.name} does not match the architecture: "
             f"{len(missing)} missing keys (e.g. {missing[:2]}), {len(unexpected)} unexpected (e.g. {unexpected[:2]}); "
-            "pick the --arch the checkpoint was trained with"
+            "pick the architecture (arch:ARCH) the checkpoint was trained with"
         )
     return file_sha256(path)
 

@@ -13,12 +13,12 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from rsgeo.encoders.base import EncoderIdentity, ImageSpec, l2_normalise
+from rsgeo.encoders.base import EncoderBase, EncoderIdentity, ImageSpec, l2_normalise
 
 _FEATURES = 12
 
 
-class HashEncoder:
+class HashEncoder(EncoderBase):
     """Deterministic encoder: colour statistics through a fixed projection."""
 
     def __init__(self, *, dim: int = 32, size: int = 224, seed: int = 0, logit_scale: float = 100.0) -> None:

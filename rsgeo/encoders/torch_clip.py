@@ -17,8 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from rsgeo.encoders.base import EncoderIdentity, ImageSpec
-from rsgeo.reader import empty_chips
+from rsgeo.encoders.base import EncoderBase, EncoderIdentity, ImageSpec, empty_chips
 
 
 def default_device() -> str:
@@ -68,10 +67,11 @@ def unit_rows(emb: Any) -> np.ndarray:
     """A torch batch of embeddings → unit-length ``float32`` rows in NumPy."""
     emb = emb.float()
     emb = emb / emb.norm(dim=-1, keepdim=True).clamp_min(1e-12)
-    return emb.cpu().numpy().astype(np.float32, copy=False)
+    out: np.ndarray = emb.cpu().numpy().astype(np.float32, copy=False)
+    return out
 
 
-class TorchClipEncoder:
+class TorchClipEncoder(EncoderBase):
     """Base of the open_clip and transformers encoders (see the module docstring)."""
 
     #: The reader lays batches out channel-first in memory for these encoders
@@ -110,12 +110,13 @@ class TorchClipEncoder:
         dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[self.precision]
         return torch.autocast(device_type=self.device.split(":")[0], dtype=dtype)
 
-    def empty_batch(self, n: int, size: int, channels_first: bool = True) -> np.ndarray:
+    def empty_batch(self, n: int, size: int) -> np.ndarray:
         """A ``uint8`` ``(n, size, size, 3)`` batch buffer for the reader to fill.
 
         On CUDA it lives in pinned (page-locked) memory, so the copy to the GPU
         is an asynchronous DMA instead of a staged, blocking copy.
         """
+        channels_first = self.channels_first
         if not self.device.startswith("cuda"):
             return empty_chips(n, size, channels_first)
         import torch

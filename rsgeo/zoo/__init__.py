@@ -4,7 +4,7 @@
   checksum, architecture, input spec, templates, languages);
 * :mod:`rsgeo.zoo.hub` — the weights cache, first-use downloads, offline errors;
 * :mod:`rsgeo.zoo.openclip_build` — strict open_clip builds from folders and checkpoints;
-* :mod:`rsgeo.zoo.loading` — ``--model`` name → encoder;
+* :mod:`rsgeo.zoo.loading` — model name → encoder (:func:`load_encoder`);
 * :mod:`rsgeo.zoo.templates` — prompt templates per model and language.
 
 Importing this package is light (no torch, no network).
@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from rsgeo.definitions.models import DEFAULT_MODEL
 from rsgeo.zoo.registry import (
-    DEFAULT_MODEL,
     MODELS,
     ModelRecord,
     WeightsFile,
@@ -35,11 +35,19 @@ __all__ = [
     "WeightsFile",
     "default_templates",
     "get_model",
+    "load_encoder",
     "load_model",
     "load_templates",
     "model_names",
     "models_for_language",
 ]
+
+
+def load_encoder(model: str = DEFAULT_MODEL, **kwargs: Any) -> Encoder:
+    """Build the encoder ``model`` names; see :func:`rsgeo.zoo.loading.load_encoder`."""
+    from rsgeo.zoo.loading import load_encoder as load
+
+    return load(model, **kwargs)
 
 
 def load_model(name: str, **kwargs: Any) -> Encoder:

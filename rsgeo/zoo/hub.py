@@ -20,7 +20,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from rsgeo.encoders.torch_clip import file_sha256
-from rsgeo.errors import ModelError, WeightsNotAvailableError
+from rsgeo.errors import ModelError, WeightsNotAvailableError, opt
 from rsgeo.zoo.registry import ModelRecord, WeightsFile
 
 logger = logging.getLogger(__name__)
@@ -105,15 +105,15 @@ def offline_hint(record: ModelRecord) -> str:
         if w.archive_member:
             return (
                 f"download {w.download_url} on a machine with internet, unzip it and pass "
-                f"--model {record.name} --checkpoint PATH/{w.archive_member}"
+                f"{opt('model', record.name)} {opt('checkpoint', 'PATH/' + w.archive_member)}"
             )
         return (
             f"download {w.filename} from {w.download_url} on a machine with internet and pass "
-            f"--model {record.name} --checkpoint PATH"
+            f"{opt('model', record.name)} {opt('checkpoint', 'PATH')}"
         )
     rev = f" --revision {w.revision}" if w.revision else ""
     # Both forms go through the registry record, so the pinned text-tower config applies.
-    option = f"--model {record.name} --checkpoint DIR" if record.loader == "open_clip_hub" else "--model hf-clip:DIR"
+    option = f"{opt('model', record.name)} {opt('checkpoint', 'DIR')}" if record.loader == "open_clip_hub" else opt("model", "hf-clip:DIR")
     return (
         f"download {w.filename} and the config/tokenizer files of https://huggingface.co/{w.repo}"
         f"{'/tree/' + w.revision if w.revision else ''} on a machine with internet "

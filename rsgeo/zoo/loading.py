@@ -1,7 +1,9 @@
-"""Load a registry model, a transformers CLIP folder or an open_clip folder.
+"""A model name → an :class:`~rsgeo.encoders.base.Encoder`.
 
-:func:`load_registered` is what :func:`rsgeo.encoders.loading.load_encoder`
-calls for every ``--model`` that is not ``local-dir:``/``hf-hub:``/``arch:``/``test:``.
+:func:`load_encoder` reads any model name (see :mod:`rsgeo.definitions.models`:
+``local-dir:PATH``, ``hf-hub:ORG/REPO``, ``arch:ARCH``, ``hf-clip:PATH``,
+``test:NAME``, or a registry name); :func:`load_registered` loads registry
+models, transformers CLIP folders and model folders given by path.
 """
 
 from __future__ import annotations
@@ -12,14 +14,48 @@ import os
 from pathlib import Path
 from typing import Any
 
+from rsgeo.definitions.models import DEFAULT_MODEL, ModelName
 from rsgeo.encoders.base import Encoder
-from rsgeo.errors import ModelError
+from rsgeo.errors import ModelError, opt
 from rsgeo.zoo.hub import fetch_files, verify_sha256
 from rsgeo.zoo.registry import ModelRecord, find_model, get_model
 from rsgeo.zoo.templates import record_templates
 from rsgeo.zoo.text_configs import known_text_config
 
 HF_CLIP_PREFIX = "hf-clip:"
+
+
+def load_encoder(
+    model: str = DEFAULT_MODEL,
+    *,
+    device: str | None = None,
+    precision: str = "fp32",
+    checkpoint: str | Path | None = None,
+    cache_dir: str | None = None,
+) -> Encoder:
+    """Build the encoder ``model`` names (see the module docstring)."""
+    try:
+        name = ModelName.parse(model)
+    except ValueError as exc:
+        raise ModelError(f"{exc}; `rsgeo models` lists the names") from None
+    if name.scheme == "test":
+        from rsgeo.encoders.testing import HashEncoder
+
+        return HashEncoder()
+    if name.scheme == "local-dir":
+        folder = Path(name.value).expanduser().resolve()
+        return load_open_clip_dir(folder, device=device, precision=precision, checkpoint=checkpoint)
+    if name.scheme == "hf-hub":
+        from rsgeo.encoders.openclip import OpenClipEncoder
+
+        return OpenClipEncoder.from_name(
+            str(name), device=device, precision=precision, cache_dir=cache_dir, checkpoint=checkpoint
+        )
+    if name.scheme == "arch":
+        from rsgeo.zoo.openclip_build import build_from_arch
+
+        return build_from_arch(name.value, checkpoint, model_id=str(name), device=device, precision=precision)
+    return load_registered(str(name), device=device, precision=precision, cache_dir=cache_dir, checkpoint=checkpoint)
 
 
 def load_registered(
@@ -54,17 +90,18 @@ def load_registered(
             return load_open_clip_dir(path, device=device, precision=precision)
         raise ModelError(
             f"{path} is neither a transformers CLIP folder (config.json) nor an open_clip folder "
-            "(open_clip_config.json); point --model at the model folder"
+            f"(open_clip_config.json); point {opt('model')} at the model folder"
         )
     if not path.exists() and ("/" in name or "\\" in name):
         raise ModelError(
             f"{name} is neither a model folder nor a registered model; for a Hugging Face repo use "
-            f"--model hf-hub:{name} (open_clip) or download it and pass the folder; `rsgeo models` lists the names"
+            f"{opt('model', 'hf-hub:' + name)} (open_clip) or download it and pass the folder; `rsgeo models` lists the names"
         )
     if path.is_file():
         raise ModelError(
             f"{path} is a file; a state-dict checkpoint needs its architecture: "
-            f"--model arch:ViT-B-32 --checkpoint {path} (or the registry name, e.g. --model remoteclip-vit-b-32 --checkpoint {path})"
+            f"{opt('model', 'arch:ViT-B-32')} {opt('checkpoint', path)} (or the registry name, e.g. "
+            f"{opt('model', 'remoteclip-vit-b-32')} {opt('checkpoint', path)})"
         )
     # Neither registered nor a path: get_model raises the error that lists the valid names.
     return load_record(get_model(name), device=device, precision=precision, cache_dir=cache_dir, checkpoint=checkpoint)
@@ -137,13 +174,14 @@ def load_record(
 def _local_checkpoint(record: ModelRecord, checkpoint: str | os.PathLike[str]) -> Path:
     path = Path(checkpoint).expanduser()
     if not path.is_file():
-        raise ModelError(f"checkpoint {path} does not exist; check the path given with --checkpoint")
+        raise ModelError(f"checkpoint {path} does not exist; check the path given with {opt('checkpoint')}")
     try:
         verify_sha256(path, record.weights, model=record.name)
     except ModelError:
         raise ModelError(
             f"{path} is not the published {record.weights.filename} of {record.name} (SHA-256 differs); "
-            f"to load another checkpoint of this architecture pass --model arch:{record.architecture} --checkpoint {path}"
+            f"to load another checkpoint of this architecture pass {opt('model', 'arch:' + record.architecture)} "
+            f"{opt('checkpoint', path)}"
         ) from None
     return path
 
@@ -157,7 +195,7 @@ def _hub_folder(
         if path.is_dir():
             return path, None
         if not path.is_file():
-            raise ModelError(f"checkpoint {path} does not exist; check the path given with --checkpoint")
+            raise ModelError(f"checkpoint {path} does not exist; check the path given with {opt('checkpoint')}")
         verify_sha256(path, record.weights, model=record.name)
         # A bare weights file: config and tokenizer still come from the cache (or the hub).
         rest = fetch_files(record, record.files[1:], cache_dir=cache_dir)
@@ -187,5 +225,5 @@ def load_hf_clip(folder: str | os.PathLike[str], *, device: str | None = None, p
 
     folder = Path(folder).expanduser()
     if not folder.is_dir():
-        raise ModelError(f"model folder {folder} does not exist; check the path given with --model hf-clip:PATH")
+        raise ModelError(f"model folder {folder} does not exist; check the path given with {opt('model', 'hf-clip:PATH')}")
     return HFClipEncoder.from_folder(folder, model_id=f"hf-clip:{folder}", device=device, precision=precision, languages=("en",))

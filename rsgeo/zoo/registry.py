@@ -18,8 +18,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from rsgeo.definitions.models import DEFAULT_MODEL
 from rsgeo.encoders.base import ImageSpec
-from rsgeo.errors import ModelError
+from rsgeo.errors import ModelError, opt
 
 Loader = Literal["open_clip_hub", "open_clip_checkpoint", "hf_clip"]
 
@@ -252,7 +253,6 @@ MODELS: tuple[ModelRecord, ...] = (
     ),
 )
 
-DEFAULT_MODEL = "rs-m-clip"
 
 
 def model_names() -> list[str]:
@@ -268,7 +268,7 @@ def get_model(name: str) -> ModelRecord:
             return record
     raise ModelError(
         f"unknown model {name!r}; use one of {', '.join(model_names())}, "
-        "or local-dir:PATH, hf-hub:ORG/REPO, hf-clip:PATH, arch:ARCH with --checkpoint"
+        f"or local-dir:PATH, hf-hub:ORG/REPO, hf-clip:PATH, arch:ARCH with {opt('checkpoint')}"
     )
 
 

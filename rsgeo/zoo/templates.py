@@ -2,7 +2,7 @@
 
 A template holds one ``{}`` where the class name goes. Class embeddings are
 averaged over all templates (and synonyms) of a class, see
-:func:`rsgeo.classsets.text_embeddings_for_classes`.
+:func:`rsgeo.prompts.class_text_embeddings`.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from rsgeo.encoders.base import Encoder
 from rsgeo.errors import OptionError
 from rsgeo.prompts import DEFAULT_TEMPLATES, validate_templates
 from rsgeo.zoo.registry import ModelRecord, find_model
@@ -45,21 +46,21 @@ def record_templates(record: ModelRecord | None, lang: str | None = None) -> tup
     return DEFAULT_TEMPLATES
 
 
-def default_templates(encoder: Any = None, lang: str | None = None) -> tuple[str, ...]:
+def default_templates(encoder: Encoder | str | None = None, lang: str | None = None) -> tuple[str, ...]:
     """The default templates for an encoder (or a model name) in ``lang``.
 
-    An encoder built by the zoo carries a ``templates(lang)`` callable; other
-    encoders are looked up by ``identity.model_id`` in the registry; unknown
-    models get the generic templates of ``lang``.
+    An encoder built by the zoo carries its record's templates
+    (:attr:`~rsgeo.encoders.base.Encoder.templates`); other encoders are looked
+    up by ``identity.model_id`` in the registry; unknown models (and no
+    encoder) get the generic templates of ``lang``.
     """
     if isinstance(encoder, str):
         return record_templates(find_model(encoder), lang)
-    own = getattr(encoder, "templates", None)
-    if callable(own):
-        return tuple(own(lang))
-    model_id = getattr(getattr(encoder, "identity", None), "model_id", None)
-    record = find_model(model_id) if model_id else None
-    return record_templates(record, lang)
+    if encoder is None:
+        return record_templates(None, lang)
+    if encoder.templates is not None:
+        return tuple(encoder.templates(lang))
+    return record_templates(find_model(encoder.identity.model_id), lang)
 
 
 def load_templates(path: str | os.PathLike[str]) -> tuple[str, ...]:

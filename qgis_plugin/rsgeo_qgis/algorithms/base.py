@@ -36,6 +36,8 @@ from .. import settings as plugin_settings
 from ..backend import BackendError, find_backend
 from ..compat import FILE_BEHAVIOR_FILE, FLAG_ADVANCED, NUMBER_DOUBLE, NUMBER_INTEGER, add_flag
 from ..layers import StyleFromGeoPackage, display_name
+from ..definitions.lengths import Length
+from ..definitions.options import OPTIONS
 from ..resultfile import NotAResultError, changed_layers, check_result, feature_layers, layer_uri
 from ..runner import RsgeoCommand, RunCancelled, RunError, run
 
@@ -143,8 +145,11 @@ class RsgeoAlgorithm(QgsProcessingAlgorithm):
 
         for name in ("CHIP_SIZE", "STRIDE"):
             value = text(name)
-            if value is not None and not re.fullmatch(r"\d+(\.\d+)?m|\d+", value):
-                raise QgsProcessingException(tr("{}: give whole pixels (224) or metres (500m), got {!r}").format(name, value))
+            if value is not None:
+                try:
+                    Length.parse(value)  # rsgeo's own parser (the shared definitions)
+                except ValueError as exc:
+                    raise QgsProcessingException(f"{OPTIONS[name.lower()].label}: {exc}") from None
         bands = text("BANDS")
         if bands is not None and not re.fullmatch(r"\d+(,\d+)*", bands.replace(" ", "")):
             raise QgsProcessingException(tr("Bands: give 1-based band numbers like 4,3,2, got {!r}").format(bands))

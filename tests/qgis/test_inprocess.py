@@ -39,7 +39,9 @@ def test_auto_picks_inprocess_and_streams_progress(rsgeo_in_qgis, project, data_
     }, feedback=feedback)
     assert result["LAYER_NAMES"] == "landcover"
     assert feedback.rsgeo_pid() is None  # no subprocess
-    assert any(c.startswith("rsgeo.classify(") for c in feedback.commands), feedback.commands
+    # the same command line the CLI would parse, run in this process (not a subprocess)
+    assert any(c.startswith("rsgeo classify ") and c.endswith("(in QGIS's Python)") for c in feedback.commands), \
+        feedback.commands
     assert len([p for p in feedback.progress_values if 0 < p < 100]) >= 2  # progress during the run
     layers = [lyr for lyr in QgsProject.instance().mapLayers().values() if lyr.name() == "landcover (inproc)"]
     assert len(layers) == 1 and layers[0].renderer().type() == "categorizedSymbol"

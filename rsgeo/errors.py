@@ -127,3 +127,7 @@ def gdal_reason(exc: BaseException) -> str:
         exc = exc.__cause__
     text = str(exc.args[-1] if exc.args else exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+class ReferenceDataError(RsgeoError, ValueError):
+    """Reference data (``rsgeo assess --reference``) cannot be read, placed over the map, or has no class."""

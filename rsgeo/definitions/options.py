@@ -102,3 +102,19 @@ def render(text: str, style: Style) -> str:
     if "⟦" not in text:
         return text
     return _MARK.sub(lambda m: spell(m.group(1), m.group(2), style) if m.group(1) in OPTIONS else m.group(0), text)
+
+# -- accuracy assessment (rsgeo sample, rsgeo assess) -------------------------------------------
+OPTIONS.update({
+    o.name: o
+    for o in (
+        Option("n", "-n", "Number of sample points"),
+        Option("stratified", "--stratified", "Stratified by map class", switch=True),
+        Option("seed", "--seed", "Random seed"),
+        Option("min_per_class", "--min-per-class", "Minimum points per class"),
+        Option("reference", "--reference", "Reference data"),
+        Option("reference_field", "--reference-field", "Reference class field"),
+        Option("class_map", "--class-map", "Class map (YAML)"),
+        Option("purity", "--purity", "Minimum reference purity of a tile"),
+        Option("compare", "--compare", "Other results to compare"),
+    )
+})

@@ -263,3 +263,26 @@ def layer_records(meta: Mapping[str, Any]) -> list[LayerRecord]:
             label=str(rec.get("query", "")),
         ))
     return out
+
+
+# -- accuracy assessment (``rsgeo sample``, ``rsgeo assess``; docs/assessment.md) -----------
+
+#: The point layer ``rsgeo sample`` writes.
+SAMPLES_LAYER = "samples"
+#: Its table of strata (one row per map class, no geometry).
+STRATA_TABLE = "strata"
+COL_SAMPLE_ID = "sample_id"
+COL_MAP_CLASS = "map_class"
+#: The empty field a sample's points are labelled in (``rsgeo assess``'s default reference field).
+COL_LABEL = "label"
+COL_STRATUM = "stratum"
+COL_STRATUM_WEIGHT = "stratum_weight"
+COL_MAP_AREA_M2 = "map_area_m2"
+COL_MAP_PIXELS = "map_pixels"
+COL_N_SAMPLES = "n_samples"
+#: Files of an assessment report folder.
+REPORT_JSON = "report.json"
+REPORT_MARKDOWN = "report.md"
+REPORT_FIGURE = "confusion_matrix.png"
+#: Version of report.json's layout.
+REPORT_VERSION = 1

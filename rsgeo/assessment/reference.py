@@ -150,6 +150,11 @@ def _vector(path: Path, layer: str | None, target: MapRaster, *, field: str, cla
     index = {n: i for i, n in enumerate(classes)}
     labels = np.asarray([-1 if class_map.ignored(_plain(v)) else index[class_map.reference_name(_plain(v))] for v in values], np.int64)
     kinds = set(frame.geometry.geom_type)
+    if len(values) and not (labels >= 0).any():
+        raise ReferenceDataError(
+            f"no feature of {path.name}:{layer} has a reference class in {field!r} yet (all empty or ignored); "
+            "label them first (QGIS: toggle editing, type each point's class)"
+        )
     if kinds <= {"Point"}:
         return PointSample(
             frame.geometry.x.to_numpy(), frame.geometry.y.to_numpy(), labels,

@@ -25,6 +25,8 @@ COMMANDS = [
     "rsgeo.cli.batch_cmd",
     "rsgeo.cli.models_cmd",
     "rsgeo.cli.eval_cmd",
+    "rsgeo.cli.sample_cmd",
+    "rsgeo.cli.assess_cmd",
 ]
 
 EXIT_USAGE = 2

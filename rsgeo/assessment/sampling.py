@@ -35,7 +35,7 @@ def allocate(n: int, areas: np.ndarray, *, minimum: int | None = None, capacity:
         raise OptionError(f"{opt('n')} must be at least 1, got {n}")
     if k == 0:
         return np.zeros(len(a), np.int64)
-    cap = np.asarray(capacity, np.int64) if capacity is not None else np.full(len(a), np.iinfo(np.int64).max)
+    cap = np.asarray(capacity, np.int64) if capacity is not None else np.full(len(a), n, np.int64)
     cap = np.where(a > 0, cap, 0)
     n = min(n, int(cap.sum()))
     floor = DEFAULT_MINIMUM if minimum is None else minimum

@@ -12,7 +12,7 @@ from typing import Any
 
 from rsgeo.version import __version__
 
-__all__ = ["__version__", "classify", "embed", "open_result", "query", "ReadOptions", "RunOptions", "QuerySpec"]
+__all__ = ["__version__", "classify", "embed", "open_result", "query", "ReadOptions", "RunOptions", "QuerySpec", "assess", "sample"]
 
 
 def __getattr__(name: str) -> Any:
@@ -37,4 +37,8 @@ def __getattr__(name: str) -> Any:
         from rsgeo.answers import QuerySpec
 
         return QuerySpec
+    if name in ("assess", "sample"):  # accuracy assessment (docs/assessment.md)
+        from rsgeo import assessment
+
+        return getattr(assessment, name)
     raise AttributeError(f"module 'rsgeo' has no attribute {name!r}")

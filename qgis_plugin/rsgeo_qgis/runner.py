@@ -16,6 +16,7 @@ import logging
 import os
 import queue
 import shlex
+import shutil
 import signal
 import subprocess
 import threading
@@ -122,7 +123,10 @@ class _Artifacts:
             is_journal = p != self.target
             if existed or (is_journal and self.keep_partial):
                 continue
-            if p.exists():
+            if p.is_dir():  # a report folder (rsgeo assess)
+                shutil.rmtree(p)
+                removed.append(p)
+            elif p.exists():
                 p.unlink()
                 removed.append(p)
         if pid is not None:  # rsgeo builds outputs in a temporary file beside the target

@@ -23,7 +23,7 @@ from qgis.PyQt.QtGui import QColor, QImage
 
 REPO = Path(__file__).resolve().parents[2]
 PLUGIN_DIR = REPO / "qgis_plugin"
-ALGORITHM_IDS = ("rsgeo:embed", "rsgeo:classify", "rsgeo:textquery", "rsgeo:querybyexample")
+ALGORITHM_IDS = ("rsgeo:embed", "rsgeo:classify", "rsgeo:textquery", "rsgeo:querybyexample", "rsgeo:sample", "rsgeo:assess")
 
 
 @contextmanager

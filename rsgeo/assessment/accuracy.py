@@ -146,35 +146,46 @@ def _point_units(
 def _cell_units(
     target: MapRaster, ref: WallToWall, mapped: np.ndarray, ref_to: np.ndarray, k: int, purity: float,
 ) -> tuple[Units, np.ndarray, dict[str, float]]:
-    ref_class = ref_to[ref.labels]
-    cells = target.cells
+    ref_class = ref_to[ref.labels].ravel()
+    cells = target.cells.ravel()
+    flat_mapped = mapped.ravel()
     have_ref = (cells >= 0) & (ref_class >= 0)
     if not have_ref.any():
         raise ReferenceDataError(f"the reference has no class under any mapped tile of {target.source}")
-    # cell x reference-class pixel counts, through the pairs that occur (no dense cells x classes array)
+    n_cells = int(cells.max()) + 1
+    # cell x reference-class pixel counts: dense when that table is small (tile cells), else through the pairs
     pair = cells[have_ref] * k + ref_class[have_ref]
-    uniq, n = np.unique(pair, return_counts=True)
-    pair_cell, pair_class = np.divmod(uniq, k)
-    cell_ids, first = np.unique(pair_cell, return_index=True)
-    total = np.add.reduceat(n, first)
-    # majority: the largest count in each cell's run of pairs; ties -> the smaller class index
-    order = np.lexsort((pair_class, -n, pair_cell))
-    best = order[np.searchsorted(pair_cell[order], cell_ids)]
-    majority = pair_class[best]
-    share = n[best] / total
-    # the population: every pixel of the cells that have reference data
-    in_population = np.isin(cells, cell_ids) & (mapped >= 0)
-    area = np.bincount(mapped[in_population], minlength=k).astype(np.float64) * target.pixel_area
-    flat_cells, flat_mapped = cells.ravel(), mapped.ravel()
-    sorter = np.argsort(flat_cells, kind="stable")
-    at = sorter[np.searchsorted(flat_cells[sorter], cell_ids)]
-    cell_map_class = flat_mapped[at]
-    ok = (share >= purity) & (cell_map_class >= 0)
+    if n_cells * k <= 4 * len(cells):
+        table = np.bincount(pair, minlength=n_cells * k).reshape(n_cells, k)
+        total = table.sum(axis=1)
+        cell_ids = np.flatnonzero(total)
+        majority = table[cell_ids].argmax(axis=1)  # ties -> the smaller class index
+        share = table[cell_ids, majority] / total[cell_ids]
+    else:
+        uniq, n = np.unique(pair, return_counts=True)
+        pair_cell, pair_class = np.divmod(uniq, k)
+        cell_ids, first = np.unique(pair_cell, return_index=True)
+        order = np.lexsort((pair_class, -n, pair_cell))
+        best = order[np.searchsorted(pair_cell[order], cell_ids)]
+        majority = pair_class[best]
+        share = n[best] / np.add.reduceat(n, first)
+    # each cell's map class (one per cell), and the population: every pixel of the cells with reference data
+    cell_map_class = np.full(n_cells, -1, np.int64)
+    on = cells >= 0
+    cell_map_class[cells[on]] = flat_mapped[on]
+    with_ref = np.zeros(n_cells, bool)
+    with_ref[cell_ids] = True
+    in_population = on & with_ref[np.where(on, cells, 0)] & (flat_mapped >= 0)
+    area = np.bincount(flat_mapped[in_population], minlength=k).astype(np.float64) * target.pixel_area
+    unit_class = cell_map_class[cell_ids]
+    ok = (share >= purity) & (unit_class >= 0)
+    present = np.zeros(n_cells, bool)
+    present[cells[on]] = True
     excluded = {
-        "cells_below_purity": float(((share < purity) & (cell_map_class >= 0)).sum()),
-        "cells_without_reference": float(len(np.unique(cells[cells >= 0])) - len(cell_ids)),
-        "cells_of_unmatched_map_class": float((cell_map_class < 0).sum()),
+        "cells_below_purity": float(((share < purity) & (unit_class >= 0)).sum()),
+        "cells_without_reference": float(present.sum() - len(cell_ids)),
+        "cells_of_unmatched_map_class": float((unit_class < 0).sum()),
     }
     centres = target.cell_centres(cell_ids[ok])
-    units = Units(cell_ids[ok], cell_map_class[ok], majority[ok], share[ok], centres[:, 0], centres[:, 1])
+    units = Units(cell_ids[ok], unit_class[ok], majority[ok], share[ok], centres[:, 0], centres[:, 1])
     return units, area, excluded

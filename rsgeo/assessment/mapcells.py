@@ -68,17 +68,15 @@ class MapRaster:
     def cell_centres(self, cell_ids: np.ndarray) -> np.ndarray:
         """``(N, 2)`` centres (CRS units) of the given cells: the mean of their pixels' centres."""
         ids = np.asarray(cell_ids, np.int64)
+        h, w = self.shape
         flat = self.cells.ravel()
         keep = flat >= 0
-        rows, cols = np.divmod(np.flatnonzero(keep), self.shape[1])
-        order = np.unique(flat[keep], return_inverse=True)
-        uniq, inverse = order
-        cnt = np.bincount(inverse)
-        cx = np.bincount(inverse, weights=cols + 0.5) / cnt
-        cy = np.bincount(inverse, weights=rows + 0.5) / cnt
-        pos = np.searchsorted(uniq, ids)
-        pos = np.clip(pos, 0, max(len(uniq) - 1, 0))
-        px, py = cx[pos], cy[pos]
+        n_cells = int(flat.max()) + 1 if keep.any() else 1
+        at = flat[keep]
+        rows, cols = np.divmod(np.flatnonzero(keep), w)
+        cnt = np.maximum(np.bincount(at, minlength=n_cells), 1)
+        px = (np.bincount(at, weights=cols + 0.5, minlength=n_cells) / cnt)[ids]
+        py = (np.bincount(at, weights=rows + 0.5, minlength=n_cells) / cnt)[ids]
         t = self.transform
         return np.stack([t.a * px + t.b * py + t.c, t.d * px + t.e * py + t.f], axis=1)
 

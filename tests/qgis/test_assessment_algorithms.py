@@ -23,7 +23,7 @@ def landcover(tmp_path_factory: pytest.TempPathFactory, rsgeo_python: str, data_
     out = tmp_path_factory.mktemp("assess") / "s2.gpkg"
     subprocess.run([rsgeo_python, "-m", "rsgeo", "classify", str(data_dir / "eolearn" / "s2_l1c_scene2_13band.tif"),
                     "-o", str(out), "--model", "test:hash", "--chip-size", "10", "--bands", "4,3,2",
-                    "--classes", "forest,grassland,shrubland,artificial surface", "-q"], check=True)
+                    "--classes", "forest,grassland,shrubland,artificial surface,cultivated land", "-q"], check=True)
     return out
 
 

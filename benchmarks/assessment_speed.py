@@ -47,7 +47,7 @@ def main() -> None:
     t_map = time.perf_counter() - t0
     block = max(1, args.chip // 2)
     coarse = rng.integers(0, args.classes, (args.size // block + 1, args.size // block + 1))
-    ref = WallToWall(np.kron(coarse, np.ones((block, block), np.int64))[: args.size, : args.size], names, "raster")
+    ref = WallToWall(np.kron(coarse, np.ones((block, block), np.int32)).astype(np.int32)[: args.size, : args.size], names, "raster")
     t0 = time.perf_counter()
     census = assess_map(target, ref, ClassMap(), reference_source="synthetic reference")
     t_census = time.perf_counter() - t0

@@ -87,8 +87,8 @@ def assess_map(
     matching = match_classes(class_map, target.class_names, reference.classes)
     classes = matching.classes
     pos = {c: i for i, c in enumerate(classes)}
-    map_to = np.asarray([pos.get(matching.assessed.get(m, ""), -1) for m in target.class_names] + [-1], np.int64)
-    ref_to = np.asarray([pos.get(r, -1) for r in reference.classes] + [-1], np.int64)
+    map_to = np.asarray([pos.get(matching.assessed.get(m, ""), -1) for m in target.class_names] + [-1], np.int32)
+    ref_to = np.asarray([pos.get(r, -1) for r in reference.classes] + [-1], np.int32)
     # index -1 picks the trailing -1: unmapped pixels and unlabelled references stay -1
     mapped = map_to[target.labels]
     unmatched_pixels = int(((target.labels >= 0) & (mapped < 0)).sum())

@@ -104,7 +104,7 @@ def _raster(path: Path, target: MapRaster, class_map: ClassMap) -> WallToWall:
     index = {n: i for i, n in enumerate(classes)}
     lut_codes = np.asarray(codes, np.int64)
     lut = np.asarray([-1 if class_map.ignored(c) else index[class_map.reference_name(c)] for c in codes], np.int64)
-    labels = np.full((h, w), -1, np.int64)
+    labels = np.full((h, w), -1, np.int32)
     labels[ok] = lut[np.searchsorted(lut_codes, out[ok])]
     if not (labels >= 0).any():
         raise ReferenceDataError(f"{path.name} has no reference class over the map {target.source} (all no data or ignored)")
@@ -166,7 +166,7 @@ def _vector(path: Path, layer: str | None, target: MapRaster, *, field: str, cla
         shapes = [(g, int(v)) for g, v in zip(frame.geometry, labels) if v >= 0]
         h, w = target.shape
         burnt = rasterize(shapes, out_shape=(h, w), transform=target.transform, fill=-1, dtype="int32") if shapes else np.full((h, w), -1)
-        return WallToWall(burnt.astype(np.int64), classes, "polygons")
+        return WallToWall(burnt.astype(np.int32), classes, "polygons")
     raise ReferenceDataError(f"{path.name}:{layer} holds {', '.join(sorted(kinds))} geometries; a reference is points or polygons")
 
 

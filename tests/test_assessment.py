@@ -242,6 +242,23 @@ def test_reference_in_another_crs_is_reprojected(result: Path, tmp_path: Path) -
     assert utm.sum() == geo.sum() and np.abs(utm - geo).sum() <= 2  # vertices through WGS84 and back
 
 
+def test_raster_reference_in_another_crs_is_resampled_onto_the_map_grid(result: Path, tmp_path: Path) -> None:
+    import rasterio
+    from rasterio.warp import Resampling, calculate_default_transform, reproject
+
+    with rasterio.open(shared(LULC)) as src:
+        transform, width, height = calculate_default_transform(src.crs, "EPSG:3857", src.width, src.height, *src.bounds)
+        profile = {**src.profile, "crs": "EPSG:3857", "transform": transform, "width": width, "height": height, "nodata": 255}
+        with rasterio.open(tmp_path / "mercator.tif", "w", **profile) as dst:
+            reproject(rasterio.band(src, 1), rasterio.band(dst, 1), dst_nodata=255, resampling=Resampling.nearest)
+    utm = _assess(result, shared(LULC), tmp_path / "utm", class_map=CLASS_MAP)
+    merc = _assess(result, tmp_path / "mercator.tif", tmp_path / "merc", class_map=CLASS_MAP)
+    assert merc["crs"] == utm["crs"] == "EPSG:32633"
+    a, b = np.array(utm["confusion_matrix"]["counts"]), np.array(merc["confusion_matrix"]["counts"])
+    assert a.shape == b.shape and b.sum() == a.sum() == 110
+    assert np.abs(a - b).sum() <= 0.1 * a.sum()  # nearest neighbour twice moves a few mixed tiles' majority
+
+
 # -- a sample, labelled, assessed -------------------------------------------------------------
 
 

@@ -14,7 +14,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "assess", help="accuracy of a land-cover layer against a reference raster, polygons or labelled points",
         description="Compare a land-cover layer with reference data (a categorical raster, or polygons/points with a "
         "class field, any CRS) and write REPORT_DIR/report.json, report.md and confusion_matrix.png: error matrix, "
-        "overall/user's/producer's accuracy, F1, kappa and error-adjusted areas with 95 %% confidence intervals "
+        "overall/user's/producer's accuracy, F1, kappa and error-adjusted areas with 95 % confidence intervals "
         "(stratified estimators, Olofsson et al. 2014). See docs/assessment.md.",
     )
     p.add_argument("source", type=Path, metavar="RESULT.gpkg", help="a GeoPackage written by rsgeo classify")

@@ -21,7 +21,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--stratified", action="store_true", help="stratified random by map class (default: simple random)")
     p.add_argument("--min-per-class", type=int, metavar="N", help="with --stratified: at least N points per class (default min(50, n / classes))")
     p.add_argument("--seed", type=int, default=0, metavar="N", help="random seed (default 0): the same seed draws the same points")
-    common.add_output_options(p, required=True)
+    p.add_argument("-o", "--output", type=Path, required=True, metavar="SAMPLES.gpkg", help="the sample GeoPackage to write")
+    p.add_argument("--overwrite", action="store_true", help="replace SAMPLES.gpkg if it exists")
     common.add_verbosity(p)
     p.set_defaults(func=run)
 

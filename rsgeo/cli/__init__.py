@@ -172,9 +172,10 @@ def _main(argv: Sequence[str] | None) -> int:
         if getattr(args, "announced", False):  # Ctrl-C after "rsgeo: wrote ...": the run is over, and said so
             return 0
         if getattr(args, "command", None) in ("assess", "sample"):  # written in one step, no journal to resume
-            done = target is not None and _file_state(target) != before
-            print(f"rsgeo: interrupted {'after ' + str(target) + ' was written; it is complete' if done else f'; {target} was left as it was'}",
-                  file=sys.stderr)
+            if target is not None and _file_state(target) != before:
+                print(f"rsgeo: interrupted after {target} was written; it is complete", file=sys.stderr)
+            else:
+                print(f"rsgeo: interrupted; {target} was left as it was", file=sys.stderr)
             return EXIT_INTERRUPTED
         if target is not None and target.is_dir():  # rsgeo batch -o OUT_DIR
             print(

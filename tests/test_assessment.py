@@ -371,3 +371,38 @@ def test_bad_inputs_give_one_clear_line(result: Path, tmp_path: Path, case: str,
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("rsgeo: error: ") and expected in lines[0], lines
     assert not (tmp_path / "r").exists()
+
+
+def test_unmatched_map_classes_are_reported_and_left_out(result: Path, tmp_path: Path) -> None:
+    """Without a class map, "shrubland" matches nothing in the polygons (they spell it "schrubland")."""
+    report = _assess(result, shared(POLYGONS), tmp_path / "r", reference_field="LULC_NAME")
+    assert report["unmatched_map_classes"] == ["shrubland"]
+    assert "schrubland" in report["reference_classes_no_map_class_stands_for"]
+    _, _, top = _tiles(result)
+    shrub_tiles = top.count("shrubland")
+    assert 0 < report["excluded"]["cells_of_unmatched_map_class"] <= shrub_tiles
+    assert report["sample_count"] + report["excluded"]["cells_of_unmatched_map_class"] <= len(top)
+    assert "Map classes matching no reference class (left out): shrubland." in (tmp_path / "r" / "report.md").read_text()
+
+
+def test_every_pixel_belongs_to_a_chip_that_covers_it() -> None:
+    """The cells partition the scene, and a pixel's cell is a chip whose window holds the pixel."""
+    from affine import Affine
+
+    from rsgeo.assessment.mapcells import grid_cells
+    from rsgeo.grid import ChipGrid, ChipSpec
+
+    rng = np.random.default_rng(0)
+    for _ in range(40):
+        w, h = (int(v) for v in rng.integers(1, 120, 2))
+        size = int(rng.integers(1, 40))
+        stride = int(rng.integers(1, size + 1))
+        grid = ChipGrid(w, h, Affine(1, 0, 0, 0, -1, 0), ChipSpec(size, stride))
+        cells = grid_cells(grid)
+        assert cells.shape == (h, w) and cells.min() >= 0 and cells.max() < len(grid)
+        rows, cols = np.mgrid[0:h, 0:w]
+        for tile in np.unique(cells):
+            win = grid.chip(int(tile)).window
+            mine = cells == tile
+            assert (cols[mine] >= win.col_off).all() and (cols[mine] < win.col_off + win.width).all()
+            assert (rows[mine] >= win.row_off).all() and (rows[mine] < win.row_off + win.height).all()

@@ -104,9 +104,14 @@ def estimate(classes: Sequence[str], counts: np.ndarray, map_area: np.ndarray) -
         big_n_col = (big_n_row[:, None] * share).sum(axis=0)
         var_prod = np.full(k, np.nan)
         for j in range(k):
-            if big_n_col[j] <= 0 or not np.isfinite(users[j]) or not np.isfinite(dof[j]):
+            if big_n_col[j] <= 0:
                 continue
-            own = big_n_row[j] ** 2 * (1 - producers[j]) ** 2 * users[j] * (1 - users[j]) / dof[j]
+            if n_i[j] == 0 and big_n_row[j] == 0:  # a class only the reference knows: no map stratum of its own
+                own = 0.0
+            elif np.isfinite(users[j]) and np.isfinite(dof[j]):
+                own = big_n_row[j] ** 2 * (1 - producers[j]) ** 2 * users[j] * (1 - users[j]) / dof[j]
+            else:
+                continue
             others = 0.0
             for i in range(k):
                 if i == j or n_i[i] <= 1:

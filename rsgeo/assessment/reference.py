@@ -172,10 +172,10 @@ def _vector(path: Path, layer: str | None, target: MapRaster, *, field: str, cla
 
 def _plain(value: Any) -> Any:
     """NumPy scalars and NaN as plain Python values (NaN: no label)."""
-    if value is None:
-        return None
-    if isinstance(value, float) and value != value:
-        return None
+    import pandas as pd
+
+    if value is None or (not isinstance(value, (str, bytes)) and bool(pd.isna(value))):
+        return None  # None, NaN, pandas' NA
     if hasattr(value, "item"):
         return value.item()
     return value

@@ -409,3 +409,13 @@ def test_every_pixel_belongs_to_a_chip_that_covers_it() -> None:
             mine = cells == tile
             assert (cols[mine] >= win.col_off).all() and (cols[mine] < win.col_off + win.width).all()
             assert (rows[mine] >= win.row_off).all() and (rows[mine] < win.row_off + win.height).all()
+
+
+def test_a_class_only_the_reference_knows_is_all_omission() -> None:
+    from rsgeo.assessment.estimators import estimate
+
+    counts = np.array([[8, 2, 1], [1, 9, 3], [0, 0, 0]])  # "c" is never mapped, but the reference finds it
+    e = estimate(["a", "b", "c"], counts, np.array([100.0, 200.0, 0.0]))
+    assert e.producers_accuracy[2] == 0 and e.producers_accuracy_se[2] == 0 and np.isnan(e.users_accuracy[2])
+    assert math.isclose(e.area_proportion[2], 100 / 300 * 1 / 11 + 200 / 300 * 3 / 13)
+    assert math.isclose(e.area.sum(), 300.0)

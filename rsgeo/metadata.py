@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
@@ -51,9 +51,10 @@ def embeddings_record(meta: Mapping[str, Any]) -> schema.EmbeddingsRecord:
     return schema.EmbeddingsRecord.from_dict(meta[schema.KEY_EMBEDDINGS])
 
 
-def model_metadata(encoder: Encoder) -> dict[str, Any]:
-    """The stored description of the model that made the embeddings."""
+def model_metadata(encoder: Encoder, checkpoint: str | None = None) -> dict[str, Any]:
+    """The stored description of the model that made the embeddings (and the local ``checkpoint`` it loaded)."""
     return {
+        **({schema.MODEL_CHECKPOINT: checkpoint_record(checkpoint)} if checkpoint else {}),
         "model_id": encoder.identity.model_id,
         "weights_sha256": encoder.identity.weights_sha256,
         "embedding_dim": encoder.embedding_dim,
@@ -63,18 +64,38 @@ def model_metadata(encoder: Encoder) -> dict[str, Any]:
     }
 
 
-def run_metadata(command: str) -> dict[str, Any]:
-    """Who wrote the result, when, with which command."""
+def checkpoint_record(path: str) -> dict[str, Any]:
+    """``{path, sha256}`` of a local weights file (the absolute path; the SHA-256 of its bytes)."""
+    import hashlib
+    import os
+
+    real = os.path.realpath(os.path.expanduser(path))
+    digest = hashlib.sha256()
+    with open(real, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return {"path": real, "sha256": digest.hexdigest()}
+
+
+def run_metadata(command: str | Sequence[str]) -> dict[str, Any]:
+    """Who wrote the result, when, with which command (an argv is kept as given, and joined)."""
+    import shlex
+
+    argv = None if isinstance(command, str) else [str(a) for a in command]
     return {
         "rsgeo_version": __version__,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "command": command,
+        "command": shlex.join(argv) if argv is not None else command,
+        **({schema.RUN_ARGV: argv} if argv is not None else {}),
     }
 
 
 def reading_metadata(bands: Any, stretch: Any, *, min_valid: float, gsd: float | None) -> dict[str, Any]:
     """How the pixels were read (:data:`~rsgeo.definitions.schema.KEY_READ`)."""
-    return {"bands": list(bands), "stretch": stretch.to_dict(), "min_valid": min_valid, "gsd": gsd}
+    return {
+        "bands": list(bands), "stretch": stretch.to_dict(), "min_valid": min_valid, "gsd": gsd,
+        schema.READ_ROUNDING: schema.ROUNDING_HALF_EVEN,
+    }
 
 
 def scene_metadata(identity: Mapping[str, Any], dataset: Any) -> dict[str, Any]:
@@ -92,14 +113,14 @@ def scene_metadata(identity: Mapping[str, Any], dataset: Any) -> dict[str, Any]:
 
 
 def result_metadata(
-    *, command: str, encoder: Encoder, scene: dict[str, Any], grid: dict[str, Any], read: dict[str, Any],
-    embedding_dtype: str,
+    *, command: str | Sequence[str], encoder: Encoder, scene: dict[str, Any], grid: dict[str, Any],
+    read: dict[str, Any], embedding_dtype: str, checkpoint: str | None = None,
 ) -> dict[str, Any]:
     """Everything but the layers of a new result's metadata, under the schema's keys."""
     return {
         schema.KEY_SCHEMA_VERSION: schema.SCHEMA_VERSION,
         schema.KEY_RUN: run_metadata(command),
-        schema.KEY_MODEL: model_metadata(encoder),
+        schema.KEY_MODEL: model_metadata(encoder, checkpoint),
         schema.KEY_SCENE: scene,
         schema.KEY_GRID: grid,
         schema.KEY_READ: read,

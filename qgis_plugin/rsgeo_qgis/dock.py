@@ -38,6 +38,7 @@ from . import settings as plugin_settings
 from .backend import BackendError, find_backend
 from .layers import open_result_layer
 from .map_tools import TilePickTool
+from .definitions.colours import LAYER_OPACITY
 from .definitions.schema import KEY_EMBEDDINGS, KIND_LANDCOVER
 from .resultfile import NotAResultError, check_result, feature_layers, layer_records
 from .search_layers import TileLayer, landcover_renderer, similarity_renderer
@@ -46,7 +47,8 @@ from .worker_client import WorkerClient, decode_array
 #: Combo-box data: "layer:NAME" (stored layer), "set:NAME" (class set) or this (typed classes).
 CUSTOM = "custom:"
 #: The similarity layer lets the scene show through.
-SEARCH_OPACITY = 0.65
+#: The panel's layers are as transparent as the stored styles' symbols.
+SEARCH_OPACITY = LAYER_OPACITY
 
 
 def tr(text: str) -> str:
@@ -475,7 +477,8 @@ class RsgeoDock(QgsDockWidget):
             self.landcover = TileLayer(self.path, "land cover", [("top_class", "String"), ("top_score", "Double")])
         layer = self._ensure_in_project(self.landcover)
         self.landcover.set_values(ids, {"top_class": top, "top_score": scores})
-        layer.setRenderer(landcover_renderer(names))
+        layer.setRenderer(landcover_renderer(names, result.get("colours")))
+        layer.setOpacity(LAYER_OPACITY)
         layer.setName(tr("rsgeo land cover: {}").format(label))
         layer.triggerRepaint()
         self._refresh_legend(layer)

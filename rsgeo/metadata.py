@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
@@ -67,7 +68,6 @@ def model_metadata(encoder: Encoder, checkpoint: str | None = None) -> dict[str,
 def checkpoint_record(path: str) -> dict[str, Any]:
     """``{path, sha256}`` of a local weights file (the absolute path; the SHA-256 of its bytes)."""
     import hashlib
-    import os
 
     real = os.path.realpath(os.path.expanduser(path))
     digest = hashlib.sha256()
@@ -142,3 +142,20 @@ def stored_model(meta: Mapping[str, Any], name: str) -> dict[str, Any]:
     if not isinstance(model, dict) or "model_id" not in model:
         raise ResultError(f"{name} records no model; it is not a complete rsgeo result (encode the scene again)")
     return model
+
+
+def recorded_checkpoint(model: Mapping[str, Any], name: str) -> str | None:
+    """The local checkpoint a result's ``model`` record names (``None``: none was recorded);
+    :class:`ResultError` naming the file when it is gone."""
+    from rsgeo.errors import opt
+
+    record = model.get(schema.MODEL_CHECKPOINT)
+    if not isinstance(record, dict):
+        return None
+    path = str(record.get("path") or "")
+    if not os.path.isfile(path):
+        raise ResultError(
+            f"{name} was encoded with the checkpoint {path}, which is missing; pass that file (sha256 "
+            f"{str(record.get('sha256'))[:12]}…) with {opt('checkpoint')}"
+        )
+    return path

@@ -45,6 +45,7 @@ from rsgeo.metadata import (
     grid_from_metadata,
     grid_record,
     reading_metadata,
+    recorded_checkpoint,
     result_metadata,
     scene_metadata,
     stored_model,
@@ -255,16 +256,13 @@ def _answer_stored(
     return out
 
 
+
 def _with_stored_checkpoint(options: RunOptions, stored: dict[str, Any], name: str) -> RunOptions:
     """``options`` with the checkpoint the result recorded, when none is given (and no encoder)."""
-    record = stored.get(schema.MODEL_CHECKPOINT)
-    if options.checkpoint is not None or options.encoder is not None or not isinstance(record, dict):
+    if options.checkpoint is not None or options.encoder is not None:
         return options
-    path = str(record.get("path") or "")
-    if not os.path.isfile(path):
-        raise ResultError(
-            f"{name} was encoded with the checkpoint {path}, which is missing; pass that file (sha256 "
-            f"{str(record.get('sha256'))[:12]}…) with {opt('checkpoint')}"
-        )
+    path = recorded_checkpoint(stored, name)
+    if path is None:
+        return options
     logger.info("%s: loading the recorded checkpoint %s", name, path)
     return dataclasses.replace(options, checkpoint=path)

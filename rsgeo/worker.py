@@ -118,7 +118,10 @@ class Worker:
         if not isinstance(path, str):
             raise ValueError("the request has no 'path'")
         key = os.path.abspath(path)
-        result = rsgeo.open_result(key, device=request.get("device") or None)
+        result = rsgeo.open_result(
+            key, device=request.get("device") or None, checkpoint=request.get("checkpoint") or None,
+            cache_dir=request.get("cache_dir") or None,
+        )
         n = len(result.index)  # read the embeddings now, not on the first query
         self._results[key] = result
         return {"model_id": result.model_id, "tiles": n, "layers": result.layers}

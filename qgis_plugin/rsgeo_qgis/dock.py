@@ -199,7 +199,9 @@ class RsgeoDock(QgsDockWidget):
         self._say(tr("Starting rsgeo ({})…").format(backend.describe()))
         self.client.start()
         started = time.monotonic()
-        self.client.request("open", self._opened, path=self.path, device=self._device())
+        s = plugin_settings.load()
+        self.client.request("open", self._opened, path=self.path, device=self._device(),
+                            checkpoint=s.checkpoint or None, cache_dir=s.cache_dir or None)
         self.client.request("warm", lambda ok, r: self._warmed(ok, r, started), path=self.path)
         self.client.request("class_sets", self._got_class_sets)
         return True

@@ -166,7 +166,9 @@ class RsgeoDock(QgsDockWidget):
             w.setEnabled(on)
 
     def _say(self, text: str) -> None:
-        self.status.setText(text)
+        # Long paths wrap at their slashes (a zero-width space after each); the tooltip keeps the text whole.
+        self.status.setText(text.replace("/", "/\u200b"))
+        self.status.setToolTip(text)
 
     # -- opening a result -------------------------------------------------------------------
     def open_result(self, path: str) -> bool:
@@ -199,9 +201,10 @@ class RsgeoDock(QgsDockWidget):
         self._say(tr("Starting rsgeo ({})…").format(backend.describe()))
         self.client.start()
         started = time.monotonic()
-        s = plugin_settings.load()
+        s = plugin_settings.load()  # the settings' weights are the default model's
+        own = s.checkpoint if (meta.get("model") or {}).get("model_id") == s.model else ""
         self.client.request("open", self._opened, path=self.path, device=self._device(),
-                            checkpoint=s.checkpoint or None, cache_dir=s.cache_dir or None)
+                            checkpoint=own or None, cache_dir=s.cache_dir or None)
         self.client.request("warm", lambda ok, r: self._warmed(ok, r, started), path=self.path)
         self.client.request("class_sets", self._got_class_sets)
         return True
@@ -420,8 +423,17 @@ class RsgeoDock(QgsDockWidget):
         self.ask()
 
     def clear_examples(self) -> None:
+        """Forget the picked examples; the ranking follows (the query alone, or nothing)."""
         self.like, self.unlike = [], []
         self._update_examples()
+        if self.query.text().strip():
+            self.ask()
+            return
+        self.ranked = []
+        self.results.clear()
+        if self.search is not None:
+            self.search.set_values([], {"similarity": [], "rank": []})
+            self._apply_filter()
 
     def _update_examples(self) -> None:
         parts = []

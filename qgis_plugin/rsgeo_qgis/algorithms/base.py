@@ -35,7 +35,7 @@ from qgis.PyQt.QtCore import QCoreApplication
 from .. import settings as plugin_settings
 from ..backend import BackendError, find_backend
 from ..compat import FILE_BEHAVIOR_FILE, FILE_BEHAVIOR_FOLDER, FLAG_ADVANCED, NUMBER_DOUBLE, NUMBER_INTEGER, add_flag
-from ..layers import StyleFromGeoPackage, display_name
+from ..layers import StyleFromGeoPackage, display_name, reload_open_layers
 from ..definitions.lengths import Length
 from ..definitions.options import OPTIONS
 from ..resultfile import NotAResultError, changed_layers, check_result, feature_layers, layer_uri
@@ -269,6 +269,9 @@ class RsgeoAlgorithm(QgsProcessingAlgorithm):
     def postProcessAlgorithm(self, context: QgsProcessingContext,  # noqa: N802
                              feedback: QgsProcessingFeedback) -> dict[str, Any]:
         for name in self._layers:
+            if reload_open_layers(self._target, name):  # rewritten in place: the open layer shows the new answer
+                feedback.pushInfo(tr("{}: the open layer was reloaded").format(name))
+                continue
             uri = layer_uri(self._target, name)
             label = display_name(self._target, name)
             details = QgsProcessingContext.LayerDetails(label, context.project(), self.OUTPUT_LAYERS)

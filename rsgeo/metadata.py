@@ -55,7 +55,10 @@ def embeddings_record(meta: Mapping[str, Any]) -> schema.EmbeddingsRecord:
 def model_metadata(encoder: Encoder, checkpoint: str | None = None) -> dict[str, Any]:
     """The stored description of the model that made the embeddings (and the local ``checkpoint`` it loaded)."""
     return {
-        **({schema.MODEL_CHECKPOINT: checkpoint_record(checkpoint)} if checkpoint else {}),
+        **(
+            {schema.MODEL_CHECKPOINT: checkpoint_record(checkpoint, encoder.identity.weights_sha256)}
+            if checkpoint else {}
+        ),
         "model_id": encoder.identity.model_id,
         "weights_sha256": encoder.identity.weights_sha256,
         "embedding_dim": encoder.embedding_dim,
@@ -65,11 +68,14 @@ def model_metadata(encoder: Encoder, checkpoint: str | None = None) -> dict[str,
     }
 
 
-def checkpoint_record(path: str) -> dict[str, Any]:
-    """``{path, sha256}`` of a local weights file (the absolute path; the SHA-256 of its bytes)."""
+def checkpoint_record(path: str, weights_sha256: str | None = None) -> dict[str, Any]:
+    """``{path, sha256}`` of a local weights file (the absolute path; the SHA-256 of its bytes), or of a
+    folder (``rs-m-clip``'s: the SHA-256 of the weights file the encoder loaded from it)."""
     import hashlib
 
     real = os.path.realpath(os.path.expanduser(path))
+    if os.path.isdir(real):
+        return {"path": real, "sha256": weights_sha256}
     digest = hashlib.sha256()
     with open(real, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -153,7 +159,7 @@ def recorded_checkpoint(model: Mapping[str, Any], name: str) -> str | None:
     if not isinstance(record, dict):
         return None
     path = str(record.get("path") or "")
-    if not os.path.isfile(path):
+    if not os.path.exists(path):
         raise ResultError(
             f"{name} was encoded with the checkpoint {path}, which is missing; pass that file (sha256 "
             f"{str(record.get('sha256'))[:12]}…) with {opt('checkpoint')}"

@@ -250,11 +250,11 @@ class RsgeoAlgorithm(QgsProcessingAlgorithm):
         before = feature_layers(cmd.source)
         try:
             run(cmd, backend, feedback, keep_partial=self._keep_partial)
-        except RunCancelled as exc:
-            feedback.reportError(str(exc), True)
-            raise QgsProcessingException(str(exc)) from None
-        except RunError as exc:
-            raise QgsProcessingException(str(exc)) from None
+        except (RunCancelled, RunError) as exc:
+            # Reported here, once; the exception (which fails the run) carries no text of its own:
+            # Processing would print that again (qgis_process: to the message log, as ERROR, and on exit).
+            feedback.reportError(str(exc), False)
+            raise QgsProcessingException("") from None
         after = feature_layers(target)
         self._layers = self.layers_to_load(target, before, after)
         if not self._layers:

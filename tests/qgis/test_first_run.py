@@ -147,7 +147,8 @@ def test_qgis_process_prints_a_failing_runs_error_once(external, embedded: Path,
         f"[PythonPlugins]\nrsgeo_qgis=true\n[rsgeo]\npython={external}\nbackend=external\nmodel=test:hash\n")
     runtime = tmp_path / "runtime"
     runtime.mkdir(mode=0o700)
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    # A fresh process as a user starts it: none of this test session's QGIS or Python settings.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("QGIS", "PYTHON", "QT_", "VIRTUAL_ENV"))}
     env.update(HOME=str(home), XDG_RUNTIME_DIR=str(runtime), QT_QPA_PLATFORM="offscreen")
     done = subprocess.run(
         ["/usr/bin/qgis_process.bin", "run", "rsgeo:classify", "--", f"RESULT={embedded}", "CLASSES=a,b",

@@ -16,6 +16,7 @@ from qgis.PyQt.QtWidgets import QDockWidget
 
 iface = qgis.utils.iface
 OUT = os.environ["RSGEO_SHOT_OUT"]
+dialog = None  # the algorithm's dialog, kept alive until the screenshot
 LOG = os.environ["RSGEO_SHOT_LOG"]
 
 
@@ -38,7 +39,14 @@ class LogFeedback(QgsProcessingFeedback):
             self.lines.append(text)
 
 
+shot = False
+
+
 def shoot() -> None:
+    global shot
+    if shot:
+        return
+    shot = True
     for _ in range(30):
         QCoreApplication.processEvents()
     subprocess.run(["import", "-window", "root", OUT], check=False)
@@ -71,15 +79,25 @@ def start() -> None:
         f.write("\n".join(feedback.lines) + "\n")
     for _ in range(20):
         QCoreApplication.processEvents()
+    iface.layerTreeView().expandAll()  # the land-cover legend
+    root = QgsProject.instance().layerTreeRoot()
+    root.findLayer(scene.id()).setExpanded(False)
+    global dialog
+    try:
+        dialog = processing.createAlgorithmDialog("rsgeo:classify", {
+            "INPUT": scene, "BANDS": "3,2,1", "CLASSES": "water, forest, urban area, cropland"})
+        dialog.setGeometry(1050, 110, 540, 700)
+        dialog.show()
+        dialog.raise_()
+    except Exception as exc:  # noqa: BLE001 - the log says what happened
+        with open(LOG, "a", encoding="utf-8") as f:
+            f.write(f"dialog: {type(exc).__name__}: {exc}\n")
     canvas = iface.mapCanvas()
+    canvas.mapCanvasRefreshed.connect(lambda: QTimer.singleShot(3000, shoot))
     canvas.setExtent(scene.extent())
     canvas.refresh()
-    dialog = processing.createAlgorithmDialog("rsgeo:classify", {"INPUT": scene, "BANDS": "3,2,1",
-                                                                "CLASSES": "water, forest, urban area, cropland"})
-    dialog.setGeometry(1040, 120, 550, 640)
-    dialog.show()
-    QTimer.singleShot(5000, shoot)
+    QTimer.singleShot(60000, shoot)  # the map was not drawn within a minute: shoot anyway
 
 
 QTimer.singleShot(3000, start)
-QTimer.singleShot(600000, shoot)  # never hang
+QTimer.singleShot(1500000, shoot)  # never hang

@@ -86,7 +86,7 @@ def start() -> None:
     try:
         dialog = processing.createAlgorithmDialog("rsgeo:classify", {
             "INPUT": scene, "BANDS": "3,2,1", "CLASSES": "water, forest, urban area, cropland"})
-        dialog.setGeometry(1050, 110, 540, 700)
+        dialog.setGeometry(820, 110, 770, 660)
         dialog.show()
         dialog.raise_()
     except Exception as exc:  # noqa: BLE001 - the log says what happened

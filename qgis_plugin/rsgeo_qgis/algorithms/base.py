@@ -111,9 +111,7 @@ class RsgeoAlgorithm(QgsProcessingAlgorithm):
     def add_common_parameters(self) -> None:
         # Shown in the main dialog: the chip size decides how fine the answer is.
         self.addParameter(QgsProcessingParameterString(
-            "CHIP_SIZE", tr("Chip size, a length with its unit: metres (200m, 1.5km) or pixels (64px); "
-                            "empty: the ground size of the model's training images (about 200 m for rs-m-clip) "
-                            "in the scene's pixels"),
+            "CHIP_SIZE", tr("Chip size: metres (200m) or pixels (64px); empty: the model's training ground size"),
             optional=True))
         params = [
             QgsProcessingParameterString(

@@ -119,5 +119,6 @@ def _details(row: dict[str, Any]) -> None:
         print(f"  file          {f['file']}  sha256 {sha} ({f['checksum']})")
     print(f"  input         {row['input']}")
     print(f"  templates     {' | '.join(row['templates'])}")
+    print(f"  training      {row['training_scale']}")
     if row["notes"]:
         print(f"  notes         {row['notes']}")

@@ -33,7 +33,7 @@ def embed(
     options: RunOptions = RunOptions(),
     progress: ProgressCallback | None = None,
     cancel: CancelCheck | None = None,
-    command: str = "embed",
+    command: str | Sequence[str] = "embed",
 ) -> Path:
     """Encode every chip of ``scene`` once; write the tiles and their embeddings."""
     return run(scene, output, None, read=read, options=options, progress=progress, cancel=cancel, command=command)
@@ -52,7 +52,7 @@ def classify(
     options: RunOptions = RunOptions(),
     progress: ProgressCallback | None = None,
     cancel: CancelCheck | None = None,
-    command: str = "classify",
+    command: str | Sequence[str] = "classify",
 ) -> Path:
     """Zero-shot land cover: a ``landcover`` layer with one score per class."""
     choice = ClassChoice(
@@ -76,7 +76,7 @@ def query(
     options: RunOptions = RunOptions(),
     progress: ProgressCallback | None = None,
     cancel: CancelCheck | None = None,
-    command: str = "query",
+    command: str | Sequence[str] = "query",
 ) -> Path:
     """Free-text (and example) queries: one ``query_<slug>`` layer per query.
 

@@ -157,6 +157,7 @@ def plan_batch(
     *,
     read: ReadOptions,
     image_size: int,
+    training_extent_m: float | None = None,
     overwrite: bool = False,
     resume: bool = False,
 ) -> list[BatchScene]:
@@ -171,7 +172,7 @@ def plan_batch(
     plans = []
     for index, (scene, name) in enumerate(zip(scenes, scene_names(scenes))):
         with Scene(scene, read, stretch=no_stretch) as opened:
-            chips = len(opened.grid(image_size))
+            chips = len(opened.grid(image_size, training_extent_m))
         output = out_dir / f"{name}.gpkg"
         done = output.exists() and resume and not overwrite
         if output.exists() and not (resume or overwrite):
@@ -408,7 +409,7 @@ class Batch:
         encoder = options.load_encoder(options.model or _default_model())
         job = dataclasses.replace(job, options=dataclasses.replace(options, encoder=encoder))
         plans = plan_batch(scenes, job.output_dir, read=job.read, image_size=encoder.image_spec.size,
-                           overwrite=options.overwrite, resume=options.resume)
+                           training_extent_m=encoder.training_extent_m, overwrite=options.overwrite, resume=options.resume)
         return cls(job, plans, in_flight)
 
     def _encode(self, plan: BatchScene, progress: Callable[[int, int], None], cancel: Callable[[], bool]) -> Path:

@@ -57,6 +57,28 @@ class ChipSpec:
         return cls(size_px, max(1, int(round(size_px * (1.0 - overlap)))))
 
 
+#: Bounds of the default chip side in pixels of the scene: a chip below the lower one is an
+#: upsampled smudge to the model; above the upper one (4 x a 224 input) reading costs more
+#: than the model gains from the detail it then throws away.
+MIN_DEFAULT_CHIP_PX = 16
+MAX_DEFAULT_CHIP_PX = 896
+#: A run that gives fewer tiles than this warns, naming the chip size option.
+FEW_TILES = 16
+
+
+def default_chip_px(model_input: int, pixel_size_m: float, training_extent_m: float | None) -> int:
+    """The default chip side in pixels: the model's training ground extent in the scene's pixels.
+
+    ``training_extent_m / pixel_size_m`` rounded, clamped to
+    ``[MIN_DEFAULT_CHIP_PX, MAX_DEFAULT_CHIP_PX]``; the model's input size when
+    the extent (or the pixel size) is unknown.
+    """
+    if training_extent_m is None or not (pixel_size_m > 0 and math.isfinite(pixel_size_m)):
+        return model_input
+    pixels = round(training_extent_m / pixel_size_m)
+    return int(min(MAX_DEFAULT_CHIP_PX, max(MIN_DEFAULT_CHIP_PX, pixels)))
+
+
 def axis_offsets(length: int, size: int, stride: int) -> list[int]:
     """Chip start offsets along one axis (shift rule: last chip ends at the edge)."""
     if length <= size:

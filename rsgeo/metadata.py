@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Mapping
+import os
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
@@ -51,9 +52,13 @@ def embeddings_record(meta: Mapping[str, Any]) -> schema.EmbeddingsRecord:
     return schema.EmbeddingsRecord.from_dict(meta[schema.KEY_EMBEDDINGS])
 
 
-def model_metadata(encoder: Encoder) -> dict[str, Any]:
-    """The stored description of the model that made the embeddings."""
+def model_metadata(encoder: Encoder, checkpoint: str | None = None) -> dict[str, Any]:
+    """The stored description of the model that made the embeddings (and the local ``checkpoint`` it loaded)."""
     return {
+        **(
+            {schema.MODEL_CHECKPOINT: checkpoint_record(checkpoint, encoder.identity.weights_sha256)}
+            if checkpoint else {}
+        ),
         "model_id": encoder.identity.model_id,
         "weights_sha256": encoder.identity.weights_sha256,
         "embedding_dim": encoder.embedding_dim,
@@ -63,18 +68,40 @@ def model_metadata(encoder: Encoder) -> dict[str, Any]:
     }
 
 
-def run_metadata(command: str) -> dict[str, Any]:
-    """Who wrote the result, when, with which command."""
+def checkpoint_record(path: str, weights_sha256: str | None = None) -> dict[str, Any]:
+    """``{path, sha256}`` of a local weights file (the absolute path; the SHA-256 of its bytes), or of a
+    folder (``rs-m-clip``'s: the SHA-256 of the weights file the encoder loaded from it)."""
+    import hashlib
+
+    real = os.path.realpath(os.path.expanduser(path))
+    if os.path.isdir(real):
+        return {"path": real, "sha256": weights_sha256}
+    digest = hashlib.sha256()
+    with open(real, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return {"path": real, "sha256": digest.hexdigest()}
+
+
+def run_metadata(command: str | Sequence[str]) -> dict[str, Any]:
+    """Who wrote the result, when, with which command (an argv is kept as given, and joined)."""
+    import shlex
+
+    argv = None if isinstance(command, str) else [str(a) for a in command]
     return {
         "rsgeo_version": __version__,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "command": command,
+        "command": shlex.join(argv) if argv is not None else command,
+        **({schema.RUN_ARGV: argv} if argv is not None else {}),
     }
 
 
 def reading_metadata(bands: Any, stretch: Any, *, min_valid: float, gsd: float | None) -> dict[str, Any]:
     """How the pixels were read (:data:`~rsgeo.definitions.schema.KEY_READ`)."""
-    return {"bands": list(bands), "stretch": stretch.to_dict(), "min_valid": min_valid, "gsd": gsd}
+    return {
+        "bands": list(bands), "stretch": stretch.to_dict(), "min_valid": min_valid, "gsd": gsd,
+        schema.READ_ROUNDING: schema.ROUNDING_HALF_EVEN,
+    }
 
 
 def scene_metadata(identity: Mapping[str, Any], dataset: Any) -> dict[str, Any]:
@@ -92,14 +119,14 @@ def scene_metadata(identity: Mapping[str, Any], dataset: Any) -> dict[str, Any]:
 
 
 def result_metadata(
-    *, command: str, encoder: Encoder, scene: dict[str, Any], grid: dict[str, Any], read: dict[str, Any],
-    embedding_dtype: str,
+    *, command: str | Sequence[str], encoder: Encoder, scene: dict[str, Any], grid: dict[str, Any],
+    read: dict[str, Any], embedding_dtype: str, checkpoint: str | None = None,
 ) -> dict[str, Any]:
     """Everything but the layers of a new result's metadata, under the schema's keys."""
     return {
         schema.KEY_SCHEMA_VERSION: schema.SCHEMA_VERSION,
         schema.KEY_RUN: run_metadata(command),
-        schema.KEY_MODEL: model_metadata(encoder),
+        schema.KEY_MODEL: model_metadata(encoder, checkpoint),
         schema.KEY_SCENE: scene,
         schema.KEY_GRID: grid,
         schema.KEY_READ: read,
@@ -121,3 +148,20 @@ def stored_model(meta: Mapping[str, Any], name: str) -> dict[str, Any]:
     if not isinstance(model, dict) or "model_id" not in model:
         raise ResultError(f"{name} records no model; it is not a complete rsgeo result (encode the scene again)")
     return model
+
+
+def recorded_checkpoint(model: Mapping[str, Any], name: str) -> str | None:
+    """The local checkpoint a result's ``model`` record names (``None``: none was recorded);
+    :class:`ResultError` naming the file when it is gone."""
+    from rsgeo.errors import opt
+
+    record = model.get(schema.MODEL_CHECKPOINT)
+    if not isinstance(record, dict):
+        return None
+    path = str(record.get("path") or "")
+    if not os.path.exists(path):
+        raise ResultError(
+            f"{name} was encoded with the checkpoint {path}, which is missing; pass that file (sha256 "
+            f"{str(record.get('sha256'))[:12]}…) with {opt('checkpoint')}"
+        )
+    return path

@@ -16,6 +16,7 @@ import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from rsgeo.answers import LayerPlan, tiles_plan
 from rsgeo.definitions import schema
@@ -44,6 +45,7 @@ from rsgeo.metadata import (
     grid_from_metadata,
     grid_record,
     reading_metadata,
+    recorded_checkpoint,
     result_metadata,
     scene_metadata,
     stored_model,
@@ -67,7 +69,7 @@ def run(
     *,
     read: ReadOptions = ReadOptions(),
     options: RunOptions = RunOptions(),
-    command: str = "",
+    command: str | Sequence[str] = "",
     progress: ProgressCallback | None = None,
     cancel: CancelCheck | None = None,
 ) -> Path:
@@ -95,15 +97,21 @@ def _encode_scene(
     *,
     read: ReadOptions,
     options: RunOptions,
-    command: str,
+    command: str | Sequence[str],
     progress: ProgressCallback | None,
     cancel: CancelCheck | None,
 ) -> Path:
     check_output(output, overwrite=options.overwrite)
     with Scene(source, read) as scene:
         encoder = options.load_encoder(DEFAULT_MODEL)
-        grid = scene.grid(encoder.image_spec.size)
+        grid = scene.grid(encoder.image_spec.size, encoder.training_extent_m)
+        scene.warn_if_few_tiles(grid)
         read_meta = reading_metadata(scene.bands, scene.stretch, min_valid=read.min_valid, gsd=read.gsd)
+        if read.chip_size is None:  # the default chip: the model's training ground extent in this scene's pixels
+            read_meta["default_chip"] = {
+                "training_extent_m": encoder.training_extent_m, "pixel_size_m": scene.pixel_size_m,
+                "size_px": grid.spec.size_px,
+            }
         grid_meta = grid_record(grid, read.gsd).to_dict()
         scene_id = identify(source, scene.source)
         identity = {
@@ -131,7 +139,7 @@ def _encode_scene(
         scene_meta["sha256"] = content_sha256(source)  # None for a remote scene: its fingerprint identifies it
         metadata = result_metadata(
             command=command, encoder=encoder, scene=scene_meta, grid=grid_meta, read=read_meta,
-            embedding_dtype=options.embedding_dtype,
+            embedding_dtype=options.embedding_dtype, checkpoint=options.checkpoint,
         )
         plans = [tiles_plan(grid, journal)]
         for question in questions or ():
@@ -205,7 +213,7 @@ def _answer_stored(
     questions: Sequence[Question],
     *,
     options: RunOptions,
-    command: str,
+    command: str | Sequence[str],
 ) -> Path:
     metadata = read_metadata(source)
     stored = stored_model(metadata, source.name)
@@ -218,6 +226,7 @@ def _answer_stored(
     out = Path(output) if output is not None else source
     in_place = out.resolve() == source.resolve()
     check_output(out, overwrite=options.overwrite, in_place=in_place)
+    options = _with_stored_checkpoint(options, stored, source.name)
     encoder = options.load_encoder(stored.get("model_id") or DEFAULT_MODEL)
     if encoder.identity.weights_sha256 != stored.get("weights_sha256") and stored.get("weights_sha256"):
         raise ResultError(
@@ -245,3 +254,15 @@ def _answer_stored(
     finally:
         store.close()
     return out
+
+
+
+def _with_stored_checkpoint(options: RunOptions, stored: dict[str, Any], name: str) -> RunOptions:
+    """``options`` with the checkpoint the result recorded, when none is given (and no encoder)."""
+    if options.checkpoint is not None or options.encoder is not None:
+        return options
+    path = recorded_checkpoint(stored, name)
+    if path is None:
+        return options
+    logger.info("%s: loading the recorded checkpoint %s", name, path)
+    return dataclasses.replace(options, checkpoint=path)

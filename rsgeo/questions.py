@@ -93,6 +93,14 @@ class ClassChoice:
         """The class names, in order."""
         return list(self._loaded.names) if self._loaded is not None else list(self.classes or ())
 
+    @property
+    def colours(self) -> list[str]:
+        """An ``"r,g,b"`` per class, as the stored style colours them (the class set's legend,
+        else the conventional colour of the name, else the palette)."""
+        from rsgeo.definitions.colours import class_colours
+
+        return class_colours(self.names, self._loaded.colours if self._loaded is not None else None)
+
     def resolve(self, encoder: Encoder) -> ResolvedClasses:
         """Class names, their prompts for ``encoder`` and their unit text embeddings.
 

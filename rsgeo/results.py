@@ -31,7 +31,7 @@ from rsgeo.encoders.base import Encoder
 from rsgeo.errors import ResultError
 from rsgeo.gpkg import read_metadata
 from rsgeo.grid import ChipGrid
-from rsgeo.metadata import embeddings_record, grid_from_metadata, stored_model
+from rsgeo.metadata import embeddings_record, grid_from_metadata, recorded_checkpoint, stored_model
 from rsgeo.questions import ClassChoice, class_embeddings, query_vector_for
 from rsgeo.store import GpkgEmbeddings
 
@@ -172,8 +172,13 @@ def _search(sorted_ids: np.ndarray, t: int) -> int | None:
 class Result:
     """A result GeoPackage opened for questions (see the module docstring)."""
 
-    def __init__(self, path: str | os.PathLike[str], *, encoder: Encoder | None = None, device: str | None = None) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], *, encoder: Encoder | None = None, device: str | None = None,
+        checkpoint: str | None = None, cache_dir: str | None = None,
+    ) -> None:
         self.path = Path(path)
+        self._checkpoint = checkpoint
+        self._cache_dir = cache_dir
         self.metadata = read_metadata(self.path)
         if schema.KEY_EMBEDDINGS not in self.metadata:
             raise ResultError(f"{self.path.name} holds no embeddings; encode the scene with `rsgeo embed`")
@@ -196,7 +201,12 @@ class Result:
         if self._encoder is None:
             from rsgeo.zoo import load_encoder
 
-            self._encoder = load_encoder(self.model_id, device=self._device)
+            model = stored_model(self.metadata, self.path.name)
+            # The weights file the result recorded (a local --checkpoint), unless another is given.
+            checkpoint = self._checkpoint or recorded_checkpoint(model, self.path.name)
+            self._encoder = load_encoder(
+                self.model_id, device=self._device, checkpoint=checkpoint, cache_dir=self._cache_dir
+            )
         elif self._encoder.identity.model_id != self.model_id:
             raise ResultError(
                 f"{self.path.name} was encoded with {self.model_id!r}, not {self._encoder.identity.model_id!r}"
@@ -305,6 +315,10 @@ class Result:
         return self._frame(np.arange(n), cols)
 
 
-def open_result(path: str | os.PathLike[str], *, encoder: Encoder | None = None, device: str | None = None) -> Result:
-    """Open an rsgeo result GeoPackage for in-memory questions."""
-    return Result(path, encoder=encoder, device=device)
+def open_result(
+    path: str | os.PathLike[str], *, encoder: Encoder | None = None, device: str | None = None,
+    checkpoint: str | None = None, cache_dir: str | None = None,
+) -> Result:
+    """Open an rsgeo result GeoPackage for in-memory questions (``checkpoint``: local weights
+    instead of the recorded or published ones; ``cache_dir``: where downloaded weights are kept)."""
+    return Result(path, encoder=encoder, device=device, checkpoint=checkpoint, cache_dir=cache_dir)

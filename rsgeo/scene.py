@@ -27,8 +27,8 @@ from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
 from rsgeo.definitions.lengths import Length, LengthError
-from rsgeo.errors import NotGeoreferencedError, OptionError, SceneError, gdal_reason, opt
-from rsgeo.grid import ChipGrid, ChipSpec, apply_affine
+from rsgeo.errors import NotGeoreferencedError, OptionError, SceneError, gdal_reason, opt, spelt
+from rsgeo.grid import FEW_TILES, ChipGrid, ChipSpec, apply_affine, default_chip_px
 from rsgeo.sources import (
     SceneSource,
     remote_gdal_options,
@@ -297,10 +297,20 @@ class Scene:
             )
         return pixels
 
-    def chip_spec(self, model_input: int) -> ChipSpec:
-        """The chip size and stride in pixels of the (resampled) scene."""
+    def chip_spec(self, model_input: int, training_extent_m: float | None = None) -> ChipSpec:
+        """The chip size and stride in pixels of the (resampled) scene.
+
+        Without a chip size the model's training ground extent in this scene's
+        pixels (:func:`~rsgeo.grid.default_chip_px`; the model's input size when
+        the extent is unknown), at most the scene's longer side.
+        """
         opts = self.options
-        size = model_input if opts.chip_size is None else self._to_pixels(as_length(opts.chip_size, "chip_size"), opt("chip_size"))
+        if opts.chip_size is None:
+            size = default_chip_px(model_input, self.pixel_size_m, training_extent_m)
+            if training_extent_m is not None:
+                size = min(size, max(self.dataset.width, self.dataset.height))
+        else:
+            size = self._to_pixels(as_length(opts.chip_size, "chip_size"), opt("chip_size"))
         if opts.chip_size is not None and size > max(self.dataset.width, self.dataset.height):
             raise OptionError(
                 f"chip size {size} px is larger than the scene ({self.dataset.width} x {self.dataset.height} px); "
@@ -311,9 +321,18 @@ class Scene:
             return ChipSpec(size, stride)
         return ChipSpec.from_overlap(size, opts.overlap)
 
-    def grid(self, model_input: int) -> ChipGrid:
+    def grid(self, model_input: int, training_extent_m: float | None = None) -> ChipGrid:
         d = self.dataset
-        return ChipGrid(d.width, d.height, d.transform, self.chip_spec(model_input), crs=d.crs)
+        return ChipGrid(d.width, d.height, d.transform, self.chip_spec(model_input, training_extent_m), crs=d.crs)
+
+    def warn_if_few_tiles(self, grid: ChipGrid) -> None:
+        """Log one warning when ``grid`` has fewer than :data:`~rsgeo.grid.FEW_TILES` tiles."""
+        if len(grid) < FEW_TILES:
+            ground = grid.spec.size_px * self.pixel_size_m
+            logger.warning(spelt(
+                f"{self.name} gives only {len(grid)} tile{'' if len(grid) == 1 else 's'} of {grid.spec.size_px} px "
+                f"({ground:.0f} m); for a finer answer give a smaller {opt('chip_size')} (pixels, or metres such as 100m)"
+            ))
 
     # -- reading ------------------------------------------------------------
 

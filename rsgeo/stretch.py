@@ -64,6 +64,8 @@ class Stretch:
         out = (x - low) * (255.0 / span)
         np.nan_to_num(out, copy=False, nan=0.0, posinf=255.0, neginf=0.0)
         np.clip(out, 0.0, 255.0, out=out)
+        # To the nearest integer, halves to the even one (recorded as read.rounding): truncating
+        # would darken every band by half a level on average.
         return np.rint(out).astype(np.uint8)
 
 

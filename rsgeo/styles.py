@@ -6,19 +6,13 @@ the layer is opened, so results open styled in QGIS without the plugin.
 
 from __future__ import annotations
 
-import colorsys
 from collections.abc import Sequence
 from xml.sax.saxutils import escape, quoteattr
 
 import numpy as np
 
-# A qualitative palette (Tableau 10 + 10 lighter) for land-cover categories.
-_QUALITATIVE = [
-    "31,119,180", "255,127,14", "44,160,44", "214,39,40", "148,103,189",
-    "140,86,75", "227,119,194", "127,127,127", "188,189,34", "23,190,207",
-    "174,199,232", "255,187,120", "152,223,138", "255,152,150", "197,176,213",
-    "196,156,148", "247,182,210", "199,199,199", "219,219,141", "158,218,229",
-]
+from rsgeo.definitions.colours import LAYER_OPACITY, class_colours
+
 # Viridis at five stops, low → high similarity.
 _SEQUENTIAL = ["68,1,84", "59,82,139", "33,145,140", "94,201,98", "253,231,37"]
 
@@ -26,18 +20,9 @@ _HEADER = "<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>\n"
 
 
 def category_colours(names: Sequence[str], known: dict[str, str] | None = None) -> list[str]:
-    """An ``"r,g,b"`` colour per class: ``known`` colours first, then the palette."""
-    known = known or {}
-    out = []
-    for i, name in enumerate(names):
-        if name in known:
-            out.append(known[name])
-        elif i < len(_QUALITATIVE):
-            out.append(_QUALITATIVE[i])
-        else:
-            r, g, b = colorsys.hsv_to_rgb((i * 0.618034) % 1.0, 0.65, 0.9)
-            out.append(f"{int(r * 255)},{int(g * 255)},{int(b * 255)}")
-    return out
+    """An ``"r,g,b"`` colour per class: ``known`` colours first, then the conventional colour of a
+    recognisable name ("water", "forêt", "城市" …), then the palette (:mod:`rsgeo.definitions.colours`)."""
+    return class_colours(names, known)
 
 
 def _fill_symbol(name: str, rgb: str, opacity: float) -> str:
@@ -54,7 +39,7 @@ def _fill_symbol(name: str, rgb: str, opacity: float) -> str:
     )
 
 
-def categorized_qml(field: str, categories: Sequence[str], colours: Sequence[str], *, opacity: float = 0.75) -> str:
+def categorized_qml(field: str, categories: Sequence[str], colours: Sequence[str], *, opacity: float = LAYER_OPACITY) -> str:
     """A categorized renderer on ``field`` with one colour per category."""
     cats = "".join(
         f'<category render="true" symbol="{i}" value={quoteattr(c)} label={quoteattr(c)}/>'
@@ -70,7 +55,7 @@ def categorized_qml(field: str, categories: Sequence[str], colours: Sequence[str
     )
 
 
-def graduated_qml(field: str, values: np.ndarray, *, opacity: float = 0.8, classes: int = 5) -> str:
+def graduated_qml(field: str, values: np.ndarray, *, opacity: float = LAYER_OPACITY, classes: int = 5) -> str:
     """A graduated (quantile) colour renderer on ``field`` from the layer's values."""
     finite = values[np.isfinite(values)] if len(values) else values
     if len(finite) == 0:

@@ -118,7 +118,10 @@ class Worker:
         if not isinstance(path, str):
             raise ValueError("the request has no 'path'")
         key = os.path.abspath(path)
-        result = rsgeo.open_result(key, device=request.get("device") or None)
+        result = rsgeo.open_result(
+            key, device=request.get("device") or None, checkpoint=request.get("checkpoint") or None,
+            cache_dir=request.get("cache_dir") or None,
+        )
         n = len(result.index)  # read the embeddings now, not on the first query
         self._results[key] = result
         return {"model_id": result.model_id, "tiles": n, "layers": result.layers}
@@ -151,20 +154,22 @@ class Worker:
         classes = _strings(request.get("classes"), "classes")
         class_set = request.get("class_set") or None
         lang = request.get("lang") or None
-        if class_set:
-            from rsgeo.questions import ClassChoice  # the class set's own prompts and names
+        from rsgeo.questions import ClassChoice  # the class set's own prompts, names and colours
 
+        if class_set:
             frame = result.classify(class_set=str(class_set), lang=lang)
-            classes = ClassChoice(class_set=str(class_set), lang=lang).names
+            choice = ClassChoice(class_set=str(class_set), lang=lang)
         elif classes:
             frame = result.classify(classes, lang=lang)
+            choice = ClassChoice(classes=tuple(classes), lang=lang)
         else:
             raise ValueError("give 'classes' or a 'class_set'")
-        names = list(classes)
+        names = choice.names
         index = {name: i for i, name in enumerate(names)}
         top = np.asarray([index[str(c)] for c in frame["top_class"]], np.int32)
         return {
             "classes": names,
+            "colours": choice.colours,  # the stored style's colours: the panel's layer looks the same
             "tile_id": _b64(frame["tile_id"].to_numpy(), "int64"),
             "top": _b64(top, "int32"),
             "top_score": _b64(frame["top_score"].to_numpy(), "float32"),

@@ -21,6 +21,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from .definitions.options import SETTINGS_MENU_ITEM
 from .settings import PluginSettings
 
 ENV_VAR = "RSGEO_PYTHON"
@@ -253,6 +254,6 @@ def install_hint() -> str:
     return (
         "Install rsgeo into its own Python environment (not into QGIS's): "
         f"`{py} -m venv ~/rsgeo-env` then `{pip} install rsgeo`; the plugin finds {env_py} by itself, "
-        "or set its path in Plugins ▸ rsgeo ▸ Settings ▸ Python interpreter "
+        f"or set its path in Plugins ▸ rsgeo ▸ {SETTINGS_MENU_ITEM} ▸ Python interpreter "
         f"(or in the {ENV_VAR} environment variable)."
     )

@@ -33,6 +33,7 @@ NUMBER_DOUBLE = _pick("ProcessingNumberParameterType", "Double", QgsProcessingPa
 SOURCE_POINT = _pick("ProcessingSourceType", "VectorPoint", QgsProcessing, "TypeVectorPoint")
 SOURCE_POLYGON = _pick("ProcessingSourceType", "VectorPolygon", QgsProcessing, "TypeVectorPolygon")
 FILE_BEHAVIOR_FILE = _pick("ProcessingFileParameterBehavior", "File", QgsProcessingParameterFile, "File")
+FILE_BEHAVIOR_FOLDER = _pick("ProcessingFileParameterBehavior", "Folder", QgsProcessingParameterFile, "Folder")
 
 # Message levels (Qgis.MessageLevel exists since 3.x; the old Qgis.Info alias is deprecated).
 _levels = getattr(Qgis, "MessageLevel", Qgis)

@@ -38,6 +38,7 @@ from . import settings as plugin_settings
 from .backend import BackendError, find_backend
 from .layers import open_result_layer
 from .map_tools import TilePickTool
+from .definitions.colours import LAYER_OPACITY
 from .definitions.schema import KEY_EMBEDDINGS, KIND_LANDCOVER
 from .resultfile import NotAResultError, check_result, feature_layers, layer_records
 from .search_layers import TileLayer, landcover_renderer, similarity_renderer
@@ -46,7 +47,8 @@ from .worker_client import WorkerClient, decode_array
 #: Combo-box data: "layer:NAME" (stored layer), "set:NAME" (class set) or this (typed classes).
 CUSTOM = "custom:"
 #: The similarity layer lets the scene show through.
-SEARCH_OPACITY = 0.65
+#: The panel's layers are as transparent as the stored styles' symbols.
+SEARCH_OPACITY = LAYER_OPACITY
 
 
 def tr(text: str) -> str:
@@ -164,7 +166,9 @@ class RsgeoDock(QgsDockWidget):
             w.setEnabled(on)
 
     def _say(self, text: str) -> None:
-        self.status.setText(text)
+        # Long paths wrap at their slashes (a zero-width space after each); the tooltip keeps the text whole.
+        self.status.setText(text.replace("/", "/\u200b"))
+        self.status.setToolTip(text)
 
     # -- opening a result -------------------------------------------------------------------
     def open_result(self, path: str) -> bool:
@@ -197,7 +201,10 @@ class RsgeoDock(QgsDockWidget):
         self._say(tr("Starting rsgeo ({})…").format(backend.describe()))
         self.client.start()
         started = time.monotonic()
-        self.client.request("open", self._opened, path=self.path, device=self._device())
+        s = plugin_settings.load()  # the settings' weights are the default model's
+        own = s.checkpoint if (meta.get("model") or {}).get("model_id") == s.model else ""
+        self.client.request("open", self._opened, path=self.path, device=self._device(),
+                            checkpoint=own or None, cache_dir=s.cache_dir or None)
         self.client.request("warm", lambda ok, r: self._warmed(ok, r, started), path=self.path)
         self.client.request("class_sets", self._got_class_sets)
         return True
@@ -416,8 +423,17 @@ class RsgeoDock(QgsDockWidget):
         self.ask()
 
     def clear_examples(self) -> None:
+        """Forget the picked examples; the ranking follows (the query alone, or nothing)."""
         self.like, self.unlike = [], []
         self._update_examples()
+        if self.query.text().strip():
+            self.ask()
+            return
+        self.ranked = []
+        self.results.clear()
+        if self.search is not None:
+            self.search.set_values([], {"similarity": [], "rank": []})
+            self._apply_filter()
 
     def _update_examples(self) -> None:
         parts = []
@@ -475,7 +491,8 @@ class RsgeoDock(QgsDockWidget):
             self.landcover = TileLayer(self.path, "land cover", [("top_class", "String"), ("top_score", "Double")])
         layer = self._ensure_in_project(self.landcover)
         self.landcover.set_values(ids, {"top_class": top, "top_score": scores})
-        layer.setRenderer(landcover_renderer(names))
+        layer.setRenderer(landcover_renderer(names, result.get("colours")))
+        layer.setOpacity(LAYER_OPACITY)
         layer.setName(tr("rsgeo land cover: {}").format(label))
         layer.triggerRepaint()
         self._refresh_legend(layer)

@@ -39,6 +39,31 @@ def open_result_layer(path: str | Path, layer: str, name: str | None = None) -> 
     return lyr
 
 
+def reload_open_layers(path: str | Path, layer: str) -> list[QgsVectorLayer]:
+    """Reload the project's layers showing ``layer`` of ``path`` (a rerun rewrote it in place):
+    new features, the new stored style, repainted. Returns the layers reloaded."""
+    from qgis.core import QgsProviderRegistry  # noqa: PLC0415
+
+    target = (str(Path(path).resolve()), layer)
+    found = []
+    for lyr in QgsProject.instance().mapLayers().values():
+        if not isinstance(lyr, QgsVectorLayer) or lyr.providerType() != "ogr":
+            continue
+        parts = QgsProviderRegistry.instance().decodeUri("ogr", lyr.source())
+        try:
+            key = (str(Path(str(parts.get("path") or "")).resolve()), str(parts.get("layerName") or ""))
+        except OSError:
+            continue
+        if key == target:
+            lyr.dataProvider().reloadData()
+            lyr.reload()
+            apply_stored_style(lyr)
+            lyr.updateExtents()
+            lyr.triggerRepaint()
+            found.append(lyr)
+    return found
+
+
 def display_name(path: str | Path, layer: str) -> str:
     return f"{layer} ({Path(path).stem})"
 

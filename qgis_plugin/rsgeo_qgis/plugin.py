@@ -9,6 +9,7 @@ from qgis.PyQt.QtCore import QCoreApplication, Qt
 from qgis.PyQt.QtGui import QIcon
 from qgis.PyQt.QtWidgets import QAction
 
+from .definitions.options import SETTINGS_MENU_ITEM
 from .provider import ICON, RsgeoProvider
 
 MENU = "&rsgeo"
@@ -40,7 +41,7 @@ class RsgeoPlugin:
         dock_action = QAction(icon, tr("rsgeo search panel"), self.iface.mainWindow())
         dock_action.setCheckable(True)
         dock_action.toggled.connect(self.show_dock)
-        settings_action = QAction(tr("rsgeo settings…"), self.iface.mainWindow())
+        settings_action = QAction(tr(SETTINGS_MENU_ITEM), self.iface.mainWindow())
         settings_action.triggered.connect(self.show_settings)
         for action in (dock_action, settings_action):
             self.iface.addPluginToMenu(MENU, action)

@@ -181,6 +181,7 @@ class _EventHandler:
         self.error: str | None = None
         self.tail: list[str] = []
         self.last_progress = -1.0
+        self.first: tuple[float, float] | None = None  # (done, time) of the first progress seen
 
     def line(self, stream: str, text: str) -> None:
         if not text.strip():
@@ -194,9 +195,9 @@ class _EventHandler:
                 self.event(event)
                 return
         if text.startswith(("rsgeo: error:", "rsgeo: internal error:")):
-            # "rsgeo: error: MESSAGE" is rsgeo's one line for a user mistake; keep the MESSAGE.
+            # "rsgeo: error: MESSAGE" is rsgeo's one line for a user mistake; keep the MESSAGE. It is
+            # reported once, by the exception the run ends with (Processing shows that one anyway).
             self.error = text.removeprefix("rsgeo: error:").removeprefix("rsgeo: ").strip()
-            self.feedback.reportError(text, False)
             return
         self.tail = (self.tail + [text])[-20:]
         self.feedback.pushConsoleInfo(text)
@@ -208,7 +209,7 @@ class _EventHandler:
             done, total = event.get("done"), event.get("total")
             if isinstance(done, (int, float)) and isinstance(total, (int, float)) and total > 0:
                 self.progress(float(done), float(total))
-            if isinstance(message, str):
+            elif isinstance(message, str):
                 self.feedback.setProgressText(message)
         elif kind in ("warning", "error") and isinstance(message, str):
             self.feedback.reportError(message, False)
@@ -218,10 +219,35 @@ class _EventHandler:
             self.feedback.pushConsoleInfo(json.dumps(event))
 
     def progress(self, done: float, total: float) -> None:
+        now = time.monotonic()
+        if self.first is None:
+            self.first = (done, now)
         pct = max(0.0, min(100.0, 100.0 * done / total))
         if pct != self.last_progress:
             self.last_progress = pct
             self.feedback.setProgress(pct)
+            self.feedback.setProgressText(progress_text(done, total, self.first, now))
+
+
+def progress_text(done: float, total: float, first: tuple[float, float], now: float) -> str:
+    """``"1,234 / 5,000 chips, about 2 min left"``: the rate since the first progress seen (a resumed
+    run starts past 0), so the chips the journal already held do not make the estimate optimistic."""
+    text = f"{int(done):,} / {int(total):,} chips"
+    start_done, start_time = first
+    if done > start_done and now > start_time and done < total:
+        left = (total - done) * (now - start_time) / (done - start_done)
+        text += f", about {_duration(left)} left"
+    return text
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{max(1, round(seconds))} s"
+    if seconds < 3600:
+        minutes, secs = divmod(round(seconds), 60)
+        return f"{minutes} min {secs:02d} s" if minutes < 10 else f"{round(seconds / 60)} min"
+    hours, minutes = divmod(round(seconds / 60), 60)
+    return f"{hours} h {minutes:02d} min"
 
 
 def run_external(cmd: RsgeoCommand, backend: Backend, feedback: Feedback, *, keep_partial: bool = False) -> None:

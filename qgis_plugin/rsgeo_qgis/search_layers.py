@@ -24,10 +24,9 @@ from qgis.core import (
 from qgis.PyQt.QtGui import QColor
 
 from .compat import field_type
+from .definitions.colours import class_colours
 from .resultfile import TILES_LAYER, layer_uri
 
-# Tableau 10: the palette rsgeo's own land-cover styles start with.
-PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
 SIMILARITY_CLASSES = 7
 
 
@@ -107,9 +106,12 @@ def similarity_renderer(values: Sequence[float], *, classes: int = SIMILARITY_CL
     return renderer
 
 
-def landcover_renderer(classes: Sequence[str]) -> QgsCategorizedSymbolRenderer:
+def landcover_renderer(classes: Sequence[str], colours: Sequence[str] | None = None) -> QgsCategorizedSymbolRenderer:
+    """Categories on ``top_class`` in the stored style's colours (``colours`` as "r,g,b", from rsgeo,
+    else the shared definitions' conventional colours and palette)."""
+    rgb = list(colours) if colours and len(colours) == len(classes) else class_colours(classes)
     cats = []
-    for i, name in enumerate(classes):
-        color = QColor(PALETTE[i % len(PALETTE)]) if i < len(PALETTE) else QColor.fromHsvF((i * 0.618) % 1.0, 0.65, 0.9)
-        cats.append(QgsRendererCategory(name, _fill(color, outline=True), name))
+    for name, colour in zip(classes, rgb):
+        r, g, b = (int(v) for v in colour.split(","))
+        cats.append(QgsRendererCategory(name, _fill(QColor(r, g, b), outline=True), name))
     return QgsCategorizedSymbolRenderer("top_class", cats)

@@ -26,6 +26,10 @@ class PluginSettings:
     model: str = DEFAULT_MODEL
     device: str = "auto"
     top_k: int = 20
+    #: Local weights for the default model (``--checkpoint``: a file, or a folder for rs-m-clip); empty: download.
+    checkpoint: str = ""
+    #: Where downloaded weights are kept (``--cache-dir``); empty: the Hugging Face cache.
+    cache_dir: str = ""
 
     def with_(self, **changes: object) -> "PluginSettings":
         return replace(self, **changes)  # type: ignore[arg-type]
@@ -46,6 +50,8 @@ def load() -> PluginSettings:
         model=str(s.value(_PREFIX + "model", d.model) or d.model),
         device=device if device in DEVICES else d.device,
         top_k=max(1, top_k),
+        checkpoint=str(s.value(_PREFIX + "checkpoint", d.checkpoint) or ""),
+        cache_dir=str(s.value(_PREFIX + "cache_dir", d.cache_dir) or ""),
     )
 
 
@@ -56,3 +62,5 @@ def save(settings: PluginSettings) -> None:
     s.setValue(_PREFIX + "model", settings.model)
     s.setValue(_PREFIX + "device", settings.device)
     s.setValue(_PREFIX + "top_k", settings.top_k)
+    s.setValue(_PREFIX + "checkpoint", settings.checkpoint)
+    s.setValue(_PREFIX + "cache_dir", settings.cache_dir)

@@ -1,4 +1,5 @@
-"""Settings dialog: where rsgeo runs, the default model and device."""
+"""Settings dialog (Plugins ▸ rsgeo ▸ rsgeo settings…): where rsgeo runs, the default model, its
+local weights and cache folder, the device."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from qgis.PyQt.QtWidgets import (
 from . import settings as plugin_settings
 from .backend import ENV_VAR, BackendError, find_backend
 from .definitions.models import DEFAULT_MODEL
+from .definitions.options import OPTIONS
 
 
 def tr(text: str) -> str:
@@ -53,6 +55,19 @@ class SettingsDialog(QDialog):
         form.addRow(tr("Python interpreter"), self.python)
         self.model = QLineEdit(s.model, self)
         form.addRow(tr("Default model"), self.model)
+        self.checkpoint = QgsFileWidget(self)
+        self.checkpoint.setObjectName("checkpoint")
+        self.checkpoint.setFilePath(s.checkpoint)
+        self.checkpoint.setToolTip(tr(
+            "Weights downloaded by hand, for machines without internet: the model's file (RemoteCLIP .pt …), "
+            "or the folder of an open_clip model (rs-m-clip). Used with the default model. Empty: download."))
+        form.addRow(tr(OPTIONS["checkpoint"].label), self.checkpoint)
+        self.cache_dir = QgsFileWidget(self)
+        self.cache_dir.setObjectName("cache_dir")
+        self.cache_dir.setStorageMode(QgsFileWidget.StorageMode.GetDirectory)
+        self.cache_dir.setFilePath(s.cache_dir)
+        self.cache_dir.setToolTip(tr("Where downloaded weights are kept. Empty: the Hugging Face cache."))
+        form.addRow(tr(OPTIONS["cache_dir"].label), self.cache_dir)
         self.device = QComboBox(self)
         self.device.addItems(list(plugin_settings.DEVICES))
         self.device.setCurrentText(s.device)
@@ -78,7 +93,8 @@ class SettingsDialog(QDialog):
         return plugin_settings.PluginSettings(
             backend=str(self.backend.currentData()), python=self.python.filePath().strip(),
             model=self.model.text().strip() or DEFAULT_MODEL, device=self.device.currentText(),
-            top_k=self.top_k.value(),
+            top_k=self.top_k.value(), checkpoint=self.checkpoint.filePath().strip(),
+            cache_dir=self.cache_dir.filePath().strip(),
         )
 
     def check(self) -> None:

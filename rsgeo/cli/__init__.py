@@ -142,6 +142,7 @@ def run_command(
     batches. Returns the GeoPackage written, if the command writes one.
     """
     args = build_parser(RaisingParser).parse_args(list(argv))
+    args.argv = ["rsgeo", *argv]
     args.progress_callback = progress
     args.cancel_check = cancel
     args.embedded = True
@@ -160,6 +161,7 @@ def _main(argv: Sequence[str] | None) -> int:
     try:  # from the start: Ctrl-C while the parser is built is an interruption too
         signal.signal(signal.SIGTERM, _terminate)
         args = build_parser().parse_args(argv)
+        args.argv = ["rsgeo", *(sys.argv[1:] if argv is None else argv)]
         verbosity = getattr(args, "verbose", 0) - (1 if getattr(args, "quiet", False) else 0)
         _configure_logging(verbosity, getattr(args, "progress", None))
         target = _target(args)

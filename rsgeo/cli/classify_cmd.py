@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     out = classify(
         args.source, args.output, classes=classes, class_set=args.class_set, templates=templates or None,
         lang=args.lang, layer=args.layer, read=common.read_options(args), options=_options(args),
-        progress=bar, cancel=common.cancel_check(args), command="classify",
+        progress=bar, cancel=common.cancel_check(args), command=common.command_line(args),
     )
     return common.finish(args, bar, out)
 

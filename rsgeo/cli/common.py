@@ -17,7 +17,7 @@ def add_output_options(p: argparse.ArgumentParser, *, required: bool) -> None:
 
 def add_read_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("chips (ignored when the input is an encoded GeoPackage)")
-    g.add_argument("--chip-size", metavar="N|Nm", help="chip side in pixels (224) or metres (500m); default: the model's input size")
+    g.add_argument("--chip-size", metavar="N|Nm", help="chip side in pixels (224) or metres (500m); default: the ground side of the model's training images in the scene's pixels (16-896 px; `rsgeo models` lists the sides)")
     g.add_argument("--stride", metavar="N|Nm", help="step between chips in pixels or metres; default: the chip size (no overlap)")
     g.add_argument("--overlap", type=float, default=0.0, metavar="F", help="fraction of a chip shared with its neighbour, instead of --stride (default 0)")
     g.add_argument("--bands", metavar="R,G,B", help="1-based bands fed as red, green, blue (or one band as grey); default: the RGB bands")
@@ -112,6 +112,13 @@ def source_is_result(path: str | Path) -> bool:
     from rsgeo.sources import is_remote
 
     return not is_remote(path) and is_geopackage(path)
+
+
+def command_line(args: argparse.Namespace) -> list[str] | str:
+    """The command as invoked (``rsgeo classify scene.tif ...``), recorded as ``run.command``; the subcommand
+    when the arguments were parsed elsewhere."""
+    argv = getattr(args, "argv", None)
+    return [str(a) for a in argv] if argv else str(getattr(args, "command", ""))
 
 
 def finish(args: argparse.Namespace, bar: Any, output: Path) -> int:

@@ -27,5 +27,5 @@ def run(args: argparse.Namespace) -> int:
 
     bar = common.progress(args)
     out = embed(args.scene, args.output, read=common.read_options(args), options=common.run_options(args),
-                progress=bar, cancel=common.cancel_check(args), command="embed")
+                progress=bar, cancel=common.cancel_check(args), command=common.command_line(args))
     return common.finish(args, bar, out)

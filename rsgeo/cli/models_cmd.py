@@ -76,6 +76,10 @@ def model_rows(cache_dir: str | None = None) -> list[dict[str, Any]]:
                 "input": f"{m.image_spec.size} px, {m.image_spec.resize_mode}, {m.image_spec.interpolation}, "
                 f"mean {m.image_spec.mean}, std {m.image_spec.std}",
                 "templates": list(record_templates(m, "en")),
+                "training_scale": (
+                    f"{m.training_scale.extent_m:g} m per training image ({m.training_scale.source})"
+                    if m.training_scale else "unknown: the default chip is the input size in pixels"
+                ),
                 "extra": m.extra,
                 "notes": m.notes,
             }
@@ -115,5 +119,6 @@ def _details(row: dict[str, Any]) -> None:
         print(f"  file          {f['file']}  sha256 {sha} ({f['checksum']})")
     print(f"  input         {row['input']}")
     print(f"  templates     {' | '.join(row['templates'])}")
+    print(f"  training      {row['training_scale']}")
     if row["notes"]:
         print(f"  notes         {row['notes']}")

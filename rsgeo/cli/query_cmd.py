@@ -51,6 +51,6 @@ def run(args: argparse.Namespace) -> int:
     bar = common.progress(args)
     out = query(
         args.source, args.output, texts=texts, queries=specs, top_k=args.top_k, threshold=args.threshold,
-        read=common.read_options(args), options=common.run_options(args), progress=bar, cancel=common.cancel_check(args), command="query",
+        read=common.read_options(args), options=common.run_options(args), progress=bar, cancel=common.cancel_check(args), command=common.command_line(args),
     )
     return common.finish(args, bar, out)

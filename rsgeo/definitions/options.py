@@ -22,14 +22,21 @@ STYLES: tuple[Style, ...] = ("cli", "python", "qgis")
 class Option:
     """One user option: its Python name, command-line flag and QGIS label.
 
-    ``switch`` options take no value on the command line (``--overwrite``).
+    ``switch`` options take no value on the command line (``--overwrite``);
+    ``qgis_where`` says where a QGIS user finds a field that is not only in the
+    algorithm's dialog (messages then point there).
     """
 
     name: str
     flag: str
     label: str
     switch: bool = False
+    qgis_where: str = ""
 
+
+#: The plugin's settings dialog, as its menu names it (rsgeo_qgis/plugin.py).
+SETTINGS_MENU_ITEM = "rsgeo settings…"
+_SETTINGS = f"Plugins ▸ rsgeo ▸ {SETTINGS_MENU_ITEM}"
 
 OPTIONS: dict[str, Option] = {
     o.name: o
@@ -44,8 +51,8 @@ OPTIONS: dict[str, Option] = {
         Option("gsd", "--gsd", "Resample to GSD (m)"),
         Option("min_valid", "--min-valid", "Minimum valid fraction"),
         Option("model", "--model", "Model"),
-        Option("checkpoint", "--checkpoint", "Checkpoint (local weights)"),
-        Option("cache_dir", "--cache-dir", "Weights cache folder"),
+        Option("checkpoint", "--checkpoint", "Checkpoint (local weights)", qgis_where=f"the algorithm's field, or {_SETTINGS}"),
+        Option("cache_dir", "--cache-dir", "Weights cache folder", qgis_where=f"the algorithm's field, or {_SETTINGS}"),
         Option("device", "--device", "Device"),
         Option("precision", "--precision", "Precision"),
         Option("batch_size", "--batch-size", "Batch size"),
@@ -94,7 +101,8 @@ def spell(name: str, value: str | None, style: Style) -> str:
         if value is None:
             return f"{o.name}=True" if o.switch else f"`{o.name}`"
         return f"{o.name}={value.strip(chr(34))!r}"
-    return f"‘{o.label}’" if value is None else f"‘{o.label}’ = {value}"
+    where = f" (in {o.qgis_where})" if o.qgis_where else ""
+    return f"‘{o.label}’{where}" if value is None else f"‘{o.label}’ = {value}{where}"
 
 
 def render(text: str, style: Style) -> str:

@@ -286,3 +286,16 @@ REPORT_MARKDOWN = "report.md"
 REPORT_FIGURE = "confusion_matrix.png"
 #: Version of report.json's layout.
 REPORT_VERSION = 1
+
+# -- reproducibility (issue 18) -------------------------------------------------------------
+
+#: ``read.rounding``: how a stretch turns scaled values into 8 bits (``numpy.rint``: to the
+#: nearest integer, halves to the even one, after clipping to 0..255).
+READ_ROUNDING = "rounding"
+ROUNDING_HALF_EVEN = "half-to-even"
+#: ``read.default_chip``: ``{training_extent_m, pixel_size_m, size_px}`` when no chip size was given.
+READ_DEFAULT_CHIP = "default_chip"
+#: ``model.checkpoint``: ``{path, sha256}`` of the local weights file a run loaded (``--checkpoint``).
+MODEL_CHECKPOINT = "checkpoint"
+#: ``run.argv``: the command line as given (``run.command`` is it joined, shell-quoted).
+RUN_ARGV = "argv"

@@ -55,8 +55,9 @@ class Encoder(Protocol):
     rsgeo may tailor to it (:class:`EncoderBase` gives the defaults):
     ``channels_first`` and ``empty_batch`` (the batch memory layout it eats
     without a copy, and buffers for the reader to fill, pinned on CUDA),
-    ``templates`` (its authors' prompt templates, or ``None``) and
-    ``languages`` (what its text tower reads).
+    ``templates`` (its authors' prompt templates, or ``None``),
+    ``languages`` (what its text tower reads) and ``training_extent_m`` (the
+    ground side of its training images, from which the default chip follows).
     """
 
     identity: EncoderIdentity
@@ -70,6 +71,9 @@ class Encoder(Protocol):
     channels_first: bool
     #: The model's own prompt templates per language, or ``None`` (the registry's or generic ones).
     templates: TemplatesFor | None
+    #: Ground side (metres) of a typical training image, or ``None`` when unknown: the default
+    #: chip is then this extent in the scene's pixels (:func:`rsgeo.grid.default_chip_px`).
+    training_extent_m: float | None
 
     def empty_batch(self, n: int, size: int) -> np.ndarray:
         """An uninitialised ``uint8`` ``(n, size, size, 3)`` batch, laid out as ``channels_first`` says."""
@@ -105,6 +109,7 @@ class EncoderBase:
     languages: tuple[str, ...] | None = None
     channels_first: bool = False
     templates: TemplatesFor | None = None
+    training_extent_m: float | None = None
 
     def empty_batch(self, n: int, size: int) -> np.ndarray:
         return empty_chips(n, size, self.channels_first)

@@ -163,6 +163,7 @@ def load_record(
     else:  # pragma: no cover - the Loader literal lists every kind
         raise ModelError(f"model {record.name} has unknown loader {record.loader!r}")
     encoder.templates = functools.partial(record_templates, record)
+    encoder.training_extent_m = record.training_scale.extent_m if record.training_scale else None
     # Provenance stored with results: which revision of the published files.
     encoder.identity = dataclasses.replace(
         encoder.identity,

@@ -57,6 +57,36 @@ class WeightsFile:
 
 
 @dataclass(frozen=True)
+class TrainingScale:
+    """The ground side of a typical training image of a model, and where that figure comes from.
+
+    ``extent_m`` is an estimate from the published image sizes and pixel sizes of
+    the training datasets (``source`` names them); the default chip of a scene is
+    this side in the scene's pixels (:func:`rsgeo.grid.default_chip_px`).
+    """
+
+    extent_m: float
+    source: str
+
+
+# Published image size x pixel size of the datasets these models were trained on:
+#   UC Merced (Yang & Newsam, 2010; UCM-Captions, Qu et al., 2016): 256 px at 0.3 m (1 ft) = 78 m;
+#   Sydney-Captions (Qu et al., 2016): 500 px at 0.5 m = 250 m;
+#   RSICD (Lu et al., 2018, IEEE TGRS 56(4)): 224 px from Google Earth, Baidu Map, MapABC and
+#     Tianditu, pixel size not fixed (mostly sub-metre to a few metres, i.e. about 100-500 m);
+#   RSITMD (Yuan et al., 2022, IEEE TGRS 60): 256 px, taken from RSICD-like Google Earth scenes;
+#   NWPU-RESISC45 / NWPU-Captions (Cheng et al., 2017; 2022): 256 px at 0.2-30 m, most below 2 m;
+#   RemoteCLIP's detection and segmentation sets (DOTA, DIOR, iSAID, LoveDA, Potsdam ...): sub-metre
+#     aerial and satellite images, 512-1024 px, i.e. about 100-500 m (Liu et al., 2024, TGRS 62, Table I);
+#   BigEarthNet in RS5M (Sumbul et al., 2019): 120 px at 10 m = 1.2 km; fMoW / Million-AID: varied.
+_CAPTION_SETS = TrainingScale(
+    200.0,
+    "estimate from RSICD (224 px, ~0.5-2 m), RSITMD (256 px), UCM-Captions (256 px x 0.3 m = 78 m), "
+    "Sydney-Captions (500 px x 0.5 m = 250 m), NWPU-Captions (256 px, mostly < 2 m)",
+)
+
+
+@dataclass(frozen=True)
 class ModelRecord:
     """Everything rsgeo knows about one published model.
 
@@ -78,6 +108,8 @@ class ModelRecord:
         verified: ``True`` only when the checksums were re-computed from a
             download by rsgeo's maintainers.
         extra: The pip extra the loader needs (``transformers``), if any.
+        training_scale: The ground side of its training images (:class:`TrainingScale`),
+            or ``None`` (then the default chip is the model's input size in pixels).
     """
 
     name: str
@@ -94,6 +126,7 @@ class ModelRecord:
     extra: str | None = None
     notes: str = ""
     aliases: tuple[str, ...] = field(default=())
+    training_scale: TrainingScale | None = None
 
     @property
     def weights(self) -> WeightsFile:
@@ -140,6 +173,11 @@ def _remoteclip(arch: str, sha256: str, size: int) -> ModelRecord:
         languages=("en",),
         reference="https://github.com/ChenDelong1999/RemoteCLIP",
         notes="loaded as the README does: open_clip.create_model(arch) + the state dict, strictly",
+        training_scale=TrainingScale(
+            200.0,
+            "estimate from RemoteCLIP's data (Liu et al., 2024, arXiv:2306.11029): RSICD, RSITMD, UCM (78 m) and "
+            "sub-metre detection/segmentation images of 512-1024 px (DOTA, DIOR, iSAID, LoveDA ...), ~100-500 m",
+        ),
     )
 
 
@@ -167,6 +205,9 @@ MODELS: tuple[ModelRecord, ...] = (
         text_config="xlm-roberta-base",
         reference="https://huggingface.co/joaodaniel/RS-M-CLIP",
         notes="default model; the text tower's config is rsgeo's copy of xlm-roberta-base",
+        # Silva et al. (2024, arXiv:2410.23370) assembled existing English caption sets of the
+        # RSICD / RSITMD / UCM kind and machine-translated them into nine more languages.
+        training_scale=_CAPTION_SETS,
     ),
     _remoteclip(
         "RN50", "11657d33a87fc197e19a7654a76a632415ebea42feb8a61025ef389f8990c0f9", 408397807
@@ -192,6 +233,11 @@ MODELS: tuple[ModelRecord, ...] = (
             "no published checksum found; the README loads it with strict=False, "
             "rsgeo loads strictly and fails loudly if a key is missing"
         ),
+        training_scale=TrainingScale(
+            300.0,
+            "estimate from RS5M (Zhang et al., 2024, arXiv:2306.11300): LAION-filtered aerial photos and captioned RS sets "
+            "(Million-AID, fMoW: varied; BigEarthNet: 120 px x 10 m = 1.2 km); most sub-metre, a few km at most",
+        ),
     ),
     ModelRecord(
         name="skyclip-vit-b-32",
@@ -211,6 +257,11 @@ MODELS: tuple[ModelRecord, ...] = (
         languages=("en",),
         reference="https://github.com/wangzhecheng/SkyScript",
         notes="not on the Hugging Face hub: a zip on S3 holding an open_clip training checkpoint",
+        training_scale=TrainingScale(
+            200.0,
+            "estimate from SkyScript (Wang et al., AAAI 2024): Google Earth Engine images of OpenStreetMap "
+            "objects at 0.1-30 m, cut to the object's scale (most sub-metre to a few metres, a few hundred px)",
+        ),
     ),
     ModelRecord(
         name="clip-rsicd-v2",
@@ -235,6 +286,8 @@ MODELS: tuple[ModelRecord, ...] = (
         reference="https://huggingface.co/flax-community/clip-rsicd-v2",
         extra="transformers",
         notes="revision not pinned (follows main)",
+        # Its model card: fine-tuned on RSICD, UCM and Sydney captions.
+        training_scale=_CAPTION_SETS,
     ),
     ModelRecord(
         name="openai-vit-b-32",

@@ -34,8 +34,8 @@ from qgis.PyQt.QtCore import QCoreApplication
 
 from .. import settings as plugin_settings
 from ..backend import BackendError, find_backend
-from ..compat import FILE_BEHAVIOR_FILE, FLAG_ADVANCED, NUMBER_DOUBLE, NUMBER_INTEGER, add_flag
-from ..layers import StyleFromGeoPackage, display_name
+from ..compat import FILE_BEHAVIOR_FILE, FILE_BEHAVIOR_FOLDER, FLAG_ADVANCED, NUMBER_DOUBLE, NUMBER_INTEGER, add_flag
+from ..layers import StyleFromGeoPackage, display_name, reload_open_layers
 from ..definitions.lengths import Length
 from ..definitions.options import OPTIONS
 from ..resultfile import NotAResultError, changed_layers, check_result, feature_layers, layer_uri
@@ -109,13 +109,23 @@ class RsgeoAlgorithm(QgsProcessingAlgorithm):
         self.addOutput(QgsProcessingOutputString(self.LAYER_NAMES, tr("Result layer names (comma separated)")))
 
     def add_common_parameters(self) -> None:
+        # Shown in the main dialog: the chip size decides how fine the answer is.
+        self.addParameter(QgsProcessingParameterString(
+            "CHIP_SIZE", tr("Chip size: metres (200m) or pixels (64px); empty: the model's training ground size"),
+            optional=True))
         params = [
             QgsProcessingParameterString(
                 "MODEL", tr("Model: rs-m-clip, a registered name, arch:ARCH, local-dir:PATH, test:hash "
                             "(empty: the plugin's default for a scene, the stored model for a GeoPackage)"),
                 optional=True),
-            QgsProcessingParameterString("CHIP_SIZE", tr("Chip size: pixels (224) or metres (500m); empty: the model's"),
-                                         optional=True),
+            QgsProcessingParameterFile(
+                "CHECKPOINT", tr("{}: a weights file, or an open_clip folder (empty: the one in rsgeo settings…, "
+                                 "else download)").format(OPTIONS["checkpoint"].label),
+                behavior=FILE_BEHAVIOR_FILE, optional=True),
+            QgsProcessingParameterFile(
+                "CACHE_DIR", tr("{} (empty: the one in rsgeo settings…, else the Hugging Face cache)").format(
+                    OPTIONS["cache_dir"].label),
+                behavior=FILE_BEHAVIOR_FOLDER, optional=True),
             QgsProcessingParameterString("STRIDE", tr("Stride: pixels or metres; empty: the chip size"), optional=True),
             QgsProcessingParameterString("BANDS", tr("Bands fed as R,G,B (1-based, e.g. 4,3,2); empty: the RGB bands"),
                                          optional=True),
@@ -153,14 +163,21 @@ class RsgeoAlgorithm(QgsProcessingAlgorithm):
         bands = text("BANDS")
         if bands is not None and not re.fullmatch(r"\d+(,\d+)*", bands.replace(" ", "")):
             raise QgsProcessingException(tr("Bands: give 1-based band numbers like 4,3,2, got {!r}").format(bands))
+        settings = plugin_settings.load()
         model = text("MODEL")
         if model is None and not is_result:
-            model = plugin_settings.load().model
+            model = settings.model
+        checkpoint = self.parameterAsFile(parameters, "CHECKPOINT", context).strip() if given("CHECKPOINT") else ""
+        if not checkpoint and settings.checkpoint and model == settings.model:
+            checkpoint = settings.checkpoint  # the settings' weights are the default model's
+        cache_dir = self.parameterAsFile(parameters, "CACHE_DIR", context).strip() if given("CACHE_DIR") else ""
         device = DEVICES[self.parameterAsEnum(parameters, "DEVICE", context)]
         if device == "auto":
             device = plugin_settings.load().device
         return {
             "model": model,
+            "checkpoint": checkpoint or None,
+            "cache_dir": cache_dir or settings.cache_dir or None,
             "chip_size": text("CHIP_SIZE"),
             "stride": text("STRIDE"),
             "bands": bands.replace(" ", "") if bands else None,
@@ -231,11 +248,11 @@ class RsgeoAlgorithm(QgsProcessingAlgorithm):
         before = feature_layers(cmd.source)
         try:
             run(cmd, backend, feedback, keep_partial=self._keep_partial)
-        except RunCancelled as exc:
-            feedback.reportError(str(exc), True)
-            raise QgsProcessingException(str(exc)) from None
-        except RunError as exc:
-            raise QgsProcessingException(str(exc)) from None
+        except (RunCancelled, RunError) as exc:
+            # Reported here, once; the exception (which fails the run) carries no text of its own:
+            # Processing would print that again (qgis_process: to the message log, as ERROR, and on exit).
+            feedback.reportError(str(exc), False)
+            raise QgsProcessingException("") from None
         after = feature_layers(target)
         self._layers = self.layers_to_load(target, before, after)
         if not self._layers:
@@ -250,6 +267,9 @@ class RsgeoAlgorithm(QgsProcessingAlgorithm):
     def postProcessAlgorithm(self, context: QgsProcessingContext,  # noqa: N802
                              feedback: QgsProcessingFeedback) -> dict[str, Any]:
         for name in self._layers:
+            if reload_open_layers(self._target, name):  # rewritten in place: the open layer shows the new answer
+                feedback.pushInfo(tr("{}: the open layer was reloaded").format(name))
+                continue
             uri = layer_uri(self._target, name)
             label = display_name(self._target, name)
             details = QgsProcessingContext.LayerDetails(label, context.project(), self.OUTPUT_LAYERS)

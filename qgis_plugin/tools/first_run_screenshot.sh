@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Make docs/img/qgis-first-run.png: the QGIS desktop under Xvfb after a first "Classify land cover"
+# run with the default chip size on a real Landsat scene, the algorithm's dialog open beside it.
+#
+#   RSGEO_PYTHON=/path/to/python-with-rsgeo qgis_plugin/tools/first_run_screenshot.sh [OUT.png]
+#
+# Needs Debian's QGIS, xvfb and imagemagick (apt-get install qgis python3-qgis xvfb xauth imagemagick).
+# No pretrained weights can be downloaded where this was made: the run uses the registered model
+# georsclip-vit-b-32 (its record has a training scale, 300 m) with a *randomly initialised*
+# checkpoint of its architecture, set as the offline weights in rsgeo settings. The picture shows
+# the workflow (default chip from the scene's pixel size, WorldCover colours), not model quality.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+OUT="${1:-$ROOT/docs/img/qgis-first-run.png}"
+DATA="${RSGEO_SHARED_DATA:-$ROOT/../shared/data}"
+RSGEO_PYTHON="${RSGEO_PYTHON:-$ROOT/.venv/bin/python}"
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/rsgeo-first-run.XXXXXX")"
+trap 'rm -rf "$WORK"' EXIT
+
+# Offline weights: a random state dict of GeoRSCLIP's architecture, in its published file format.
+env -u PYTHONPATH "$RSGEO_PYTHON" - "$WORK/RS5M_ViT-B-32.pt" <<'PY'
+import sys, torch, open_clip
+torch.manual_seed(0)
+torch.save(open_clip.create_model("ViT-B-32-quickgelu").state_dict(), sys.argv[1])
+PY
+
+PROFILE="$WORK/profiles/profiles/default"
+mkdir -p "$PROFILE/python/plugins" "$PROFILE/QGIS"
+cp -r "$ROOT/qgis_plugin/rsgeo_qgis" "$PROFILE/python/plugins/"
+rm -f "$PROFILE/python/plugins/rsgeo_qgis/definitions"
+cp -r "$ROOT/rsgeo/definitions" "$PROFILE/python/plugins/rsgeo_qgis/definitions"
+cat > "$PROFILE/QGIS/QGIS3.ini" <<INI
+[PythonPlugins]
+rsgeo_qgis=true
+
+[qgis]
+checkVersion=false
+showTips322=false
+showTips=false
+newProjectDefault=false
+
+[rsgeo]
+python=$RSGEO_PYTHON
+backend=external
+model=georsclip-vit-b-32
+checkpoint=$WORK/RS5M_ViT-B-32.pt
+INI
+
+export RSGEO_SHOT_SCENE="$DATA/L7_ETMs.tif" RSGEO_SHOT_OUTPUT="$WORK/L7_ETMs.gpkg" RSGEO_SHOT_OUT="$OUT"
+export RSGEO_SHOT_LOG="$WORK/run.log"
+export XDG_RUNTIME_DIR="$WORK/runtime"
+mkdir -m 700 "$XDG_RUNTIME_DIR"
+unset QT_QPA_PLATFORM PYTHONPATH
+xvfb-run -a -s "-screen 0 1600x1000x24" \
+    qgis --nologo --noversioncheck --profiles-path "$WORK/profiles" \
+    --code "$ROOT/qgis_plugin/tools/first_run_startup.py" >"$WORK/qgis.log" 2>&1 || true
+cat "$RSGEO_SHOT_LOG" 2>/dev/null || true
+if [ ! -s "$OUT" ]; then
+    echo "screenshot: no image written; QGIS log:" >&2
+    tail -40 "$WORK/qgis.log" >&2
+    exit 1
+fi
+echo "$OUT"

@@ -25,6 +25,7 @@ COMMANDS = [
     "rsgeo.cli.batch_cmd",
     "rsgeo.cli.models_cmd",
     "rsgeo.cli.eval_cmd",
+    "rsgeo.cli.refine_cmd",
 ]
 
 EXIT_USAGE = 2

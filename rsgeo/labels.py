@@ -74,14 +74,14 @@ class Labels:
         return out
 
 
-def labels_from_tiles(tile_ids: Sequence[int], values: Sequence[str], stored: Sequence[int] | None = None,
+def labels_from_tiles(tile_ids: Sequence[int], values: Sequence[str], stored: Sequence[int] | np.ndarray | None = None,
                       source: str = "") -> Labels:
     """Labels given directly by tile id (``stored``: the ids that have an embedding)."""
     return _collect(np.asarray(tile_ids, np.int64), [str(v) for v in values], stored, source, len(values))
 
 
 def read_labels(path: str | os.PathLike[str], grid: ChipGrid, *, field: str, layer: str | None = None,
-                stored: Sequence[int] | None = None) -> Labels:
+                stored: Sequence[int] | np.ndarray | None = None) -> Labels:
     """Labels of ``field`` in ``layer`` of the vector file ``path``, on the chips of ``grid``."""
     import pyogrio
 
@@ -120,7 +120,8 @@ def read_labels(path: str | os.PathLike[str], grid: ChipGrid, *, field: str, lay
         logger.warning("%s has no CRS; its coordinates are taken to be in the scene's", source)
     elif grid.crs is not None:
         frame = frame.to_crs(grid.crs.to_wkt())
-    ids_per_feature = [_chips_under(grid, geom) for geom in frame.geometry]
+    footprint = _footprint(grid)
+    ids_per_feature = [_chips_under(grid, geom, footprint) for geom in frame.geometry]
     counts = [len(i) for i in ids_per_feature]
     ids = np.concatenate([np.asarray(i, np.int64) for i in ids_per_feature]) if ids_per_feature else np.zeros(0, np.int64)
     per_chip = [v for v, c in zip(values, counts) for _ in range(c)]
@@ -134,12 +135,23 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-def _chips_under(grid: ChipGrid, geom: Any) -> list[int]:
+def _footprint(grid: ChipGrid) -> Any:
+    """The raster's outline in its CRS (a parallelogram for a rotated grid)."""
+    import shapely
+
+    t = grid.transform
+    corners = [(0, 0), (grid.width, 0), (grid.width, grid.height), (0, grid.height)]
+    return shapely.Polygon([(t.a * c + t.b * r + t.c, t.d * c + t.e * r + t.f) for c, r in corners])
+
+
+def _chips_under(grid: ChipGrid, geom: Any, footprint: Any) -> list[int]:
     import shapely
 
     from rsgeo.locate import tiles_at
 
-    if geom is None or geom.is_empty:
+    if geom is None or geom.is_empty or not np.isfinite(shapely.get_coordinates(geom)).all():
+        return []  # empty, or beyond the scene CRS's area of use (reprojected to infinity)
+    if not geom.intersects(footprint):
         return []
     hit = tiles_at(grid, geom)
     if geom.geom_type in ("Point", "MultiPoint") or not hit:
@@ -152,30 +164,29 @@ def _chips_under(grid: ChipGrid, geom: Any) -> list[int]:
     return tiles_at(grid, geom.representative_point())[:1]
 
 
-def _collect(ids: np.ndarray, values: list[str], stored: Sequence[int] | None, source: str, n_features: int,
+def _collect(ids: np.ndarray, values: list[str], stored: Sequence[int] | np.ndarray | None, source: str, n_features: int,
              features_missed: int = 0) -> Labels:
     by_tile: dict[int, str] = {}
     conflicted: set[int] = set()
-    stored_set = set(int(t) for t in stored) if stored is not None else None
-    off = 0
-    for t, v in zip(ids.tolist(), values):
-        if stored_set is not None and t not in stored_set:
-            off += 1
+    on_chip = np.isin(ids, np.asarray(stored, np.int64)) if stored is not None else np.ones(len(ids), bool)
+    off = int(np.sum(~on_chip))
+    for t, v, ok in zip(ids.tolist(), values, on_chip.tolist()):
+        if not ok:
             continue
         if t in by_tile and by_tile[t] != v:
             conflicted.add(t)
         by_tile.setdefault(t, v)
     for t in conflicted:
         del by_tile[t]
-    if features_missed or off:
-        logger.warning("%s: %d of %d labels lie on no encoded chip (outside the scene or on nodata) and were left out",
-                       source, features_missed + off, n_features)
-    if conflicted:
-        logger.warning("%s: %d chips were given two different labels and were left out", source, len(conflicted))
     if not by_tile:
         raise OptionError(
             f"none of the {n_features} labels in {source} lies on an encoded chip of the scene; check that they "
             "cover the scene (and that the file's CRS is set right)"
         )
+    if features_missed or off:
+        logger.warning("%s: %d of %d labels lie on no encoded chip (outside the scene or on nodata) and were left out",
+                       source, features_missed + off, n_features)
+    if conflicted:
+        logger.warning("%s: %d chips were given two different labels and were left out", source, len(conflicted))
     tiles = sorted(by_tile)
     return Labels(np.asarray(tiles, np.int64), tuple(by_tile[t] for t in tiles), source)

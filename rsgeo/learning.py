@@ -226,7 +226,9 @@ def query_with_labels(result: PathLike, *, texts: Sequence[str] = (), labels: La
     session.label(no, False)
     vector = session.refit()
     taken = res.layers
-    name = check_layer_name(query_layer_name(spec, taken) if layer is None else layer)
+    if layer is None:  # named by the texts (the labels' tile ids are in the metadata)
+        layer = query_layer_name(QuerySpec(tuple(texts)), taken) + "_refit" if texts else "query_labels"
+    name = check_layer_name(layer)
     emb = res.metadata[schema.KEY_EMBEDDINGS]
     store = GpkgEmbeddings(res.path, dim=int(emb["dim"]), dtype=str(emb["dtype"]))
     try:

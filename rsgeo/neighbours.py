@@ -7,10 +7,11 @@ held:
     every row against every row, a block of rows at a time (``O(N²·D)`` work);
     used up to :data:`EXACT_UP_TO` rows.
 ``ivf``
-    an inverted file: the rows are projected on their leading principal
-    directions, cut into about ``√N`` cells by spherical k-means, and each
+    an inverted file: the rows are projected on the leading eigenvectors of
+    their second moment, cut into about ``√N`` cells by spherical k-means, and each
     cell's rows are compared with the rows of the ``probe`` cells whose
-    centroids are nearest its own (``O(N·probe·N/cells·d)`` work). Neighbours a
+    centroids are nearest its own (``O(N·probe·N/cells·d)`` work); the best
+    ``4k`` candidates of each row are re-ranked in the full dimension. Neighbours a
     row has outside those cells are missed: the graph is approximate, which the
     Laplacian term tolerates (it only asks neighbours to agree).
 
@@ -34,6 +35,8 @@ EXACT_UP_TO = 20_000
 BLOCK_FLOATS = 1 << 24
 #: Dimension the rows are projected to for the ``ivf`` search.
 SEARCH_DIM = 64
+#: Candidates per row found in the projection (times ``k``), re-ranked by the full-dimension cosine.
+RERANK = 4
 
 
 @dataclass(frozen=True)
@@ -85,19 +88,20 @@ def _top(sims: np.ndarray, k: int) -> np.ndarray:
 
 
 def _project(x: np.ndarray, dim: int, rng: np.random.Generator) -> np.ndarray:
-    """Rows on their ``dim`` leading principal directions (from a sample), re-normalised."""
+    """Rows on the ``dim`` leading eigenvectors of their second moment ``E[f fᵀ]`` (from a sample).
+
+    Not centred: the rows' dot products (their cosines) are what is kept, and
+    with them the common direction all embeddings of a scene share.
+    """
     if x.shape[1] <= dim:
         return x
-    sample = x[rng.choice(len(x), min(len(x), 20_000), replace=False)]
-    mean = sample.mean(axis=0)
-    cov = np.cov((sample - mean).T).astype(np.float32)
-    _, vecs = np.linalg.eigh(cov)
+    sample = x[rng.choice(len(x), min(len(x), 20_000), replace=False)].astype(np.float64)
+    _, vecs = np.linalg.eigh(sample.T @ sample / len(sample))
     basis = np.ascontiguousarray(vecs[:, ::-1][:, :dim], np.float32)
     out = np.empty((len(x), dim), np.float32)
     step = 65536
     for s in range(0, len(x), step):
-        out[s : s + step] = (x[s : s + step] - mean) @ basis
-    out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+        out[s : s + step] = x[s : s + step] @ basis
     return out
 
 
@@ -144,8 +148,10 @@ def _ivf(x: np.ndarray, k: int, *, probe: int, seed: int) -> np.ndarray:
             cand = np.arange(n)
         position = np.full(n, -1, np.int64)  # where each query sits among the candidates (to leave itself out)
         position[cand] = np.arange(len(cand))
-        local = _exact(y[queries], y[cand], k, position[queries].clip(0))
-        out[queries] = cand[local]
+        wide = min(RERANK * k, len(cand) - 1)  # candidates from the projection, re-ranked in full dimension
+        found = cand[_exact(y[queries], y[cand], wide, position[queries].clip(0))]
+        full = np.einsum("id,ikd->ik", x[queries], x[found])
+        out[queries] = np.take_along_axis(found, _top(full, k), axis=1)
     logger.debug("ivf k-NN: %d rows, %d cells, probe %d", n, cells, probe)
     return out
 

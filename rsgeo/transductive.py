@@ -147,7 +147,7 @@ def refine_scores(embeddings: np.ndarray, text_probs: np.ndarray, params: Refine
             mass = z.sum(axis=0)
             weights = mass / n
         keep = mass > 0
-        mu[keep] = (z[:, keep].T @ x) / mass[keep, None]
+        mu[keep] = (x.T @ z).T[keep] / mass[keep, None]  # (x.T @ z): BLAS's fast layout for a thin z
         member = z
         var = np.maximum((sq - np.einsum("k,kd->d", mass, mu * mu)) / n, 1e-6)
     weights[~alive] = 0

@@ -108,7 +108,7 @@ def read_labels(path: str | os.PathLike[str], grid: ChipGrid, *, field: str, lay
     if field not in frame.columns or field == geom_name:
         fields = [str(c) for c in frame.columns if c != geom_name]
         raise OptionError(f"{source} has no field {field!r} ({opt('label_field')}); its fields are {', '.join(fields) or 'none'}")
-    frame = frame[frame[field].notna().to_numpy()]
+    frame = frame[frame[field].notna().to_numpy() & (frame[field].astype(str).str.strip() != "").to_numpy()]
     values = [_text(v) for v in frame[field]]
     has_geometry = geom_name is not None and bool(frame.geometry.notna().any())
     if not has_geometry:
@@ -121,11 +121,12 @@ def read_labels(path: str | os.PathLike[str], grid: ChipGrid, *, field: str, lay
     elif grid.crs is not None:
         frame = frame.to_crs(grid.crs.to_wkt())
     footprint = _footprint(grid)
-    ids_per_feature = [_chips_under(grid, geom, footprint) for geom in frame.geometry]
-    counts = [len(i) for i in ids_per_feature]
-    ids = np.concatenate([np.asarray(i, np.int64) for i in ids_per_feature]) if ids_per_feature else np.zeros(0, np.int64)
+    hits = [_chips_under(grid, geom, footprint) for geom in frame.geometry]
+    counts = [len(h[0]) for h in hits]
+    ids = np.asarray([t for h in hits for t in h[0]], np.int64)
+    weak = np.asarray([h[1] for h in hits for _ in h[0]], bool)
     per_chip = [v for v, c in zip(values, counts) for _ in range(c)]
-    return _collect(ids, per_chip, stored, source, len(values), features_missed=sum(c == 0 for c in counts))
+    return _collect(ids, per_chip, stored, source, len(values), features_missed=sum(c == 0 for c in counts), weak=weak)
 
 
 def _text(value: Any) -> str:
@@ -144,28 +145,35 @@ def _footprint(grid: ChipGrid) -> Any:
     return shapely.Polygon([(t.a * c + t.b * r + t.c, t.d * c + t.e * r + t.f) for c, r in corners])
 
 
-def _chips_under(grid: ChipGrid, geom: Any, footprint: Any) -> list[int]:
+def _chips_under(grid: ChipGrid, geom: Any, footprint: Any) -> tuple[list[int], bool]:
+    """The chips a feature labels, and whether weakly (a polygon smaller than a chip: the chip under it)."""
     import shapely
 
     from rsgeo.locate import tiles_at
 
     if geom is None or geom.is_empty or not np.isfinite(shapely.get_coordinates(geom)).all():
-        return []  # empty, or beyond the scene CRS's area of use (reprojected to infinity)
+        return [], False  # empty, or beyond the scene CRS's area of use (reprojected to infinity)
     if not geom.intersects(footprint):
-        return []
+        return [], False
     hit = tiles_at(grid, geom)
     if geom.geom_type in ("Point", "MultiPoint") or not hit:
-        return hit
+        return hit, False
     rings = tile_rings(grid, np.asarray(hit, np.int64))
     centres = shapely.points(rings[:, :4, :].mean(axis=1))
     inside = [t for t, ok in zip(hit, shapely.contains(geom, centres)) if ok]
     if inside:
-        return inside
-    return tiles_at(grid, geom.representative_point())[:1]
+        return inside, False
+    return tiles_at(grid, geom.representative_point())[:1], True
 
 
 def _collect(ids: np.ndarray, values: list[str], stored: Sequence[int] | np.ndarray | None, source: str, n_features: int,
-             features_missed: int = 0) -> Labels:
+             features_missed: int = 0, weak: np.ndarray | None = None) -> Labels:
+    """One label per chip: a chip labelled weakly (by a small polygon) keeps a strong label it also has."""
+    if weak is not None and weak.any():  # strong labels first, then weak ones on chips still free
+        order = np.argsort(weak, kind="stable")
+        strong_ids = set(ids[~weak].tolist())
+        keep = [i for i in order.tolist() if not weak[i] or int(ids[i]) not in strong_ids]
+        ids, values = ids[keep], [values[i] for i in keep]
     by_tile: dict[int, str] = {}
     conflicted: set[int] = set()
     on_chip = np.isin(ids, np.asarray(stored, np.int64)) if stored is not None else np.ones(len(ids), bool)

@@ -95,9 +95,15 @@ def _project(x: np.ndarray, dim: int, rng: np.random.Generator) -> np.ndarray:
     """
     if x.shape[1] <= dim:
         return x
-    sample = x[rng.choice(len(x), min(len(x), 20_000), replace=False)].astype(np.float64)
-    _, vecs = np.linalg.eigh(sample.T @ sample / len(sample))
-    basis = np.ascontiguousarray(vecs[:, ::-1][:, :dim], np.float32)
+    sample = x[rng.choice(len(x), min(len(x), 8192), replace=False)]
+    # Subspace iteration on the sample (a few thin products and QRs): a full eigendecomposition of the
+    # D x D moment matrix costs as much as the whole search on a busy machine.
+    basis = np.linalg.qr(rng.standard_normal((x.shape[1], dim + 8)).astype(np.float32))[0]
+    for _ in range(3):
+        basis = np.linalg.qr(sample.T @ (sample @ basis))[0]
+    small = basis.T @ (sample.T @ (sample @ basis))
+    _, vecs = np.linalg.eigh(small.astype(np.float64))
+    basis = np.ascontiguousarray((basis @ vecs[:, ::-1][:, :dim].astype(np.float32)), np.float32)
     out = np.empty((len(x), dim), np.float32)
     step = 65536
     for s in range(0, len(x), step):

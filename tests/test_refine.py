@@ -185,7 +185,8 @@ def test_polygon_labels_in_another_crs_map_to_the_chips_whose_centres_they_hold(
     # The truth, computed independently in the scene's CRS: each chip centre in which polygon.
     tiles = gpd.read_file(results["s2"], layer="tiles")
     centres = gpd.GeoDataFrame({"tile_id": tiles.tile_id}, geometry=tiles.geometry.centroid, crs=tiles.crs)
-    joined = gpd.sjoin(centres, polygons[["LULC_NAME", "geometry"]], predicate="within")
+    named = polygons[polygons.LULC_NAME.str.strip() != ""]  # a blank label is no label
+    joined = gpd.sjoin(centres, named[["LULC_NAME", "geometry"]], predicate="within")
     expected = joined.groupby("tile_id")["LULC_NAME"].agg(lambda v: sorted(set(v)))
     expected = {int(t): v[0] for t, v in expected.items() if len(v) == 1}
     got = dict(zip(labels.tile_ids.tolist(), labels.values))
@@ -256,9 +257,12 @@ def test_cli_refine_classify_and_search_from_labels_end_to_end(results: dict[str
             "--label-field", "label", "--layer", "q2")  # the saved labels read back: the same ranking
     q1, q2 = gpd.read_file(out, layer="q1"), gpd.read_file(out, layer="q2")
     assert q1.tile_id.tolist() == q2.tile_id.tolist() and np.allclose(q1.similarity, q2.similarity)
-    run_cli("query", str(out), "--text", "a lake", "--layer", "q0")  # the text alone
-    q0 = gpd.read_file(out, layer="q0")
-    assert q0.tile_id.tolist() != q1.tile_id.tolist()  # the labels moved the ranking
+    run_cli("query", str(out), "--text", "a lake")  # the text alone
+    q0 = gpd.read_file(out, layer="query_a_lake")
+    def ranks(frame: object) -> list[int]:
+        return frame.sort_values("tile_id")["rank"].tolist()  # type: ignore[attr-defined]
+
+    assert ranks(q0) != ranks(q1)  # the labels moved the ranking
     meta = open_result(out).metadata["layers"]["q1"]
     assert meta["labels"] == {"source": "labels.gpkg:pts", "yes": 7, "no": 13}
 
@@ -295,3 +299,35 @@ def test_bad_inputs_are_one_line_and_exit_2(results: dict[str, Path], tmp_path: 
                 "not yes/no": "is neither yes nor no"}[case]
     assert expected in lines[0]
     assert _digest(out) == before  # nothing half-written
+
+
+def test_worker_search_refits_on_clicks_and_labels_round_trip(results: dict[str, Path], tmp_path: Path) -> None:
+    import base64
+
+    from rsgeo.worker import Worker
+
+    out = _copy(results["landsat"], tmp_path / "w.gpkg")
+    worker = Worker()
+
+    def ids(b64: str) -> list[int]:
+        return np.frombuffer(base64.b64decode(b64), "<i8").tolist()
+
+    first = worker.handle({"id": 1, "op": "search", "path": str(out), "text": ["a lake"]})
+    assert first["ok"], first
+    ranking = ids(first["result"]["tile_id"])
+    shown = ids(first["result"]["candidates"])
+    assert shown == ranking[:20]  # nothing labelled yet: the candidates are the top of the ranking
+    yes, no = shown[5:7], shown[:3]  # the analyst rejects the top three
+    second = worker.handle({"id": 2, "op": "search", "path": str(out), "text": ["a lake"], "yes": yes, "no": no})
+    assert second["ok"] and second["result"]["yes"] == 2 and second["result"]["no"] == 3
+    reranked = ids(second["result"]["tile_id"])
+    assert sorted(reranked) == sorted(ranking) and reranked != ranking
+    assert not set(ids(second["result"]["candidates"])) & set(yes + no)  # only unlabelled tiles are shown
+    assert reranked.index(no[0]) > ranking.index(no[0])  # a rejected tile goes down
+    saved = worker.handle({"id": 3, "op": "save_labels", "path": str(out), "layer": "dock_labels", "yes": yes, "no": no})
+    assert saved["ok"] and saved["result"]["count"] == 5, saved
+    loaded = worker.handle({"id": 4, "op": "load_labels", "path": str(out), "labels": str(out), "layer": "dock_labels",
+                            "field": "label"})
+    assert loaded["ok"] and loaded["result"] == {"yes": sorted(yes), "no": sorted(no)}, loaded
+    bad = worker.handle({"id": 5, "op": "load_labels", "path": str(out), "labels": str(out), "layer": "nope", "field": "label"})
+    assert not bad["ok"] and "has no layer 'nope'" in bad["error"]

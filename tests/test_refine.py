@@ -130,17 +130,19 @@ def test_hard_negative_round_lifts_precision() -> None:
     target = 0
     ids = np.arange(len(data.truth), dtype=np.int64) * 3 + 7  # tile ids need not be 0..N-1
     index = EmbeddingIndex(ids, data.x)
-    session = SearchSession(index, data.prototypes[target], scale=data.scale)
+    vague = data.prototypes[0] + 0.9 * data.prototypes[1]  # a text between the target and another class
+    session = SearchSession(index, vague / np.linalg.norm(vague), scale=data.scale)
 
     def precision(k: int = 200) -> float:
         top, _ = session.ranking(top_k=k)
         return float(np.mean(data.truth[(top - 7) // 3] == target))
 
     before = precision()
+    assert before < 0.9  # the text alone ranks other tiles high
     session.refit()
     assert precision() == pytest.approx(before)  # no labels: the text ranking
     for _ in range(3):  # the analyst judges the top unlabelled tiles
-        shown = session.candidates(20)
+        shown = session.candidates(100)
         truth = data.truth[(shown - 7) // 3] == target
         session.label(shown[truth].tolist(), True)
         session.label(shown[~truth].tolist(), False)

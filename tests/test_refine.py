@@ -81,6 +81,7 @@ def test_without_text_weight_or_graph_it_still_runs_and_text_weight_matters() ->
     assert not np.allclose(a.scores, b.scores)
 
 
+@pytest.mark.slow
 def test_ivf_graph_finds_most_exact_neighbours_in_n_k_memory() -> None:
     # Local structure as in a scene (neighbouring chips alike): tight groups of 12 around centres that
     # vary in a 32-dimensional subspace of 256 dimensions.
@@ -218,6 +219,7 @@ def test_point_labels_in_web_mercator_and_tile_id_tables(results: dict[str, Path
     assert by_id.tile_ids.tolist() == [5, 6] and by_id.values == ("x", "y")  # 99999 is no chip: left out
 
 
+@pytest.mark.slow
 def test_cli_refine_classify_and_search_from_labels_end_to_end(results: dict[str, Path], tmp_path: Path) -> None:
     import geopandas as gpd
 
@@ -233,7 +235,7 @@ def test_cli_refine_classify_and_search_from_labels_end_to_end(results: dict[str
     refined = gpd.read_file(out, layer="landcover_refined")
     base = gpd.read_file(out, layer="landcover")
     assert len(refined) == len(base) and list(refined.columns) == list(base.columns)
-    assert np.allclose(refined[["forest", "water", "urban_area", "cloud", "desert"]].sum(1), 1, atol=1e-4)
+    assert np.allclose(refined[["forest", "water", "urban_area", "cloud", "desert"]].sum(axis=1), 1, atol=1e-4)
 
     # Labels: points over the scene, in EPSG:4326.
     tiles = gpd.read_file(out, layer="tiles").sort_values("tile_id")
@@ -273,6 +275,7 @@ def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", ["missing field", "unknown label layer", "labels outside", "unknown layer", "not yes/no"])
 def test_bad_inputs_are_one_line_and_exit_2(results: dict[str, Path], tmp_path: Path, case: str) -> None:
     import geopandas as gpd

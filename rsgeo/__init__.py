@@ -12,7 +12,7 @@ from typing import Any
 
 from rsgeo.version import __version__
 
-__all__ = ["__version__", "classify", "embed", "open_result", "query", "ReadOptions", "RunOptions", "QuerySpec"]
+__all__ = ["__version__", "classify", "embed", "open_result", "query", "ReadOptions", "RunOptions", "QuerySpec", "refine"]
 
 
 def __getattr__(name: str) -> Any:
@@ -37,4 +37,8 @@ def __getattr__(name: str) -> Any:
         from rsgeo.answers import QuerySpec
 
         return QuerySpec
+    if name == "refine":
+        from rsgeo.learning import refine
+
+        return refine
     raise AttributeError(f"module 'rsgeo' has no attribute {name!r}")

@@ -12,7 +12,8 @@ from typing import Any
 
 from rsgeo.version import __version__
 
-__all__ = ["__version__", "classify", "embed", "open_result", "query", "ReadOptions", "RunOptions", "QuerySpec", "assess", "sample"]
+__all__ = ["__version__", "classify", "embed", "open_result", "query", "ReadOptions", "RunOptions", "QuerySpec", "assess",
+           "sample", "refine"]
 
 
 def __getattr__(name: str) -> Any:
@@ -41,4 +42,9 @@ def __getattr__(name: str) -> Any:
         from rsgeo import assessment
 
         return getattr(assessment, name)
+
+    if name == "refine":
+        from rsgeo.learning import refine
+
+        return refine
     raise AttributeError(f"module 'rsgeo' has no attribute {name!r}")

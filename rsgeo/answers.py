@@ -279,3 +279,64 @@ def query_plan(
 
 def _empty_columns(spec: dict[str, str]) -> dict[str, Any]:
     return {k: np.zeros(0, dtype=v) for k, v in spec.items()}
+
+
+def scored_landcover_plan(
+    grid: ChipGrid,
+    *,
+    name: str,
+    tile_ids: np.ndarray,
+    valid_fraction: np.ndarray,
+    class_names: Sequence[str],
+    scores: np.ndarray,
+    meta: dict[str, Any],
+    colours: dict[str, str] | None = None,
+) -> LayerPlan:
+    """A land-cover layer from scores already computed (refined, or from a probe): same columns as :func:`landcover_plan`."""
+    columns = score_columns(class_names)
+    names = np.asarray(class_names, dtype=object)
+    top = scores.argmax(axis=1) if len(scores) else np.zeros(0, np.int64)
+    top_score = scores[np.arange(len(scores)), top]
+
+    def frames() -> Iterator[Any]:
+        for s in range(0, len(tile_ids), WRITE_CHUNK):
+            sl = slice(s, s + WRITE_CHUNK)
+            ids = tile_ids[sl]
+            rows, cols = np.divmod(ids, grid.n_cols)
+            data: dict[str, Any] = {"tile_id": ids, "row": rows, "col": cols, "valid_fraction": valid_fraction[sl]}
+            for j, col in enumerate(columns):
+                data[col] = scores[sl, j]
+            data["top_class"] = names[top[sl]]
+            data["top_score"] = top_score[sl]
+            yield _frame(grid, ids, data)
+
+    def empty() -> Any:
+        spec = {"tile_id": "i8", "row": "i8", "col": "i8", "valid_fraction": "f4"}
+        spec.update({c: "f4" for c in columns})
+        spec.update({"top_class": "O", "top_score": "f4"})
+        return _frame(grid, np.zeros(0, np.int64), _empty_columns(spec))
+
+    def style() -> str:
+        return categorized_qml("top_class", list(class_names), category_colours(class_names, colours))
+
+    meta = {**meta, "kind": schema.KIND_LANDCOVER, "classes": list(class_names), "columns": dict(zip(class_names, columns))}
+    return LayerPlan(name, schema.KIND_LANDCOVER, frames, empty, style, meta)
+
+
+def labels_plan(grid: ChipGrid, *, name: str, tile_ids: np.ndarray, values: Sequence[str], meta: dict[str, Any]) -> LayerPlan:
+    """A layer of labelled chips (``tile_id``, ``label``): what ``--save-labels`` writes and ``--labels`` reads back."""
+    ids = np.asarray(tile_ids, np.int64)
+    labels = np.asarray(list(values), dtype=object)
+
+    def frames() -> Iterator[Any]:
+        for s in range(0, len(ids), WRITE_CHUNK):
+            sl = slice(s, s + WRITE_CHUNK)
+            yield _frame(grid, ids[sl], {schema.COL_TILE_ID: ids[sl], schema.COL_LABEL: labels[sl]})
+
+    def empty() -> Any:
+        return _frame(grid, np.zeros(0, np.int64), _empty_columns({schema.COL_TILE_ID: "i8", schema.COL_LABEL: "O"}))
+
+    distinct = sorted(set(labels.tolist()))
+    meta = {**meta, "kind": schema.KIND_LABELS, "labels": int(len(ids)), "values": distinct}
+    return LayerPlan(name, schema.KIND_LABELS, frames, empty,
+                     lambda: categorized_qml(schema.COL_LABEL, distinct, category_colours(distinct, None)), meta)

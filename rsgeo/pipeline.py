@@ -256,7 +256,6 @@ def _answer_stored(
     return out
 
 
-
 def _with_stored_checkpoint(options: RunOptions, stored: dict[str, Any], name: str) -> RunOptions:
     """``options`` with the checkpoint the result recorded, when none is given (and no encoder)."""
     if options.checkpoint is not None or options.encoder is not None:
@@ -266,3 +265,28 @@ def _with_stored_checkpoint(options: RunOptions, stored: dict[str, Any], name: s
         return options
     logger.info("%s: loading the recorded checkpoint %s", name, path)
     return dataclasses.replace(options, checkpoint=path)
+
+
+def write_stored_plans(source: Path, output: str | os.PathLike[str] | None, plans: Sequence[LayerPlan], *,
+                       overwrite: bool = False) -> Path:
+    """Add ``plans``' layers to a result (in place, or to a copy at ``output``), atomically.
+
+    For answers that need no encoder at all (``rsgeo refine``): the same
+    writing path as :func:`run` on a stored result, without loading a model.
+    """
+    metadata = read_metadata(source)
+    out = Path(output) if output is not None else source
+    in_place = out.resolve() == source.resolve()
+    check_output(out, overwrite=overwrite, in_place=in_place)
+    grid = grid_from_metadata(metadata)
+    with atomic_output(out, start_from=source) as tmp:
+        _write_plans(tmp, plans, grid)
+        with connect(tmp) as db:
+            ensure_rsgeo_tables(db)
+            for plan in plans:
+                set_style(db, plan.name, plan.style())
+            layers = dict(metadata.get(schema.KEY_LAYERS, {}))
+            layers.update({p.name: p.meta for p in plans})
+            set_metadata(db, {schema.KEY_LAYERS: layers})
+    logger.info("wrote %s", out)
+    return out

@@ -25,6 +25,17 @@ the worker writes ``{"event": "ready", "version": ...}``. Operations:
     (b64 int64), "top" (b64 int32, index into classes), "top_score" (b64 float32)}``.
 ``class_sets``
     ``{}`` → ``{"names"}``: built-in class sets, if this rsgeo has any.
+``search``
+    ``{"path", "text"?: [..], "yes"?: [ids], "no"?: [ids], "top_k"?, "candidates"?: N}`` → the
+    label-and-refine search (docs/refine.md): a yes/no probe refitted on the tiles marked so far
+    (the full sets, every request), every kept tile re-ranked best first as for ``query``, plus
+    ``"candidates"`` (b64 int64: the N best-ranked tiles not labelled yet, to judge next: the
+    hard-negative round), ``"seconds"`` (refit + re-rank) and ``"yes"``/``"no"`` counts.
+``save_labels``
+    ``{"path", "layer", "yes": [ids], "no": [ids], "target"?}`` → ``{"path", "layer", "count"}``:
+    writes the labels as a layer (``tile_id``, ``label`` yes/no) of ``target`` (default: the result).
+``load_labels``
+    ``{"path", "labels", "field", "layer"?}`` → ``{"yes": [ids], "no": [ids]}`` from a vector file or a saved layer.
 ``close``
     ``{"path"}``; ``shutdown`` ``{}`` ends the process.
 
@@ -40,6 +51,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
@@ -79,7 +91,9 @@ class Worker:
         self._ops: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
             "ping": self.ping, "open": self.open, "warm": self.warm, "query": self.query,
             "classify": self.classify, "class_sets": self.class_sets, "close": self.close,
+            "search": self.search, "save_labels": self.save_labels, "load_labels": self.load_labels,
         }
+        self._searches: dict[tuple[str, tuple[str, ...]], Any] = {}
 
     def handle(self, request: dict[str, Any]) -> dict[str, Any]:
         """The reply to one request (never raises)."""
@@ -184,8 +198,78 @@ class Worker:
 
     def close(self, request: dict[str, Any]) -> dict[str, Any]:
         path = request.get("path")
-        self._results.pop(os.path.abspath(path), None) if isinstance(path, str) else None
+        if isinstance(path, str):
+            key = os.path.abspath(path)
+            self._results.pop(key, None)
+            self._searches = {k: v for k, v in self._searches.items() if k[0] != key}
         return {}
+
+    def search(self, request: dict[str, Any]) -> dict[str, Any]:
+        from rsgeo.feedback import SearchSession
+
+        result = self._result(request)
+        texts = tuple(_strings(request.get("text"), "text"))
+        key = (str(result.path.resolve()), texts)
+        session = self._searches.get(key)
+        if session is None:  # the text is encoded and the background drawn once per search
+            prior = None
+            if texts:
+                t = result.text_embeddings(list(texts)).mean(axis=0)
+                prior = t / max(float(np.linalg.norm(t)), 1e-12)
+            session = SearchSession(result.index, prior, scale=float(result.encoder.logit_scale))
+            self._searches[key] = session
+        start = time.perf_counter()
+        session.yes.clear()
+        session.no.clear()
+        session.label(_ints(request.get("yes"), "yes"), True)
+        session.label(_ints(request.get("no"), "no"), False)
+        session.refit()
+        top_k = request.get("top_k")
+        ids, sims = session.ranking(top_k=None if top_k is None else int(top_k))
+        seconds = time.perf_counter() - start
+        candidates = session.candidates(int(request.get("candidates") or 20))
+        return {
+            "count": int(len(ids)), "tile_id": _b64(ids, "int64"), "similarity": _b64(sims, "float32"),
+            "candidates": _b64(candidates, "int64"), "seconds": round(seconds, 4),
+            "yes": len(session.yes), "no": len(session.no),
+        }
+
+    def save_labels(self, request: dict[str, Any]) -> dict[str, Any]:
+        from rsgeo.answers import labels_plan
+        from rsgeo.pipeline import write_stored_plans
+        from rsgeo.questions import check_layer_name
+
+        result = self._result(request)
+        layer = request.get("layer")
+        if not isinstance(layer, str):
+            raise ValueError("the request has no 'layer'")
+        yes, no = set(_ints(request.get("yes"), "yes")), set(_ints(request.get("no"), "no"))
+        ids = sorted(yes | no)
+        values = ["yes" if t in yes else "no" for t in ids]
+        plan = labels_plan(result.grid, name=check_layer_name(layer), tile_ids=np.asarray(ids, np.int64), values=values,
+                           meta={"source": "QGIS dock"})
+        target = request.get("target") or str(result.path)
+        if not os.path.exists(target):
+            import shutil
+
+            shutil.copyfile(result.path, target)  # a copy of the result, to hold the labels
+        out = write_stored_plans(Path(target), None, [plan])
+        return {"path": str(out), "layer": layer, "count": len(ids)}
+
+    def load_labels(self, request: dict[str, Any]) -> dict[str, Any]:
+        from rsgeo.feedback import split_yes_no
+        from rsgeo.labels import read_labels
+
+        result = self._result(request)
+        labels = request.get("labels")
+        field = request.get("field")
+        if not isinstance(labels, str) or not isinstance(field, str):
+            raise ValueError("the request needs 'labels' (a file) and 'field'")
+        layer = request.get("layer")
+        got = read_labels(labels, result.grid, field=field, layer=layer if isinstance(layer, str) else None,
+                          stored=result.index.tile_ids)
+        yes, no = split_yes_no(got.tile_ids.tolist(), got.as_yes_no())
+        return {"yes": yes, "no": no}
 
 
 def serve(stdin: IO[str], out: IO[str], worker: Worker | None = None) -> None:

@@ -27,6 +27,8 @@ COMMANDS = [
     "rsgeo.cli.eval_cmd",
     "rsgeo.cli.sample_cmd",
     "rsgeo.cli.assess_cmd",
+
+    "rsgeo.cli.refine_cmd",
 ]
 
 EXIT_USAGE = 2

@@ -23,7 +23,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     g.add_argument("--template", action="append", dest="templates", metavar="TEXT", help='prompt template with {} for the class, e.g. "a satellite photo of {}." (repeatable; default: the model\'s)')
     g.add_argument("--templates-file", type=Path, metavar="FILE", help="prompt templates, one per line")
     g.add_argument("--lang", metavar="CODE", help="language of the class names (en, pt, zh, ...; class sets have names per language)")
-    g.add_argument("--layer", default="landcover", metavar="NAME", help="layer name (default landcover)")
+    g.add_argument("--layer", default=None, metavar="NAME", help="layer name (default landcover; with --labels landcover_probe)")
+    common.add_label_options(p, yes_no=False)
     common.add_read_options(p)
     common.add_run_options(p, default_model=None)
     common.add_verbosity(p)
@@ -43,10 +44,13 @@ def run(args: argparse.Namespace) -> int:
             raise OptionError(f"cannot read --templates-file {args.templates_file}: {exc.strerror}") from None
         templates += [line.strip() for line in lines if line.strip() and not line.startswith("#")]
     classes = parse_class_list(args.classes) if args.classes is not None else None
+    labels = common.label_source(args)
+    if labels is not None:
+        return _from_labels(args, labels, classes, templates)
     bar = common.progress(args)
     out = classify(
         args.source, args.output, classes=classes, class_set=args.class_set, templates=templates or None,
-        lang=args.lang, layer=args.layer, read=common.read_options(args), options=_options(args),
+        lang=args.lang, layer=args.layer or "landcover", read=common.read_options(args), options=_options(args),
         progress=bar, cancel=common.cancel_check(args), command=common.command_line(args),
     )
     return common.finish(args, bar, out)
@@ -55,3 +59,16 @@ def run(args: argparse.Namespace) -> int:
 def _options(args: argparse.Namespace) -> Any:
     common.default_model_unless_result(args)
     return common.run_options(args)
+
+
+def _from_labels(args: argparse.Namespace, labels: Any, classes: list[str] | None, templates: list[str]) -> int:
+    from rsgeo.definitions.schema import PROBE_LAYER
+    from rsgeo.learning import classify_with_labels
+    from rsgeo.probe import DEFAULT_REG
+
+    report = classify_with_labels(
+        args.source, labels, args.output, classes=classes, class_set=args.class_set, templates=templates or None,
+        lang=args.lang, layer=args.layer or PROBE_LAYER, reg=args.reg if args.reg is not None else DEFAULT_REG,
+        save_labels=args.save_labels, options=_options(args),
+    )
+    return common.finish(args, common.progress(args), report.output, report.summary)

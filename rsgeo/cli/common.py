@@ -121,7 +121,7 @@ def command_line(args: argparse.Namespace) -> list[str] | str:
     return [str(a) for a in argv] if argv else str(getattr(args, "command", ""))
 
 
-def finish(args: argparse.Namespace, bar: Any, output: Path) -> int:
+def finish(args: argparse.Namespace, bar: Any, output: Path, note: str = "") -> int:
     args.written = output
     if getattr(args, "embedded", False):  # run by rsgeo.cli.run_command: the caller reports it
         return 0
@@ -131,7 +131,7 @@ def finish(args: argparse.Namespace, bar: Any, output: Path) -> int:
         if not args.quiet:
             import sys
 
-            print(f"rsgeo: wrote {output}", file=sys.stderr)
+            print(f"rsgeo: wrote {output}" + (f" ({note})" if note else ""), file=sys.stderr)
 
     announce(args, say)
     return 0
@@ -163,3 +163,34 @@ def announce(args: argparse.Namespace, say: Any) -> None:
             signal.signal(sig, handler)
     if pending:
         raise KeyboardInterrupt
+
+
+def add_label_options(p: argparse.ArgumentParser, *, yes_no: bool) -> None:
+    """``--labels`` and friends: learn from an analyst's labels (docs/refine.md)."""
+    g = p.add_argument_group("labels (a result GeoPackage only; see docs/refine.md)")
+    what = "yes/no (1/0, true/false) per feature" if yes_no else "the class name of each feature"
+    g.add_argument("--labels", type=Path, metavar="FILE", help=f"labelled points or polygons (any vector file, any CRS) or a table with tile_id; its --label-field holds {what}")
+    g.add_argument("--label-field", metavar="FIELD", help="the field holding the labels")
+    g.add_argument("--label-layer", metavar="NAME", help="the layer of the labels file (default: its only layer)")
+    g.add_argument("--save-labels", metavar="NAME", help="also write the labelled chips as layer NAME (tile_id, label), to load back with --labels")
+    g.add_argument("--reg", type=float, default=None, metavar="R", help="pull of the text classifier on the fitted weights (default 0.05; larger: closer to zero-shot)")
+
+
+def label_source(args: argparse.Namespace) -> Any:
+    """The labels the options name, or ``None``; one line for what is missing."""
+    from rsgeo.errors import OptionError, opt
+
+    if args.labels is None:
+        for name in ("label_field", "label_layer", "save_labels", "reg"):
+            if getattr(args, name) is not None:
+                raise OptionError(f"{opt(name)} needs {opt('labels', 'FILE')}")
+        return None
+    if not source_is_result(args.source):
+        raise OptionError(f"{opt('labels')} learns from stored embeddings: give a result GeoPackage (encode the scene with `rsgeo embed` first)")
+    if not args.label_field:
+        raise OptionError(f"give the field holding the labels with {opt('label_field', 'FIELD')}")
+    if args.reg is not None and args.reg <= 0:
+        raise OptionError(f"{opt('reg')} must be positive, got {args.reg}")
+    from rsgeo.learning import LabelSource
+
+    return LabelSource(args.labels, args.label_field, args.label_layer)

@@ -25,6 +25,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     g.add_argument("--top-k", type=int, metavar="K", help="keep only the K most similar tiles")
     g.add_argument("--threshold", type=float, metavar="S", help="keep only tiles with similarity >= S")
     g.add_argument("--layer", metavar="NAME", help="layer name for a combined query (default query_<slug>)")
+    common.add_label_options(p, yes_no=True)
     common.add_read_options(p)
     common.add_run_options(p, default_model=None)
     common.add_verbosity(p)
@@ -35,6 +36,9 @@ def run(args: argparse.Namespace) -> int:
     from rsgeo.answers import QuerySpec
     from rsgeo.api import query
 
+    labels = common.label_source(args)
+    if labels is not None:
+        return _from_labels(args, labels)
     examples = args.like_tile or args.unlike_tile or args.like or args.unlike
     if examples:
         specs = [
@@ -54,3 +58,19 @@ def run(args: argparse.Namespace) -> int:
         read=common.read_options(args), options=common.run_options(args), progress=bar, cancel=common.cancel_check(args), command=common.command_line(args),
     )
     return common.finish(args, bar, out)
+
+
+def _from_labels(args: argparse.Namespace, labels: object) -> int:
+    from rsgeo.errors import OptionError, opt
+    from rsgeo.learning import query_with_labels
+    from rsgeo.probe import DEFAULT_REG
+
+    if args.like or args.unlike:
+        raise OptionError(f"with {opt('labels')}, give examples as labels or with {opt('like_tile')}/{opt('unlike_tile')}")
+    report = query_with_labels(
+        args.source, texts=args.text, labels=labels, like_tiles=args.like_tile,  # type: ignore[arg-type]
+        unlike_tiles=args.unlike_tile, top_k=args.top_k, threshold=args.threshold, layer=args.layer,
+        reg=args.reg if args.reg is not None else DEFAULT_REG, save_labels=args.save_labels, output=args.output,
+        options=common.run_options(args),
+    )
+    return common.finish(args, common.progress(args), report.output, report.summary)

@@ -76,6 +76,17 @@ OPTIONS: dict[str, Option] = {
         Option("unlike", "--unlike", "Less like location"),
         Option("top_k", "--top-k", "Top k"),
         Option("threshold", "--threshold", "Similarity threshold"),
+        Option("labels", "--labels", "Labels file"),
+        Option("label_field", "--label-field", "Label field"),
+        Option("label_layer", "--label-layer", "Labels layer"),
+        Option("save_labels", "--save-labels", "Save the labels as layer"),
+        Option("new_layer", "--new-layer", "New layer name"),
+        Option("knn", "--knn", "Neighbours per chip"),
+        Option("text_weight", "--text-weight", "Text weight"),
+        Option("laplacian_weight", "--laplacian-weight", "Neighbour weight"),
+        Option("iterations", "--iterations", "Iterations"),
+        Option("min_class_weight", "--min-class-weight", "Minimum class share"),
+        Option("reg", "--reg", "Pull toward the text classifier"),
     )
 }
 

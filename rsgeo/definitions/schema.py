@@ -62,6 +62,21 @@ RESERVED_COLUMNS = frozenset(
 KIND_TILES = "tiles"
 KIND_LANDCOVER = "landcover"
 KIND_QUERY = "query"
+#: Labelled chips saved by ``classify``/``query`` with labels (``label`` column).
+KIND_LABELS = "labels"
+
+# -- refinement and labels (docs/refine.md) -------------------------------------------------
+
+#: Suffix of a refined land-cover layer's default name (``landcover_refined``).
+REFINED_SUFFIX = "_refined"
+#: Default name of a land-cover layer learnt from labels.
+PROBE_LAYER = "landcover_probe"
+#: Column of a labels layer holding the label.
+COL_LABEL = "label"
+#: Layer-metadata keys of refined and learnt layers.
+LAYER_KEY_METHOD = "method"
+LAYER_KEY_SOURCE_LAYER = "source_layer"
+LAYER_KEY_CV_ACCURACY = "cv_accuracy"
 
 # -- metadata keys --------------------------------------------------------------------------
 

@@ -84,8 +84,13 @@ def score_columns(class_names: Sequence[str]) -> list[str]:
 def landcover_scores(embeddings: np.ndarray, class_embeddings: np.ndarray, logit_scale: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(scores, top, top_score)`` of tiles: softmax class scores, the best class's index and score."""
     scores = zero_shot_scores(embeddings, class_embeddings, logit_scale)
+    return (scores, *_top_class(scores))
+
+
+def _top_class(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The best class's index and score of each row of ``scores``."""
     top = scores.argmax(axis=1) if len(scores) else np.zeros(0, np.int64)
-    return scores, top, scores[np.arange(len(scores)), top]
+    return top, scores[np.arange(len(scores)), top]
 
 
 def tiles_plan(grid: ChipGrid, source: EmbeddingSource) -> LayerPlan:
@@ -113,12 +118,29 @@ def landcover_plan(
     meta: dict[str, Any],
     colours: dict[str, str] | None = None,
 ) -> LayerPlan:
+    def chunks() -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        for ids, fractions, emb in source.iter_chunks(WRITE_CHUNK):
+            yield ids, fractions, landcover_scores(emb, class_embeddings, logit_scale)[0]
+
+    return _landcover_layer(grid, name, class_names, chunks, meta, colours)
+
+
+def _landcover_layer(
+    grid: ChipGrid,
+    name: str,
+    class_names: Sequence[str],
+    chunks: Callable[[], Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]],
+    meta: dict[str, Any],
+    colours: dict[str, str] | None,
+) -> LayerPlan:
+    """A land-cover layer from ``(tile ids, valid fractions, class scores)`` chunks: one score column per
+    class, the top class and its score."""
     columns = score_columns(class_names)
     names = np.asarray(class_names, dtype=object)
 
     def frames() -> Iterator[Any]:
-        for ids, fractions, emb in source.iter_chunks(WRITE_CHUNK):
-            scores, top, top_score = landcover_scores(emb, class_embeddings, logit_scale)
+        for ids, fractions, scores in chunks():
+            top, top_score = _top_class(scores)
             rows, cols = np.divmod(ids, grid.n_cols)
             data: dict[str, Any] = {"tile_id": ids, "row": rows, "col": cols, "valid_fraction": fractions}
             for j, col in enumerate(columns):
@@ -137,7 +159,7 @@ def landcover_plan(
         return categorized_qml("top_class", list(class_names), category_colours(class_names, colours))
 
     meta = {**meta, "kind": schema.KIND_LANDCOVER, "classes": list(class_names), "columns": dict(zip(class_names, columns))}
-    return LayerPlan(name, "landcover", frames, empty, style, meta)
+    return LayerPlan(name, schema.KIND_LANDCOVER, frames, empty, style, meta)
 
 
 @dataclass(frozen=True)
@@ -293,34 +315,13 @@ def scored_landcover_plan(
     colours: dict[str, str] | None = None,
 ) -> LayerPlan:
     """A land-cover layer from scores already computed (refined, or from a probe): same columns as :func:`landcover_plan`."""
-    columns = score_columns(class_names)
-    names = np.asarray(class_names, dtype=object)
-    top = scores.argmax(axis=1) if len(scores) else np.zeros(0, np.int64)
-    top_score = scores[np.arange(len(scores)), top]
 
-    def frames() -> Iterator[Any]:
-        for s in range(0, len(tile_ids), WRITE_CHUNK):
-            sl = slice(s, s + WRITE_CHUNK)
-            ids = tile_ids[sl]
-            rows, cols = np.divmod(ids, grid.n_cols)
-            data: dict[str, Any] = {"tile_id": ids, "row": rows, "col": cols, "valid_fraction": valid_fraction[sl]}
-            for j, col in enumerate(columns):
-                data[col] = scores[sl, j]
-            data["top_class"] = names[top[sl]]
-            data["top_score"] = top_score[sl]
-            yield _frame(grid, ids, data)
+    def chunks() -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        for start in range(0, len(tile_ids), WRITE_CHUNK):
+            sl = slice(start, start + WRITE_CHUNK)
+            yield tile_ids[sl], valid_fraction[sl], scores[sl]
 
-    def empty() -> Any:
-        spec = {"tile_id": "i8", "row": "i8", "col": "i8", "valid_fraction": "f4"}
-        spec.update({c: "f4" for c in columns})
-        spec.update({"top_class": "O", "top_score": "f4"})
-        return _frame(grid, np.zeros(0, np.int64), _empty_columns(spec))
-
-    def style() -> str:
-        return categorized_qml("top_class", list(class_names), category_colours(class_names, colours))
-
-    meta = {**meta, "kind": schema.KIND_LANDCOVER, "classes": list(class_names), "columns": dict(zip(class_names, columns))}
-    return LayerPlan(name, schema.KIND_LANDCOVER, frames, empty, style, meta)
+    return _landcover_layer(grid, name, class_names, chunks, meta, colours)
 
 
 def labels_plan(grid: ChipGrid, *, name: str, tile_ids: np.ndarray, values: Sequence[str], meta: dict[str, Any]) -> LayerPlan:

@@ -242,15 +242,7 @@ def _answer_stored(
         plans: list[LayerPlan] = []
         for question in questions:
             plans += question.plans(encoder, grid, store, taken)
-        with atomic_output(out, start_from=source) as tmp:
-            _write_plans(tmp, plans, grid)
-            with connect(tmp) as db:
-                ensure_rsgeo_tables(db)
-                for plan in plans:
-                    set_style(db, plan.name, plan.style())
-                layers = dict(metadata.get(schema.KEY_LAYERS, {}))
-                layers.update({p.name: p.meta for p in plans})
-                set_metadata(db, {schema.KEY_LAYERS: layers})
+        _add_layers(source, out, plans, grid, metadata)
     finally:
         store.close()
     return out
@@ -278,7 +270,13 @@ def write_stored_plans(source: Path, output: str | os.PathLike[str] | None, plan
     out = Path(output) if output is not None else source
     in_place = out.resolve() == source.resolve()
     check_output(out, overwrite=overwrite, in_place=in_place)
-    grid = grid_from_metadata(metadata)
+    _add_layers(source, out, plans, grid_from_metadata(metadata), metadata)
+    logger.info("wrote %s", out)
+    return out
+
+
+def _add_layers(source: Path, out: Path, plans: Sequence[LayerPlan], grid: ChipGrid, metadata: dict[str, Any]) -> None:
+    """Write ``out`` atomically: ``source`` plus ``plans``' layers, their styles, and their records in the metadata."""
     with atomic_output(out, start_from=source) as tmp:
         _write_plans(tmp, plans, grid)
         with connect(tmp) as db:
@@ -288,5 +286,3 @@ def write_stored_plans(source: Path, output: str | os.PathLike[str] | None, plan
             layers = dict(metadata.get(schema.KEY_LAYERS, {}))
             layers.update({p.name: p.meta for p in plans})
             set_metadata(db, {schema.KEY_LAYERS: layers})
-    logger.info("wrote %s", out)
-    return out

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rsgeo.scoring import softmax_rows
+
 #: Default strength of the pull toward the text classifier.
 DEFAULT_REG = 0.05
 
@@ -39,7 +41,7 @@ class Probe:
         return out
 
     def probabilities(self, x: np.ndarray) -> np.ndarray:
-        return _softmax(self.logits(x))
+        return softmax_rows(self.logits(x))
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         out: np.ndarray = np.argmax(self.logits(x), axis=1)
@@ -151,10 +153,3 @@ def _lbfgs(fun: Callable[[np.ndarray], tuple[float, np.ndarray]], theta: np.ndar
         if converged:
             break
     return theta
-
-
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    m = np.max(logits, axis=1, keepdims=True)
-    e = np.exp(logits - m)
-    out: np.ndarray = e / e.sum(axis=1, keepdims=True)
-    return out

@@ -12,10 +12,14 @@ def zero_shot_scores(image_emb: np.ndarray, class_emb: np.ndarray, logit_scale: 
     subtracted, so it neither overflows nor underflows at scale 100.
     """
     logits = logit_scale * (image_emb.astype(np.float64) @ class_emb.astype(np.float64).T)
-    logits -= logits.max(axis=1, keepdims=True)
-    np.exp(logits, out=logits)
-    logits /= logits.sum(axis=1, keepdims=True)
-    return logits.astype(np.float32)
+    return softmax_rows(logits).astype(np.float32)
+
+
+def softmax_rows(logits: np.ndarray) -> np.ndarray:
+    """The softmax of each row, in the rows' dtype, with the row's max subtracted first (no overflow)."""
+    e = np.exp(logits - logits.max(axis=1, keepdims=True))
+    out: np.ndarray = e / e.sum(axis=1, keepdims=True)
+    return out
 
 
 def cosine_similarity(image_emb: np.ndarray, query_emb: np.ndarray) -> np.ndarray:

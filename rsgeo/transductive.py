@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 
 from rsgeo.errors import OptionError
+from rsgeo.scoring import softmax_rows
 from rsgeo.neighbours import KnnGraph, knn_graph
 
 logger = logging.getLogger(__name__)
@@ -136,7 +137,7 @@ def refine_scores(embeddings: np.ndarray, text_probs: np.ndarray, params: Refine
         base[:, ~alive] = -np.inf
         for _ in range(params.z_steps):
             logits = base + params.laplacian_weight * _affinity_times(graph.neighbours, w, z) if graph.k else base
-            z = _softmax(logits)
+            z = softmax_rows(logits)
         mass = z.sum(axis=0)
         weights = mass / n
         newly_gone = alive & (weights < params.min_weight)
@@ -198,11 +199,4 @@ def _affinity_times(neighbours: np.ndarray, w: np.ndarray, z: np.ndarray) -> np.
     for c in range(z.shape[1]):  # bincount: a fast scatter-add
         backward[:, c] = np.bincount(target, weights=flat_w * z[source, c], minlength=n)
     out: np.ndarray = 0.5 * (forward + backward)
-    return out
-
-
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    m = np.max(logits, axis=1, keepdims=True)
-    e = np.exp(logits - m)
-    out: np.ndarray = e / e.sum(axis=1, keepdims=True)
     return out

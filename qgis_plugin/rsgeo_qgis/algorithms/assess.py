@@ -25,8 +25,6 @@ from qgis.core import (
     QgsProviderRegistry,
 )
 
-from .. import settings as plugin_settings
-from ..backend import BackendError, find_backend
 from ..compat import FILE_BEHAVIOR_FILE, NUMBER_DOUBLE
 from ..runner import RsgeoCommand, RunCancelled, RunError, run
 from .base import RsgeoAlgorithm, tr
@@ -108,14 +106,7 @@ class AssessAlgorithm(RsgeoAlgorithm):
 
     def processAlgorithm(self, parameters: dict[str, Any], context: QgsProcessingContext,  # noqa: N802
                          feedback: QgsProcessingFeedback) -> dict[str, Any]:
-        cmd = self._command
-        if cmd is None:
-            raise QgsProcessingException("prepareAlgorithm was not run")
-        try:
-            backend = find_backend(plugin_settings.load())
-        except BackendError as exc:
-            raise QgsProcessingException(str(exc)) from None
-        feedback.pushInfo(tr("Running {}").format(backend.describe()))
+        cmd, backend = self.prepared_run(feedback)
         try:
             run(cmd, backend, feedback)
         except (RunCancelled, RunError) as exc:

@@ -232,8 +232,8 @@ class RsgeoAlgorithm(QgsProcessingAlgorithm):
         self._command = self.build_command(parameters, context)
         return True
 
-    def processAlgorithm(self, parameters: dict[str, Any], context: QgsProcessingContext,  # noqa: N802
-                         feedback: QgsProcessingFeedback) -> dict[str, Any]:
+    def prepared_run(self, feedback: QgsProcessingFeedback) -> tuple[RsgeoCommand, Any]:
+        """The command prepareAlgorithm built and the backend that will run it (announced in the log)."""
         cmd = self._command
         if cmd is None:
             raise QgsProcessingException("prepareAlgorithm was not run")
@@ -242,6 +242,11 @@ class RsgeoAlgorithm(QgsProcessingAlgorithm):
         except BackendError as exc:
             raise QgsProcessingException(str(exc)) from None
         feedback.pushInfo(tr("Running {}").format(backend.describe()))
+        return cmd, backend
+
+    def processAlgorithm(self, parameters: dict[str, Any], context: QgsProcessingContext,  # noqa: N802
+                         feedback: QgsProcessingFeedback) -> dict[str, Any]:
+        cmd, backend = self.prepared_run(feedback)
         target = cmd.target
         # A GeoPackage source is the starting point of the output (in place, or copied to -o):
         # the layers whose last change moves are the ones this run wrote.

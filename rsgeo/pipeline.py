@@ -105,7 +105,7 @@ def _encode_scene(
     with Scene(source, read) as scene:
         encoder = options.load_encoder(DEFAULT_MODEL)
         grid = scene.grid(encoder.image_spec.size, encoder.training_extent_m)
-        scene.warn_if_few_tiles(grid)
+        few_tiles = scene.few_tiles_warning(grid)
         read_meta = reading_metadata(scene.bands, scene.stretch, min_valid=read.min_valid, gsd=read.gsd)
         if read.chip_size is None:  # the default chip: the model's training ground extent in this scene's pixels
             read_meta["default_chip"] = {
@@ -158,6 +158,8 @@ def _encode_scene(
         journal.close()
         raise
     journal.delete()
+    if few_tiles is not None:
+        logger.warning(few_tiles)
     logger.info("wrote %s", output)
     return output
 

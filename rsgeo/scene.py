@@ -325,14 +325,19 @@ class Scene:
         d = self.dataset
         return ChipGrid(d.width, d.height, d.transform, self.chip_spec(model_input, training_extent_m), crs=d.crs)
 
-    def warn_if_few_tiles(self, grid: ChipGrid) -> None:
-        """Log one warning when ``grid`` has fewer than :data:`~rsgeo.grid.FEW_TILES` tiles."""
-        if len(grid) < FEW_TILES:
-            ground = grid.spec.size_px * self.pixel_size_m
-            logger.warning(spelt(
-                f"{self.name} gives only {len(grid)} tile{'' if len(grid) == 1 else 's'} of {grid.spec.size_px} px "
-                f"({ground:.0f} m); for a finer answer give a smaller {opt('chip_size')} (pixels, or metres such as 100m)"
-            ))
+    def few_tiles_warning(self, grid: ChipGrid) -> str | None:
+        """The warning for a default chip that gives ``grid`` fewer than :data:`~rsgeo.grid.FEW_TILES` tiles.
+
+        A chip size the user chose is not second-guessed. The run logs it once its output is written, so a
+        run that fails still says one line.
+        """
+        if self.options.chip_size is not None or len(grid) >= FEW_TILES:
+            return None
+        ground = grid.spec.size_px * self.pixel_size_m
+        return spelt(
+            f"{self.name} gives only {len(grid)} tile{'' if len(grid) == 1 else 's'} of {grid.spec.size_px} px "
+            f"({ground:.0f} m); for a finer answer give a smaller {opt('chip_size')} (pixels, or metres such as 100m)"
+        )
 
     # -- reading ------------------------------------------------------------
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from qgis.core import QgsApplication, QgsProcessingContext, QgsProcessingException, QgsProject
 from qgis.PyQt.QtWidgets import QFormLayout, QLabel
-from qgis_helpers import ALGORITHM_IDS, RecordingFeedback, set_plugin_settings, wait_until
+from qgis_helpers import ENCODING_ALGORITHM_IDS, RecordingFeedback, set_plugin_settings, wait_until
 
 S2 = "eolearn/s2_l1c_scene2_13band.tif"  # 100 x 101 px at 10 m
 
@@ -63,7 +63,7 @@ def test_chip_size_is_in_the_main_dialog_as_a_length_and_weights_fields_exist(pl
     from rsgeo_qgis.compat import FLAG_ADVANCED
 
     registry = QgsApplication.processingRegistry()
-    for alg_id in ALGORITHM_IDS:
+    for alg_id in ENCODING_ALGORITHM_IDS:
         alg = registry.algorithmById(alg_id)
         chip = alg.parameterDefinition("CHIP_SIZE")
         assert chip is not None and not (chip.flags() & FLAG_ADVANCED), alg_id

@@ -142,8 +142,11 @@ def write_plan_rasters(output: Path, plan: LayerPlan, grid: ChipGrid, *, cell_px
     records: list[RasterRecord] = []
     tags = {"rsgeo_layer": plan.name, "rsgeo_cell_px": str(cell)}
 
+    def name_of(kind: str) -> str:
+        return plan.name + schema.RASTER_NAME_SUFFIXES[kind]
+
     def path_of(kind: str) -> Path:
-        return output.with_name(schema.raster_file_name(output, plan.name + schema.RASTER_NAME_SUFFIXES[kind]))
+        return output.with_name(schema.raster_file_name(output, name_of(kind)))
 
     if values.classes:
         check_class_count(len(values.classes))
@@ -158,7 +161,7 @@ def write_plan_rasters(output: Path, plan: LayerPlan, grid: ChipGrid, *, cell_px
             options=CogOptions(resampling="nearest"),
         )
         records.append(RasterRecord(
-            name=path.stem, path=_relative(output, path), layer=plan.name, kind=schema.RASTER_TOP_CLASS,
+            name=name_of(schema.RASTER_TOP_CLASS), path=_relative(output, path), layer=plan.name, kind=schema.RASTER_TOP_CLASS,
             bands=(schema.RASTER_TOP_CLASS,), dtype="uint8", cell_px=cell, nodata=CLASS_NODATA,
         ))
         kind = schema.RASTER_SCORES
@@ -175,7 +178,7 @@ def write_plan_rasters(output: Path, plan: LayerPlan, grid: ChipGrid, *, cell_px
         tags=tags, qml=ramp_qml(low, high), options=CogOptions(resampling="average"),
     )
     records.append(RasterRecord(
-        name=path.stem, path=_relative(output, path), layer=plan.name, kind=kind, bands=values.bands,
+        name=name_of(kind), path=_relative(output, path), layer=plan.name, kind=kind, bands=values.bands,
         dtype="float32", cell_px=cell, nodata=float("nan"),
     ))
     return records

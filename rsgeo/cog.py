@@ -30,8 +30,6 @@ from rsgeo.definitions.schema import (
     temporary_raster_name,
     temporary_raster_pid,
 )
-from rsgeo.errors import OutputError
-
 logger = logging.getLogger(__name__)
 
 __all__ = ["CogOptions", "remove_raster", "write_cog"]
@@ -96,7 +94,8 @@ def write_cog(
         qml: a QGIS style written as the ``.qml`` sidecar.
         options: layout (block size, compression, overviews).
 
-    Returns the path written. Raises :class:`OutputError` when it cannot be written.
+    Returns the path written. A failed write (``OSError``, GDAL's error) removes
+    its temporary files and leaves ``path`` as it was.
     """
     import rasterio
     import rasterio.shutil
@@ -162,12 +161,12 @@ def write_cog(
             os.replace(side_tmp, side)
         os.replace(tmp, target)
         _fsync_folder(target.parent)
-    except BaseException as exc:
+    except BaseException:
+        # The error goes up as it is: inside a result's write, gpkg.atomic_output turns a full disk or
+        # an unwritable folder into its one-line OutputError, as for the GeoPackage itself.
         for p in written:
             p.unlink(missing_ok=True)
         tmp.unlink(missing_ok=True)
-        if isinstance(exc, OSError) and exc.errno is not None:
-            raise OutputError(f"cannot write {target} ({exc.strerror or exc}); check the folder's free space and permissions") from exc
         raise
     logger.info("wrote %s (%d band%s, %d x %d)", target, count, "" if count == 1 else "s", width, height)
     return target

@@ -42,6 +42,22 @@ class EmbeddingLookup(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class TileValues:
+    """The numbers of a layer that its rasters map (:mod:`rsgeo.rasters`), per scored tile.
+
+    ``chunks()`` yields ``(tile_ids, values (N, len(bands)) float32, top (N,) or None)``
+    in tile-id order, computed by the same code as the layer's columns;
+    ``classes``/``colours`` (``"r,g,b"``) are set for a land-cover layer, whose
+    ``top`` is the index of the best class.
+    """
+
+    bands: tuple[str, ...]
+    chunks: Callable[[], Iterator[tuple[np.ndarray, np.ndarray, np.ndarray | None]]]
+    classes: tuple[str, ...] = ()
+    colours: tuple[str, ...] = ()
+
+
 @dataclass
 class LayerPlan:
     """A layer ready to be written: its frames, an empty frame, style and metadata."""
@@ -52,6 +68,8 @@ class LayerPlan:
     empty: Callable[[], Any]
     style: Callable[[], str]
     meta: dict[str, Any] = field(default_factory=dict)
+    #: What the layer's rasters map (``None``: the layer has no raster, e.g. ``tiles``).
+    values: TileValues | None = None
 
 
 def polygons(grid: ChipGrid, tile_ids: np.ndarray) -> Any:
@@ -158,8 +176,14 @@ def _landcover_layer(
     def style() -> str:
         return categorized_qml("top_class", list(class_names), category_colours(class_names, colours))
 
+    def values() -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
+        for ids, _, scores in chunks():
+            top, _ = _top_class(scores)
+            yield ids, scores.astype(np.float32, copy=False), top
+
     meta = {**meta, "kind": schema.KIND_LANDCOVER, "classes": list(class_names), "columns": dict(zip(class_names, columns))}
-    return LayerPlan(name, schema.KIND_LANDCOVER, frames, empty, style, meta)
+    tile_values = TileValues(tuple(class_names), values, tuple(class_names), tuple(category_colours(class_names, colours)))
+    return LayerPlan(name, schema.KIND_LANDCOVER, frames, empty, style, meta, tile_values)
 
 
 @dataclass(frozen=True)
@@ -275,6 +299,7 @@ def query_plan(
         keep &= sims >= spec.threshold
     if spec.top_k is not None:
         keep &= rank <= spec.top_k
+    all_ids, all_sims = ids, sims  # the raster maps every scored tile, not only the kept ones
     ids, sims, rank = ids[keep], sims[keep], rank[keep]
 
     def frames() -> Iterator[Any]:
@@ -296,7 +321,11 @@ def query_plan(
         "threshold": spec.threshold,
         "features": int(len(ids)),
     }
-    return LayerPlan(name, "query", frames, empty, lambda: graduated_qml("similarity", sims), meta)
+    def values() -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
+        yield all_ids, all_sims.astype(np.float32, copy=False)[:, np.newaxis], None
+
+    tile_values = TileValues((spec.label(),), values)
+    return LayerPlan(name, schema.KIND_QUERY, frames, empty, lambda: graduated_qml("similarity", sims), meta, tile_values)
 
 
 def _empty_columns(spec: dict[str, str]) -> dict[str, Any]:

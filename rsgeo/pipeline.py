@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from rsgeo.answers import LayerPlan, tiles_plan
+from rsgeo.cells import cells_plan
 from rsgeo.definitions import schema
 from rsgeo.definitions.models import DEFAULT_MODEL, canonical_model_id
 from rsgeo.encoders.base import Encoder
@@ -52,6 +53,7 @@ from rsgeo.metadata import (
 )
 from rsgeo.options import CancelCheck, ProgressCallback, RunOptions
 from rsgeo.questions import Question
+from rsgeo.rasters import as_metadata, check_questions, previous_rasters, recorded_rasters, remove_stale, update_rasters
 from rsgeo.scene import ReadOptions, Scene
 from rsgeo.sources import SceneSource, content_sha256, identify
 from rsgeo.store import GpkgEmbeddings
@@ -78,6 +80,7 @@ def run(
     ``source`` is a scene (a local file, or a GDAL virtual path or URL such as
     ``/vsis3/bucket/x.tif``: see :mod:`rsgeo.sources`) or a result GeoPackage.
     """
+    check_questions(questions, no_rasters=options.no_rasters)
     scene = SceneSource.of(source)
     if not scene.remote and is_geopackage(scene.local):
         if questions is None:
@@ -141,9 +144,10 @@ def _encode_scene(
             command=command, encoder=encoder, scene=scene_meta, grid=grid_meta, read=read_meta,
             embedding_dtype=options.embedding_dtype, checkpoint=options.checkpoint,
         )
-        plans = [tiles_plan(grid, journal)]
+        plans = [tiles_plan(grid, journal), cells_plan(grid, journal)]
         for question in questions or ():
-            plans += question.plans(encoder, grid, journal, [schema.TILES_LAYER])
+            plans += question.plans(encoder, grid, journal, [schema.TILES_LAYER, schema.CELLS_LAYER])
+        previous = previous_rasters(output)
         with atomic_output(output) as tmp:
             _write_plans(tmp, plans, grid)
             use_large_pages(tmp)
@@ -153,7 +157,10 @@ def _encode_scene(
                 for plan in plans:
                     set_style(db, plan.name, plan.style())
                 metadata[schema.KEY_LAYERS] = {p.name: p.meta for p in plans}
+                rasters = update_rasters(output, plans, grid, previous={}, write=not options.no_rasters)
+                metadata[schema.KEY_RASTERS] = as_metadata(rasters)
                 set_metadata(db, metadata)
+        remove_stale(output, previous, rasters)
     except BaseException:
         journal.close()
         raise
@@ -241,10 +248,10 @@ def _answer_stored(
     store = GpkgEmbeddings(source, dim=emb.dim, dtype=emb.dtype)
     try:
         taken = list(metadata.get(schema.KEY_LAYERS, {}))
-        plans: list[LayerPlan] = []
+        plans: list[LayerPlan] = [] if schema.CELLS_LAYER in taken else [cells_plan(grid, store)]  # older results
         for question in questions:
             plans += question.plans(encoder, grid, store, taken)
-        _add_layers(source, out, plans, grid, metadata)
+        _add_layers(source, out, plans, grid, metadata, in_place=in_place, rasters=not options.no_rasters)
     finally:
         store.close()
     return out
@@ -262,7 +269,7 @@ def _with_stored_checkpoint(options: RunOptions, stored: dict[str, Any], name: s
 
 
 def write_stored_plans(source: Path, output: str | os.PathLike[str] | None, plans: Sequence[LayerPlan], *,
-                       overwrite: bool = False) -> Path:
+                       overwrite: bool = False, rasters: bool = True) -> Path:
     """Add ``plans``' layers to a result (in place, or to a copy at ``output``), atomically.
 
     For answers that need no encoder at all (``rsgeo refine``): the same
@@ -272,13 +279,17 @@ def write_stored_plans(source: Path, output: str | os.PathLike[str] | None, plan
     out = Path(output) if output is not None else source
     in_place = out.resolve() == source.resolve()
     check_output(out, overwrite=overwrite, in_place=in_place)
-    _add_layers(source, out, plans, grid_from_metadata(metadata), metadata)
+    _add_layers(source, out, plans, grid_from_metadata(metadata), metadata, in_place=in_place, rasters=rasters)
     logger.info("wrote %s", out)
     return out
 
 
-def _add_layers(source: Path, out: Path, plans: Sequence[LayerPlan], grid: ChipGrid, metadata: dict[str, Any]) -> None:
-    """Write ``out`` atomically: ``source`` plus ``plans``' layers, their styles, and their records in the metadata."""
+def _add_layers(source: Path, out: Path, plans: Sequence[LayerPlan], grid: ChipGrid, metadata: dict[str, Any], *,
+                in_place: bool, rasters: bool = True) -> None:
+    """Write ``out`` atomically: ``source`` plus ``plans``' layers, their styles, their rasters (unless
+    ``rasters`` is false), and their records in the metadata."""
+    previous = recorded_rasters(metadata) if in_place else {}  # a copy elsewhere starts without the source's
+    replaced = previous if in_place else previous_rasters(out)
     with atomic_output(out, start_from=source) as tmp:
         _write_plans(tmp, plans, grid)
         with connect(tmp) as db:
@@ -287,4 +298,6 @@ def _add_layers(source: Path, out: Path, plans: Sequence[LayerPlan], grid: ChipG
                 set_style(db, plan.name, plan.style())
             layers = dict(metadata.get(schema.KEY_LAYERS, {}))
             layers.update({p.name: p.meta for p in plans})
-            set_metadata(db, {schema.KEY_LAYERS: layers})
+            written = update_rasters(out, plans, grid, previous=previous, write=rasters)
+            set_metadata(db, {schema.KEY_LAYERS: layers, schema.KEY_RASTERS: as_metadata(written)})
+    remove_stale(out, replaced, written)

@@ -87,6 +87,7 @@ OPTIONS: dict[str, Option] = {
         Option("iterations", "--iterations", "Iterations"),
         Option("min_class_weight", "--min-class-weight", "Minimum class share"),
         Option("reg", "--reg", "Pull toward the text classifier"),
+        Option("no_rasters", "--no-rasters", "No raster outputs", switch=True),
     )
 }
 

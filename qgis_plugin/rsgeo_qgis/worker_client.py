@@ -31,7 +31,7 @@ Callback = Callable[[bool, Any], None]
 
 def decode_array(text: str, dtype: str) -> list[Any]:
     """A base64 little-endian array from the worker, as a Python list (no numpy needed)."""
-    codes = {"int64": "q", "int32": "i", "float32": "f"}
+    codes = {"int64": "q", "int32": "i", "float32": "f", "float64": "d"}
     arr = array.array(codes[dtype])
     arr.frombytes(base64.b64decode(text))
     if sys.byteorder != "little":

@@ -1,0 +1,134 @@
+"""A query's answer as a map: the similarity of every tile as a COG, and the best tiles.
+
+This is how the QGIS panel answers a result of any size (issue 13): instead of
+sending every tile's score to QGIS (which copied every tile into an in-memory
+layer on its main thread: ~12 s on open and ~6 s a query at 10^6 tiles), the
+worker computes the similarities in one vectorised scan of the stored
+embeddings (:meth:`rsgeo.results.EmbeddingIndex.similarity`), writes them as a
+raster on the result's grid, and returns only the top tiles (ids, scores,
+centres) and the value breaks to colour the raster with. QGIS then draws the
+raster in its render threads, from overviews when zoomed out.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from rsgeo.grid import ChipGrid, tile_rings
+
+#: Quantile classes of the colour ramp (the same count as the vector similarity style).
+RAMP_CLASSES = 7
+
+
+@dataclass(frozen=True)
+class QueryMap:
+    """The answer :func:`similarity_map` wrote: where, the best tiles, and how to colour it.
+
+    ``centres`` are the chips' centres in the grid's CRS, ``(k, 2)``; ``breaks``
+    are ``RAMP_CLASSES + 1`` quantiles of the similarities (low to high);
+    ``scored`` is how many tiles have a value; ``seconds`` the time per step.
+    """
+
+    path: Path
+    tile_ids: np.ndarray
+    similarity: np.ndarray
+    centres: np.ndarray
+    breaks: list[float]
+    scored: int
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def tile_centres(grid: ChipGrid, tile_ids: np.ndarray) -> np.ndarray:
+    """Centres ``(N, 2)`` of the given chips in CRS units (the mean of their four corners)."""
+    rings = tile_rings(grid, np.asarray(tile_ids, np.int64))
+    centres: np.ndarray = rings[:, :4].mean(axis=1)
+    return centres
+
+
+def ramp_breaks(values: np.ndarray, classes: int = RAMP_CLASSES) -> list[float]:
+    """``classes + 1`` quantiles of ``values``, strictly increasing (at least two)."""
+    finite = values[np.isfinite(values)]
+    if not len(finite):
+        return [0.0, 1.0]
+    qs = np.quantile(finite, np.linspace(0.0, 1.0, classes + 1))
+    out: list[float] = []
+    for q in qs.tolist():
+        if not out or q > out[-1]:
+            out.append(float(q))
+    if len(out) < 2:
+        out = [out[0] - 1e-6, out[0] + 1e-6]
+    return out
+
+
+def top_rows(similarity: np.ndarray, k: int) -> np.ndarray:
+    """Row indices of the ``k`` highest similarities, best first (ties: lower row first)."""
+    k = max(0, min(int(k), len(similarity)))
+    if k == 0:
+        return np.zeros(0, np.int64)
+    cand = np.argpartition(-similarity, k - 1)[:k] if k < len(similarity) else np.arange(len(similarity))
+    order = np.lexsort((cand, -similarity[cand]))
+    rows: np.ndarray = cand[order].astype(np.int64)
+    return rows
+
+
+def similarity_map(
+    grid: ChipGrid, tile_ids: np.ndarray, similarity: np.ndarray, path: str | Path, *, top_k: int, label: str = "",
+) -> QueryMap:
+    """Write the similarities of ``tile_ids`` as a COG at ``path`` and pick the ``top_k`` tiles.
+
+    Cells of chips with no embedding (nodata chips) are nodata.
+    """
+    from rsgeo.cog import CogOptions, write_cog
+
+    seconds: dict[str, float] = {}
+    t0 = time.perf_counter()
+    rows = top_rows(similarity, top_k)
+    breaks = ramp_breaks(similarity)
+    seconds["rank"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    grid_raster = tile_values_raster(grid, tile_ids, similarity.astype(np.float32, copy=False))
+    seconds["grid"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    written = write_cog(
+        path, grid_raster.values, transform=grid_raster.transform, crs=grid.crs, nodata=float("nan"),
+        descriptions=[label or "similarity"], options=CogOptions(resampling="average"),
+    )
+    seconds["write"] = time.perf_counter() - t0
+    ids = np.asarray(tile_ids, np.int64)[rows]
+    return QueryMap(
+        path=Path(written), tile_ids=ids, similarity=similarity[rows].astype(np.float32), centres=tile_centres(grid, ids),
+        breaks=breaks, scored=int(len(similarity)), seconds=seconds,
+    )
+
+
+# -- PLACEHOLDER until the rasters branch (raster grid of results) is merged ---------------
+
+
+@dataclass(frozen=True)
+class GridRaster:
+    values: np.ndarray
+    transform: object
+
+
+def tile_values_raster(grid: ChipGrid, tile_ids: np.ndarray, values: np.ndarray) -> GridRaster:
+    from affine import Affine
+
+    out = np.full((grid.n_rows, grid.n_cols), np.nan, np.float32)
+    r, c = np.divmod(np.asarray(tile_ids, np.int64), grid.n_cols)
+    out[r, c] = values
+    return GridRaster(out, grid.transform * Affine.scale(grid.spec.stride_px))
+
+
+def cell_tile(grid: ChipGrid, x: float, y: float) -> int | None:
+    px, py = ~grid.transform * (x, y)
+    if not (0 <= px < grid.width and 0 <= py < grid.height):
+        return None
+    half = min(grid.spec.size_px, grid.width) / 2
+    col = int(np.argmin(np.abs(np.asarray(grid.col_offsets) + half - px)))
+    half = min(grid.spec.size_px, grid.height) / 2
+    row = int(np.argmin(np.abs(np.asarray(grid.row_offsets) + half - py)))
+    return row * grid.n_cols + col

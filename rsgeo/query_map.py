@@ -22,6 +22,8 @@ from rsgeo.grid import ChipGrid, tile_rings
 
 #: Quantile classes of the colour ramp (the same count as the vector similarity style).
 RAMP_CLASSES = 7
+#: The breaks are quantiles of every n-th value: 62,500 of 10^6 place 8 breaks well (11 ms, not 110).
+RAMP_SAMPLE_STEP = 16
 
 
 @dataclass(frozen=True)
@@ -50,8 +52,9 @@ def tile_centres(grid: ChipGrid, tile_ids: np.ndarray) -> np.ndarray:
 
 
 def ramp_breaks(values: np.ndarray, classes: int = RAMP_CLASSES) -> list[float]:
-    """``classes + 1`` quantiles of ``values``, strictly increasing (at least two)."""
-    finite = values[np.isfinite(values)]
+    """``classes + 1`` quantiles of ``values``, strictly increasing (at least two); min and max exact."""
+    sample = values[::RAMP_SAMPLE_STEP] if len(values) >= 64 * RAMP_SAMPLE_STEP else values
+    finite = sample[np.isfinite(sample)]
     if not len(finite):
         return [0.0, 1.0]
     qs = np.quantile(finite, np.linspace(0.0, 1.0, classes + 1))
@@ -59,6 +62,7 @@ def ramp_breaks(values: np.ndarray, classes: int = RAMP_CLASSES) -> list[float]:
     for q in qs.tolist():
         if not out or q > out[-1]:
             out.append(float(q))
+    out[0], out[-1] = min(out[0], float(np.nanmin(values))), max(out[-1], float(np.nanmax(values)))
     if len(out) < 2:
         out = [out[0] - 1e-6, out[0] + 1e-6]
     return out
@@ -77,10 +81,14 @@ def top_rows(similarity: np.ndarray, k: int) -> np.ndarray:
 
 def similarity_map(
     grid: ChipGrid, tile_ids: np.ndarray, similarity: np.ndarray, path: str | Path, *, top_k: int, label: str = "",
+    compress: str = "NONE",
 ) -> QueryMap:
     """Write the similarities of ``tile_ids`` as a COG at ``path`` and pick the ``top_k`` tiles.
 
-    Cells of chips with no embedding (nodata chips) are nodata.
+    Cells of chips with no embedding (nodata chips) are nodata. The default is
+    an uncompressed COG: an answer in the panel's temporary folder is read once
+    and replaced by the next; deflate made the 10^6-cell file 13 % smaller and
+    its writing 2.6 x slower (0.71 s instead of 0.28 s here).
     """
     from rsgeo.cog import CogOptions, write_cog
 
@@ -95,7 +103,7 @@ def similarity_map(
     t0 = time.perf_counter()
     written = write_cog(
         path, grid_raster.values, transform=grid_raster.transform, crs=grid.crs, nodata=float("nan"),
-        descriptions=[label or "similarity"], options=CogOptions(resampling="average"),
+        descriptions=[label or "similarity"], options=CogOptions(resampling="average", compress=compress),
     )
     seconds["write"] = time.perf_counter() - t0
     ids = np.asarray(tile_ids, np.int64)[rows]

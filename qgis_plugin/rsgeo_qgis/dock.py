@@ -12,6 +12,7 @@ writes, plus the top tiles, so that no tile is copied into QGIS's memory.
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -37,7 +38,7 @@ from qgis.PyQt.QtWidgets import (
 )
 
 from . import settings as plugin_settings
-from .backend import BackendError, find_backend
+from .backend import Backend, BackendError, find_backend
 from .layers import open_result_layer
 from .map_tools import PointPickTool, TilePickTool
 from .definitions.schema import KEY_EMBEDDINGS, KIND_LANDCOVER
@@ -65,6 +66,8 @@ class RsgeoDock(QgsDockWidget):
     classified = pyqtSignal(dict)
     #: Emitted with an error message when a request fails.
     failed = pyqtSignal(str)
+    #: (opening number, Backend or BackendError), from the lookup thread to the main thread.
+    _backend_found = pyqtSignal(int, object)
 
     def __init__(self, iface: Any, parent: QWidget | None = None) -> None:
         super().__init__(tr("rsgeo search"), parent)
@@ -78,6 +81,8 @@ class RsgeoDock(QgsDockWidget):
         self.unlike: list[int] = []
         self.ranked: list[tuple[int, float]] = []
         self.pick_tool: TilePickTool | PointPickTool | None = None
+        self._opening = 0
+        self._backend_found.connect(self._start_worker, Qt.ConnectionType.QueuedConnection)
         #: Set for results answered as rasters (more than MAP_TILES tiles); then ``search`` stays None.
         self.map: SimilarityMap | None = None
         self.grid: ResultGrid | None = None
@@ -202,12 +207,29 @@ class RsgeoDock(QgsDockWidget):
         else:
             self.search = self._new_search_layer(tr("rsgeo search ({})").format(Path(path).stem))
         self._fill_class_choices(meta)
-        try:
-            backend = find_backend(plugin_settings.load())
-        except BackendError as exc:
-            self._say(str(exc))
-            self.failed.emit(str(exc))
-            return False
+        # Finding rsgeo starts its Python once (``import rsgeo``: 0.4 s or more): not on the main thread.
+        self._opening += 1
+        opening, settings = self._opening, plugin_settings.load()
+
+        def lookup() -> None:
+            try:
+                found: object = find_backend(settings)
+            except BackendError as exc:
+                found = exc
+            self._backend_found.emit(opening, found)
+
+        self._say(tr("Looking for rsgeo…"))
+        threading.Thread(target=lookup, name="rsgeo-backend-lookup", daemon=True).start()
+        return True
+
+    def _start_worker(self, opening: int, found: object) -> None:
+        if opening != self._opening or self.path is None:
+            return  # closed, or another result opened, meanwhile
+        if not isinstance(found, Backend):
+            self._say(str(found))
+            self.failed.emit(str(found))
+            return
+        backend = found
         self.client = WorkerClient(backend, self)
         self.client.failed.connect(self._worker_failed)
         self.client.busy.connect(lambda b: self.setCursor(Qt.CursorShape.BusyCursor if b else Qt.CursorShape.ArrowCursor))
@@ -217,7 +239,6 @@ class RsgeoDock(QgsDockWidget):
         self.client.request("open", self._opened, path=self.path, device=self._device())
         self.client.request("warm", lambda ok, r: self._warmed(ok, r, started), path=self.path)
         self.client.request("class_sets", self._got_class_sets)
-        return True
 
     def _new_search_layer(self, name: str) -> TileLayer:
         assert self.path is not None
@@ -268,6 +289,7 @@ class RsgeoDock(QgsDockWidget):
 
     def close_result(self) -> None:
         """Stop the worker and remove the panel's layers."""
+        self._opening += 1  # a backend lookup still under way is for nothing now
         if self.pick.isChecked():
             self.pick.setChecked(False)
         if self.client is not None:
@@ -370,19 +392,22 @@ class RsgeoDock(QgsDockWidget):
         xs, ys = decode_array(result["centre_x"], "float64"), decode_array(result["centre_y"], "float64")
         self.ranked = list(zip(ids, sims))
         self.centres = {int(t): (x, y) for t, x, y in zip(ids, xs, ys)}
-        try:
-            layer = self.map.show(str(result["raster"]), tr("rsgeo: {}").format(label), result["breaks"])
-        except ValueError as exc:
-            self._say(str(exc))
-            self.failed.emit(str(exc))
-            return
-        self._refresh_legend(layer)
         self._show_ranked()
-        seconds = time.monotonic() - asked_at
         count = int(result.get("count", 0))
-        self._say(tr("{}: {} tiles ranked in {:.2f} s (shown as a raster)").format(label, count, seconds))
-        self.answered.emit({"query": label, "tiles": count, "seconds": seconds, "raster": str(result["raster"]),
-                            "top": self.ranked[: self.top_k.value()], "worker_seconds": result.get("seconds", {})})
+
+        def shown(layer: Any) -> None:
+            if layer is None:
+                message = tr("QGIS cannot open the answer raster {}").format(result["raster"])
+                self._say(message)
+                self.failed.emit(message)
+                return
+            self._refresh_legend(layer)
+            seconds = time.monotonic() - asked_at
+            self._say(tr("{}: {} tiles ranked in {:.2f} s (shown as a raster)").format(label, count, seconds))
+            self.answered.emit({"query": label, "tiles": count, "seconds": seconds, "raster": str(result["raster"]),
+                                "top": self.ranked[: self.top_k.value()], "worker_seconds": result.get("seconds", {})})
+
+        self.map.show(str(result["raster"]), tr("rsgeo: {}").format(label), result["breaks"], shown)
 
     def _top_k_changed(self) -> None:
         if self.map is not None and self.ranked and self.top_k.value() > len(self.ranked) and self.query.isEnabled():

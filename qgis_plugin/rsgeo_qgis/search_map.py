@@ -9,14 +9,18 @@ and sends back only the best tiles and the value breaks. The main thread opens
 the file (GDAL reads the header, not the pixels), sets a colour ramp from the
 breaks (no statistics are computed here) and lets QGIS's render threads draw
 it, from overviews when zoomed out. Each answer goes to a new file; the layer
-switches to it in place (same layer, same place in the layer tree).
+switches to it in place (same layer, same place in the layer tree). The first
+layer is built in a thread and moved to the main thread (QGIS's first raster
+layer of a session costs ~150 ms: GDAL and PROJ set up), as Processing does
+with the layers its tasks make.
 """
 
 from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,7 +36,7 @@ from qgis.core import (
     QgsSingleBandPseudoColorRenderer,
     QgsStyle,
 )
-from qgis.PyQt.QtCore import QTemporaryDir
+from qgis.PyQt.QtCore import QCoreApplication, QObject, Qt, QTemporaryDir, pyqtSignal
 from qgis.PyQt.QtGui import QColor
 
 from .compat import SHADER_LINEAR
@@ -89,32 +93,66 @@ def similarity_raster_renderer(layer: QgsRasterLayer, breaks: Sequence[float]) -
     return renderer
 
 
-class SimilarityMap:
+class SimilarityMap(QObject):
     """The panel's similarity raster layer, switched to each new answer file."""
 
-    def __init__(self, opacity: float) -> None:
+    #: (show number, a QgsRasterLayer now living in the main thread, or None), from the loader thread.
+    _loaded = pyqtSignal(int, object)
+
+    def __init__(self, opacity: float, parent: QObject | None = None) -> None:
+        super().__init__(parent)
         self.opacity = opacity
         self.layer: QgsRasterLayer | None = None
         self._folder = QTemporaryDir()
         self._count = 0
         self._files: list[str] = []
+        self._shows = 0
+        self._pending: tuple[int, str, str, Sequence[float], Callable[[Any], None]] | None = None
+        self._loaded.connect(self._on_loaded, Qt.ConnectionType.QueuedConnection)
 
     def next_path(self) -> str:
         """Where the worker writes the next answer."""
         self._count += 1
         return os.path.join(self._folder.path(), f"answer-{self._count}.tif")
 
-    def show(self, path: str, name: str, breaks: Sequence[float]) -> QgsRasterLayer:
-        """Show the answer at ``path`` (in the project; the same layer as before when it is still there)."""
+    def show(self, path: str, name: str, breaks: Sequence[float], done: Callable[[Any], None]) -> None:
+        """Show the answer at ``path``, then call ``done(layer)`` (``done(None)``: QGIS cannot read it).
+
+        The same layer as before when it is still in the project; else a new one,
+        built off the main thread (``done`` then comes from the event loop).
+        """
+        self._shows += 1
         project = QgsProject.instance()
         if self.layer is not None and project.mapLayer(self.layer.id()) is self.layer:
             self.layer.setDataSource(path, name, "gdal", QgsDataProvider.ProviderOptions())
-        else:
-            options = QgsRasterLayer.LayerOptions(False, project.transformContext())  # no default style lookup
-            self.layer = QgsRasterLayer(path, name, "gdal", options)
-            if not self.layer.isValid():
-                raise ValueError(f"QGIS cannot open the answer raster {path}")
-            project.addMapLayer(self.layer)
+            done(self._styled(path, name, breaks) if self.layer.isValid() else None)
+            return
+        self._pending = (self._shows, path, name, breaks, done)
+        show, context, main = self._shows, project.transformContext(), QCoreApplication.instance().thread()
+
+        def load() -> None:
+            layer = QgsRasterLayer(path, name, "gdal", QgsRasterLayer.LayerOptions(False, context))
+            layer.moveToThread(main)  # from the thread that made it, as QObject requires
+            self._loaded.emit(show, layer if layer.isValid() else None)
+
+        threading.Thread(target=load, name="rsgeo-answer-layer", daemon=True).start()
+
+    def _on_loaded(self, show: int, layer: Any) -> None:
+        pending, self._pending = self._pending, None
+        if pending is None or pending[0] != show:
+            if pending is not None:
+                self._pending = pending  # an older load finished after a newer one began
+            return
+        _show, path, name, breaks, done = pending
+        if layer is None:
+            done(None)
+            return
+        self.layer = layer
+        QgsProject.instance().addMapLayer(layer)
+        done(self._styled(path, name, breaks))
+
+    def _styled(self, path: str, name: str, breaks: Sequence[float]) -> QgsRasterLayer:
+        assert self.layer is not None
         renderer = similarity_raster_renderer(self.layer, breaks)
         renderer.setOpacity(self.opacity)
         self.layer.setRenderer(renderer)
@@ -133,6 +171,7 @@ class SimilarityMap:
 
     def close(self) -> None:
         """Remove the layer from the project and the answer files from disk."""
+        self._pending = None
         if self.layer is not None:
             layer_id = self.layer.id()
             self.layer = None

@@ -42,6 +42,22 @@ class EmbeddingLookup(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class TileValues:
+    """The numbers of a layer that its rasters map (:mod:`rsgeo.rasters`), per scored tile.
+
+    ``chunks()`` yields ``(tile_ids, values (N, len(bands)) float32, top (N,) or None)``
+    in tile-id order, computed by the same code as the layer's columns;
+    ``classes``/``colours`` (``"r,g,b"``) are set for a land-cover layer, whose
+    ``top`` is the index of the best class.
+    """
+
+    bands: tuple[str, ...]
+    chunks: Callable[[], Iterator[tuple[np.ndarray, np.ndarray, np.ndarray | None]]]
+    classes: tuple[str, ...] = ()
+    colours: tuple[str, ...] = ()
+
+
 @dataclass
 class LayerPlan:
     """A layer ready to be written: its frames, an empty frame, style and metadata."""
@@ -52,6 +68,8 @@ class LayerPlan:
     empty: Callable[[], Any]
     style: Callable[[], str]
     meta: dict[str, Any] = field(default_factory=dict)
+    #: What the layer's rasters map (``None``: the layer has no raster, e.g. ``tiles``).
+    values: TileValues | None = None
 
 
 def polygons(grid: ChipGrid, tile_ids: np.ndarray) -> Any:
@@ -136,8 +154,14 @@ def landcover_plan(
     def style() -> str:
         return categorized_qml("top_class", list(class_names), category_colours(class_names, colours))
 
+    def values() -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
+        for ids, _, emb in source.iter_chunks(WRITE_CHUNK):
+            scores, top, _ = landcover_scores(emb, class_embeddings, logit_scale)
+            yield ids, scores.astype(np.float32, copy=False), top
+
     meta = {**meta, "kind": schema.KIND_LANDCOVER, "classes": list(class_names), "columns": dict(zip(class_names, columns))}
-    return LayerPlan(name, "landcover", frames, empty, style, meta)
+    tile_values = TileValues(tuple(class_names), values, tuple(class_names), tuple(category_colours(class_names, colours)))
+    return LayerPlan(name, "landcover", frames, empty, style, meta, tile_values)
 
 
 @dataclass(frozen=True)
@@ -253,6 +277,7 @@ def query_plan(
         keep &= sims >= spec.threshold
     if spec.top_k is not None:
         keep &= rank <= spec.top_k
+    all_ids, all_sims = ids, sims  # the raster maps every scored tile, not only the kept ones
     ids, sims, rank = ids[keep], sims[keep], rank[keep]
 
     def frames() -> Iterator[Any]:
@@ -274,7 +299,11 @@ def query_plan(
         "threshold": spec.threshold,
         "features": int(len(ids)),
     }
-    return LayerPlan(name, "query", frames, empty, lambda: graduated_qml("similarity", sims), meta)
+    def values() -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
+        yield all_ids, all_sims.astype(np.float32, copy=False)[:, np.newaxis], None
+
+    tile_values = TileValues((spec.label(),), values)
+    return LayerPlan(name, "query", frames, empty, lambda: graduated_qml("similarity", sims), meta, tile_values)
 
 
 def _empty_columns(spec: dict[str, str]) -> dict[str, Any]:

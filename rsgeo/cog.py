@@ -133,13 +133,13 @@ def write_cog(
             RASTER_PAM_SUFFIX: _pam_xml(category_names) if category_names is not None else None,
             RASTER_STYLE_SUFFIX: qml,
         }
-        for suffix, text in sidecars.items():
+        for suffix, side_text in sidecars.items():
             side = Path(str(target) + suffix) if suffix == RASTER_PAM_SUFFIX else target.with_suffix(suffix)
-            if text is None:
+            if side_text is None:
                 side.unlink(missing_ok=True)  # a stale sidecar would restyle or rename the new raster
                 continue
             side_tmp = side.with_name(f".{side.name}.tmp-{os.getpid()}")
-            side_tmp.write_text(text, encoding="utf-8")
+            side_tmp.write_text(side_text, encoding="utf-8")
             written.append(side_tmp)
             _fsync(side_tmp)
             os.replace(side_tmp, side)

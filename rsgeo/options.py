@@ -40,6 +40,8 @@ class RunOptions:
     #: Dask priority of this run's blocks on the cluster (higher runs first): a batch gives
     #: earlier scenes precedence while several scenes are in flight.
     cluster_priority: int = 0
+    #: Skip the COG rasters beside a classify/query result (:mod:`rsgeo.rasters`).
+    no_rasters: bool = False
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from rsgeo.answers import LayerPlan, tiles_plan
+from rsgeo.cells import cells_plan
 from rsgeo.definitions import schema
 from rsgeo.definitions.models import DEFAULT_MODEL, canonical_model_id
 from rsgeo.encoders.base import Encoder
@@ -50,6 +51,7 @@ from rsgeo.metadata import (
 )
 from rsgeo.options import CancelCheck, ProgressCallback, RunOptions
 from rsgeo.questions import Question
+from rsgeo.rasters import as_metadata, check_questions, previous_rasters, recorded_rasters, remove_stale, update_rasters
 from rsgeo.scene import ReadOptions, Scene
 from rsgeo.sources import SceneSource, content_sha256, identify
 from rsgeo.store import GpkgEmbeddings
@@ -76,6 +78,7 @@ def run(
     ``source`` is a scene (a local file, or a GDAL virtual path or URL such as
     ``/vsis3/bucket/x.tif``: see :mod:`rsgeo.sources`) or a result GeoPackage.
     """
+    check_questions(questions, no_rasters=options.no_rasters)
     scene = SceneSource.of(source)
     if not scene.remote and is_geopackage(scene.local):
         if questions is None:
@@ -133,9 +136,10 @@ def _encode_scene(
             command=command, encoder=encoder, scene=scene_meta, grid=grid_meta, read=read_meta,
             embedding_dtype=options.embedding_dtype,
         )
-        plans = [tiles_plan(grid, journal)]
+        plans = [tiles_plan(grid, journal), cells_plan(grid, journal)]
         for question in questions or ():
-            plans += question.plans(encoder, grid, journal, [schema.TILES_LAYER])
+            plans += question.plans(encoder, grid, journal, [schema.TILES_LAYER, schema.CELLS_LAYER])
+        previous = previous_rasters(output)
         with atomic_output(output) as tmp:
             _write_plans(tmp, plans, grid)
             use_large_pages(tmp)
@@ -145,7 +149,10 @@ def _encode_scene(
                 for plan in plans:
                     set_style(db, plan.name, plan.style())
                 metadata[schema.KEY_LAYERS] = {p.name: p.meta for p in plans}
+                rasters = update_rasters(output, plans, grid, previous={}, write=not options.no_rasters)
+                metadata[schema.KEY_RASTERS] = as_metadata(rasters)
                 set_metadata(db, metadata)
+        remove_stale(output, previous, rasters)
     except BaseException:
         journal.close()
         raise
@@ -230,7 +237,9 @@ def _answer_stored(
     store = GpkgEmbeddings(source, dim=emb.dim, dtype=emb.dtype)
     try:
         taken = list(metadata.get(schema.KEY_LAYERS, {}))
-        plans: list[LayerPlan] = []
+        plans: list[LayerPlan] = [] if schema.CELLS_LAYER in taken else [cells_plan(grid, store)]  # older results
+        previous = recorded_rasters(metadata) if in_place else {}  # a copy elsewhere starts without the source's
+        replaced = previous if in_place else previous_rasters(out)
         for question in questions:
             plans += question.plans(encoder, grid, store, taken)
         with atomic_output(out, start_from=source) as tmp:
@@ -241,7 +250,9 @@ def _answer_stored(
                     set_style(db, plan.name, plan.style())
                 layers = dict(metadata.get(schema.KEY_LAYERS, {}))
                 layers.update({p.name: p.meta for p in plans})
-                set_metadata(db, {schema.KEY_LAYERS: layers})
+                rasters = update_rasters(out, plans, grid, previous=previous, write=not options.no_rasters)
+                set_metadata(db, {schema.KEY_LAYERS: layers, schema.KEY_RASTERS: as_metadata(rasters)})
+        remove_stale(out, replaced, rasters)
     finally:
         store.close()
     return out

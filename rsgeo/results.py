@@ -290,6 +290,36 @@ class Result:
         tile = cell_tile(self.grid, x, y)
         return tile if tile is not None and self.index.stored([tile]) else None
 
+    def similarity_raster(
+        self,
+        text: str | Sequence[str] = (),
+        path: str | os.PathLike[str] | None = None,
+        *,
+        like_tiles: Sequence[int] = (),
+        unlike_tiles: Sequence[int] = (),
+        like: Sequence[str] = (),
+        unlike: Sequence[str] = (),
+        cell_px: int | None = None,
+    ) -> Path:
+        """Map the similarity of every stored tile to texts/examples as a COG on disk; returns its path.
+
+        One scan over the loaded embedding matrix and one vectorised raster
+        (:mod:`rsgeo.rasters`: the nearest-chip-centre rule, nodata where no
+        chip was scored): no per-tile objects, so it stays fast at 10^6 tiles.
+        ``path`` defaults to ``OUT_query_<slug>_similarity.tif`` beside the
+        GeoPackage; the GeoPackage itself is not changed.
+        """
+        from rsgeo.prompts import slug
+        from rsgeo.rasters import write_similarity_raster
+
+        texts = (text,) if isinstance(text, str) else tuple(text)
+        spec = QuerySpec(texts, tuple(like_tiles), tuple(unlike_tiles), tuple(like), tuple(unlike))
+        sims = self.index.similarity(self.query_vector(spec))
+        if path is None:
+            name = schema.QUERY_LAYER_PREFIX + slug(spec.label()) + schema.RASTER_NAME_SUFFIXES[schema.RASTER_SIMILARITY]
+            path = self.path.with_name(schema.raster_file_name(self.path, name))
+        return write_similarity_raster(Path(path), self.grid, self.index.tile_ids, sims, spec.label(), cell_px=cell_px)
+
     def query_vector(self, spec: QuerySpec) -> np.ndarray:
         """The unit query vector of ``spec``, built as a run builds it (:func:`rsgeo.questions.query_vector_for`)."""
         return query_vector_for(spec, embed_texts=self.text_embeddings, dim=self.index.embeddings.shape[1],

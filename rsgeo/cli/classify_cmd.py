@@ -17,6 +17,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     p.add_argument("source", help="a scene (a file, or a GDAL path or URL such as /vsis3/bucket/x.tif), or a GeoPackage written by rsgeo (answers from its embeddings)")
     common.add_output_options(p, required=False)
+    common.add_raster_options(p)
     g = p.add_argument_group("classes")
     g.add_argument("--classes", metavar="A,B,...", help='comma-separated class names, e.g. "forest,water,urban area"')
     g.add_argument("--class-set", metavar="NAME|FILE", help="a built-in class set (see `rsgeo models --class-sets`) or a YAML/CSV file")

@@ -15,6 +15,13 @@ def add_output_options(p: argparse.ArgumentParser, *, required: bool) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace OUT.gpkg if it exists")
 
 
+def add_raster_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--no-rasters", action="store_true",
+        help="write no Cloud-Optimised GeoTIFFs beside OUT.gpkg (default: the answer as rasters too; docs/maps.md)",
+    )
+
+
 def add_read_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("chips (ignored when the input is an encoded GeoPackage)")
     g.add_argument("--chip-size", metavar="N|Nm", help="chip side in pixels (224) or metres (500m); default: the model's input size")
@@ -80,6 +87,7 @@ def run_options(args: argparse.Namespace) -> Any:
         resume=args.resume,
         overwrite=args.overwrite,
         cluster=args.cluster,
+        no_rasters=getattr(args, "no_rasters", False),
     )
 
 

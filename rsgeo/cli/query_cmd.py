@@ -16,6 +16,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     p.add_argument("source", help="a scene (a file, or a GDAL path or URL such as /vsis3/bucket/x.tif), or a GeoPackage written by rsgeo (answers from its embeddings)")
     common.add_output_options(p, required=False)
+    common.add_raster_options(p)
     g = p.add_argument_group("query")
     g.add_argument("--text", action="append", default=[], metavar="TEXT", help='what to look for, e.g. "solar farm" (repeatable, any language the model reads)')
     g.add_argument("--like-tile", action="append", type=int, default=[], metavar="ID", help="a tile id to find more of (repeatable)")

@@ -69,6 +69,7 @@ OPTIONS: dict[str, Option] = {
         Option("unlike", "--unlike", "Less like location"),
         Option("top_k", "--top-k", "Top k"),
         Option("threshold", "--threshold", "Similarity threshold"),
+        Option("no_rasters", "--no-rasters", "No raster outputs", switch=True),
     )
 }
 

@@ -140,6 +140,8 @@ def reserved_layer_reason(name: str) -> str | None:
     folded = name.casefold()  # SQLite compares table names case-insensitively
     if folded == TILES_LAYER:
         return f"{name!r} is the layer of every encoded tile"
+    if folded == CELLS_LAYER:
+        return f"{name!r} is the layer of every encoded tile's non-overlapping cell"
     if folded in {t.casefold() for t in RSGEO_TABLES}:
         return f"{name!r} is one of rsgeo's own tables"
     for prefix in _RESERVED_PREFIXES:
@@ -344,3 +346,7 @@ class RasterRecord:
 RASTER_TOP_CLASS = "top_class"
 RASTER_SCORES = "scores"
 RASTER_SIMILARITY = "similarity"
+#: Layer kind of :data:`CELLS_LAYER`.
+KIND_CELLS = "cells"
+#: Raster names are ``<layer>`` + one of these (files: :func:`raster_file_name`).
+RASTER_NAME_SUFFIXES = {RASTER_TOP_CLASS: "_class", RASTER_SCORES: "_scores", RASTER_SIMILARITY: "_similarity"}

@@ -287,13 +287,13 @@ class RsgeoDock(QgsDockWidget):
         for name in result.get("names", []):
             self.class_sets.addItem(tr("class set: {}").format(name), f"set:{name}")
 
-    def close_result(self) -> None:
-        """Stop the worker and remove the panel's layers."""
+    def close_result(self, *, wait: bool = False) -> None:
+        """Stop the worker (``wait``: until it has exited) and remove the panel's layers."""
         self._opening += 1  # a backend lookup still under way is for nothing now
         if self.pick.isChecked():
             self.pick.setChecked(False)
         if self.client is not None:
-            self.client.stop()
+            self.client.stop(wait=wait)
             self.client.deleteLater()
             self.client = None
         ids = [tl.layer.id() for tl in (self.search, self.landcover) if tl is not None]
@@ -312,7 +312,7 @@ class RsgeoDock(QgsDockWidget):
         self.path = None
 
     def shutdown(self) -> None:
-        self.close_result()
+        self.close_result(wait=True)  # QGIS is unloading the plugin or exiting: leave no process behind
         try:
             QgsProject.instance().layerWillBeRemoved.disconnect(self._layer_removed)
         except TypeError:

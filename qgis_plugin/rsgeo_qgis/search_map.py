@@ -8,11 +8,12 @@ writes the similarity of every tile as a COG in the panel's temporary folder,
 and sends back only the best tiles and the value breaks. The main thread opens
 the file (GDAL reads the header, not the pixels), sets a colour ramp from the
 breaks (no statistics are computed here) and lets QGIS's render threads draw
-it, from overviews when zoomed out. Each answer goes to a new file; the layer
-switches to it in place (same layer, same place in the layer tree). The first
-layer is built in a thread and moved to the main thread (QGIS's first raster
-layer of a session costs ~150 ms: GDAL and PROJ set up), as Processing does
-with the layers its tasks make.
+it, from overviews when zoomed out. Each answer goes to a new file, opened as
+a layer in a thread and moved to the main thread (as Processing does with the
+layers its tasks make): opening a raster on the main thread cost 140-150 ms
+there the first time (GDAL and PROJ setting up, the file's CRS looked up). The
+new layer takes the old one's place in the layer tree (same group, same
+position, same visibility), so to the user the answer layer updates in place.
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ from typing import Any
 from qgis.core import (
     QgsColorRampShader,
     QgsCoordinateReferenceSystem,
-    QgsDataProvider,
     QgsGeometry,
     QgsProject,
     QgsRasterLayer,
@@ -46,6 +46,7 @@ from .definitions.schema import KEY_GRID, GridRecord
 MAP_TILES = 100_000
 #: Answer files kept besides the one shown (a render job may still read the previous one).
 KEEP_FILES = 2
+_CRS_CACHE: dict[str, QgsCoordinateReferenceSystem] = {}
 
 
 @dataclass(frozen=True)
@@ -53,9 +54,18 @@ class ResultGrid:
     """What the panel needs of a result's chip grid: its size, CRS and a chip's size."""
 
     tiles: int
-    crs: QgsCoordinateReferenceSystem
+    #: The result's CRS as WKT (made a QgsCoordinateReferenceSystem when first needed: PROJ's first
+    #: lookup of a CRS costs ~50 ms of the main thread).
+    crs_wkt: str
     #: A chip's side in CRS units.
     chip_size: float
+
+    @property
+    def crs(self) -> QgsCoordinateReferenceSystem:
+        if self.crs_wkt not in _CRS_CACHE:
+            _CRS_CACHE[self.crs_wkt] = (QgsCoordinateReferenceSystem.fromWkt(self.crs_wkt) if self.crs_wkt
+                                        else QgsCoordinateReferenceSystem())
+        return _CRS_CACHE[self.crs_wkt]
 
     @classmethod
     def from_metadata(cls, meta: dict[str, Any]) -> "ResultGrid | None":
@@ -64,8 +74,7 @@ class ResultGrid:
         except (KeyError, TypeError, ValueError):
             return None
         a, _b, _c, d, _e, _f = grid.transform
-        crs = QgsCoordinateReferenceSystem.fromWkt(grid.crs) if grid.crs else QgsCoordinateReferenceSystem()
-        return cls(tiles=grid.n_rows * grid.n_cols, crs=crs, chip_size=grid.size_px * math.hypot(a, d))
+        return cls(tiles=grid.n_rows * grid.n_cols, crs_wkt=grid.crs or "", chip_size=grid.size_px * math.hypot(a, d))
 
     def chip_geometry(self, x: float, y: float) -> QgsGeometry:
         """The chip centred on ``(x, y)`` as an axis-aligned square (for flashing and zooming)."""
@@ -118,15 +127,10 @@ class SimilarityMap(QObject):
     def show(self, path: str, name: str, breaks: Sequence[float], done: Callable[[Any], None]) -> None:
         """Show the answer at ``path``, then call ``done(layer)`` (``done(None)``: QGIS cannot read it).
 
-        The same layer as before when it is still in the project; else a new one,
-        built off the main thread (``done`` then comes from the event loop).
+        The layer is opened off the main thread; ``done`` comes from the event loop.
         """
         self._shows += 1
         project = QgsProject.instance()
-        if self.layer is not None and project.mapLayer(self.layer.id()) is self.layer:
-            self.layer.setDataSource(path, name, "gdal", QgsDataProvider.ProviderOptions())
-            done(self._styled(path, name, breaks) if self.layer.isValid() else None)
-            return
         self._pending = (self._shows, path, name, breaks, done)
         show, context, main = self._shows, project.transformContext(), QCoreApplication.instance().thread()
 
@@ -147,9 +151,10 @@ class SimilarityMap(QObject):
         if layer is None:
             done(None)
             return
-        self.layer = layer
-        QgsProject.instance().addMapLayer(layer)
-        done(self._styled(path, name, breaks))
+        old, self.layer = self.layer, layer
+        self._styled(path, name, breaks)
+        _replace_in_tree(old, layer)
+        done(layer)
 
     def _styled(self, path: str, name: str, breaks: Sequence[float]) -> QgsRasterLayer:
         assert self.layer is not None
@@ -179,6 +184,20 @@ class SimilarityMap(QObject):
                 QgsProject.instance().removeMapLayer(layer_id)
         self._folder.remove()
         self._files.clear()
+
+
+def _replace_in_tree(old: QgsRasterLayer | None, new: QgsRasterLayer) -> None:
+    """Put ``new`` in the project where ``old`` is (group, position, visibility) and remove ``old``."""
+    project = QgsProject.instance()
+    node = project.layerTreeRoot().findLayer(old.id()) if old is not None else None
+    if node is None or node.parent() is None:
+        project.addMapLayer(new)
+        return
+    parent = node.parent()
+    project.addMapLayer(new, False)
+    added = parent.insertLayer(parent.children().index(node), new)
+    added.setItemVisibilityChecked(node.itemVisibilityChecked())
+    project.removeMapLayer(old.id())
 
 
 def _remove_quietly(path: str) -> None:

@@ -101,6 +101,11 @@ def build_result(path: Path, n_tiles: int, *, dim: int = 512, chip: int = 224, s
     bounds = [math.inf, math.inf, -math.inf, -math.inf]
     cols = ", ".join((schema.GEOMETRY_COLUMN, *schema.TILE_COLUMNS))
     insert_tile = f"INSERT INTO {schema.TILES_LAYER} (fid, {cols}) VALUES (?, ?, ?, ?, ?, ?)"
+    # GDAL's feature-count trigger would update gpkg_ogr_contents once per row: set aside, put back after.
+    triggers = db.execute("SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ? "
+                          "AND sql LIKE '%INSERT%'", (schema.TILES_LAYER,)).fetchall()
+    for name, _sql in triggers:
+        db.execute(f'DROP TRIGGER "{name}"')
     for start in range(0, n_tiles, CHUNK):
         ids = np.arange(start, min(start + CHUNK, n_tiles), dtype=np.int64)
         rings = tile_rings(grid, ids)
@@ -112,6 +117,10 @@ def build_result(path: Path, n_tiles: int, *, dim: int = 512, chip: int = 224, s
                                         [1.0] * len(ids)))
     db.execute("UPDATE gpkg_contents SET min_x = ?, min_y = ?, max_x = ?, max_y = ? WHERE table_name = ?",
                (*bounds, schema.TILES_LAYER))
+    db.execute("UPDATE gpkg_ogr_contents SET feature_count = ? WHERE lower(table_name) = lower(?)",
+               (n_tiles, schema.TILES_LAYER))
+    for _name, sql in triggers:
+        db.execute(sql)
     db.commit()
     seconds["tiles"] = time.perf_counter() - t0
 

@@ -32,6 +32,7 @@ from rsgeo.errors import ResultError
 from rsgeo.gpkg import read_metadata
 from rsgeo.grid import ChipGrid
 from rsgeo.metadata import embeddings_record, grid_from_metadata, recorded_checkpoint, stored_model
+from rsgeo.query_map import QueryMap, cell_tile, similarity_map
 from rsgeo.questions import ClassChoice, class_embeddings, query_vector_for
 from rsgeo.store import GpkgEmbeddings
 
@@ -265,6 +266,39 @@ class Result:
         vector = self.query_vector(spec)
         rows, sims = self.index.top_k(vector, top_k, threshold)
         return self._frame(rows, {"similarity": sims, "rank": np.arange(1, len(rows) + 1)})
+
+    def query_map(
+        self,
+        text: str | Sequence[str] = (),
+        path: str | os.PathLike[str] = "query.tif",
+        *,
+        like_tiles: Sequence[int] = (),
+        unlike_tiles: Sequence[int] = (),
+        like: Sequence[str] = (),
+        unlike: Sequence[str] = (),
+        top_k: int = 20,
+    ) -> QueryMap:
+        """The query's similarity of every tile written as a COG at ``path``, and the ``top_k`` best tiles.
+
+        What the QGIS panel shows for a result of any size (:mod:`rsgeo.query_map`);
+        nothing is written to the result itself.
+        """
+        texts = (text,) if isinstance(text, str) else tuple(text)
+        spec = QuerySpec(texts, tuple(like_tiles), tuple(unlike_tiles), tuple(like), tuple(unlike), top_k, None)
+        t0 = time.perf_counter()
+        vector = self.query_vector(spec)
+        encode_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        sims = self.index.similarity(vector)
+        scan_s = time.perf_counter() - t0
+        answer = similarity_map(self.grid, self.index.tile_ids, sims, path, top_k=top_k, label=spec.label())
+        answer.seconds.update({"vector": encode_s, "scan": scan_s})
+        return answer
+
+    def tile_at(self, x: float, y: float) -> int | None:
+        """The stored tile whose cell holds the point ``(x, y)`` (the grid's CRS), or ``None``."""
+        tile = cell_tile(self.grid, x, y)
+        return tile if tile is not None and self.index.stored([tile]) else None
 
     def similarity_raster(
         self,

@@ -19,7 +19,15 @@ the worker writes ``{"event": "ready", "version": ...}``. Operations:
 ``query``
     ``{"path", "text"?: [..], "like_tiles"?: [..], "unlike_tiles"?: [..], "like"?: [..],
     "unlike"?: [..], "threshold"?}`` → every kept tile best first: ``{"tile_id", "similarity"}``
-    as base64 little-endian int64 / float32 arrays, and ``"count"``.
+    as base64 little-endian int64 / float32 arrays, and ``"count"``. With ``"raster": PATH``
+    (and ``"top_k"``, default 20) the answer is a map instead, for results of any size: the
+    similarity of every tile is written as a COG at PATH (:mod:`rsgeo.query_map`) and only the
+    best tiles come back: ``{"raster", "count", "tile_id", "similarity", "centre_x", "centre_y"
+    (b64 float64, the chips' centres in the result's CRS), "breaks" (quantiles to colour by),
+    "seconds"}``.
+``tile_at``
+    ``{"path", "x", "y"}`` (the result's CRS) → ``{"tile_id"}``: the stored tile whose chip
+    centre is nearest the point within the scene (the raster's cell there), or ``null``.
 ``classify``
     ``{"path", "classes"?: [..], "class_set"?, "lang"?}`` → ``{"classes", "tile_id"
     (b64 int64), "top" (b64 int32, index into classes), "top_score" (b64 float32)}``.
@@ -92,6 +100,7 @@ class Worker:
             "ping": self.ping, "open": self.open, "warm": self.warm, "query": self.query,
             "classify": self.classify, "class_sets": self.class_sets, "close": self.close,
             "search": self.search, "save_labels": self.save_labels, "load_labels": self.load_labels,
+            "tile_at": self.tile_at,
         }
         self._searches: dict[tuple[str, tuple[str, ...]], Any] = {}
 
@@ -149,6 +158,9 @@ class Worker:
     def query(self, request: dict[str, Any]) -> dict[str, Any]:
         result = self._result(request)
         threshold = request.get("threshold")
+        raster = request.get("raster")
+        if raster is not None:
+            return self._query_map(result, request, raster)
         frame = result.query(
             _strings(request.get("text"), "text"),
             like_tiles=_ints(request.get("like_tiles"), "like_tiles"),
@@ -162,6 +174,36 @@ class Worker:
             "tile_id": _b64(frame["tile_id"].to_numpy(), "int64"),
             "similarity": _b64(frame["similarity"].to_numpy(), "float32"),
         }
+
+    def _query_map(self, result: Any, request: dict[str, Any], raster: Any) -> dict[str, Any]:
+        if not isinstance(raster, str) or not raster:
+            raise ValueError("'raster' must be a file path")
+        top_k = request.get("top_k", 20)
+        if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1:
+            raise ValueError("'top_k' must be a whole number of at least 1")
+        answer = result.query_map(
+            _strings(request.get("text"), "text"), raster, top_k=top_k,
+            like_tiles=_ints(request.get("like_tiles"), "like_tiles"),
+            unlike_tiles=_ints(request.get("unlike_tiles"), "unlike_tiles"),
+            like=_strings(request.get("like"), "like"), unlike=_strings(request.get("unlike"), "unlike"),
+        )
+        return {
+            "raster": str(answer.path),
+            "count": answer.scored,
+            "tile_id": _b64(answer.tile_ids, "int64"),
+            "similarity": _b64(answer.similarity, "float32"),
+            "centre_x": _b64(answer.centres[:, 0], "float64"),
+            "centre_y": _b64(answer.centres[:, 1], "float64"),
+            "breaks": answer.breaks,
+            "seconds": {k: round(v, 4) for k, v in answer.seconds.items()},
+        }
+
+    def tile_at(self, request: dict[str, Any]) -> dict[str, Any]:
+        result = self._result(request)
+        x, y = request.get("x"), request.get("y")
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (x, y)):
+            raise ValueError("'x' and 'y' must be numbers")
+        return {"tile_id": result.tile_at(float(x), float(y))}  # type: ignore[arg-type]
 
     def classify(self, request: dict[str, Any]) -> dict[str, Any]:
         result = self._result(request)

@@ -35,6 +35,16 @@ SOURCE_POLYGON = _pick("ProcessingSourceType", "VectorPolygon", QgsProcessing, "
 FILE_BEHAVIOR_FILE = _pick("ProcessingFileParameterBehavior", "File", QgsProcessingParameterFile, "File")
 FILE_BEHAVIOR_FOLDER = _pick("ProcessingFileParameterBehavior", "Folder", QgsProcessingParameterFile, "Folder")
 
+# A colour ramp shader's interpolation (Qgis.ShaderInterpolationMethod since 3.30).
+def _shader_linear() -> Any:
+    from qgis.core import QgsColorRampShader
+
+    enum = getattr(Qgis, "ShaderInterpolationMethod", None)
+    return enum.Linear if enum is not None else QgsColorRampShader.Interpolated
+
+
+SHADER_LINEAR = _shader_linear()
+
 # Message levels (Qgis.MessageLevel exists since 3.x; the old Qgis.Info alias is deprecated).
 _levels = getattr(Qgis, "MessageLevel", Qgis)
 MSG_INFO = getattr(_levels, "Info")

@@ -5,11 +5,14 @@ look for, and a similarity layer over the tiles appears and updates with each
 query; the top-k list zooms to a tile on click; tiles picked on the map become
 examples ("more like this" / "less like this"); the class-set box switches
 the land-cover layer. Answers come from a long-lived worker that keeps the
-embeddings in memory and the text encoder loaded.
+embeddings in memory and the text encoder loaded. Results of more than
+``search_map.MAP_TILES`` tiles are answered as a similarity raster the worker
+writes, plus the top tiles, so that no tile is copied into QGIS's memory.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -35,13 +38,14 @@ from qgis.PyQt.QtWidgets import (
 )
 
 from . import settings as plugin_settings
-from .backend import BackendError, find_backend
+from .backend import Backend, BackendError, find_backend
 from .layers import open_result_layer
-from .map_tools import TilePickTool
+from .map_tools import PointPickTool, TilePickTool
 from .definitions.colours import LAYER_OPACITY
 from .definitions.schema import KEY_EMBEDDINGS, KIND_LANDCOVER
 from .resultfile import NotAResultError, check_result, feature_layers, layer_records
 from .search_layers import TileLayer, landcover_renderer, similarity_renderer
+from .search_map import MAP_TILES, ResultGrid, SimilarityMap
 from .worker_client import WorkerClient, decode_array
 
 #: Combo-box data: "layer:NAME" (stored layer), "set:NAME" (class set) or this (typed classes).
@@ -64,6 +68,8 @@ class RsgeoDock(QgsDockWidget):
     classified = pyqtSignal(dict)
     #: Emitted with an error message when a request fails.
     failed = pyqtSignal(str)
+    #: (opening number, Backend or BackendError), from the lookup thread to the main thread.
+    _backend_found = pyqtSignal(int, object)
 
     def __init__(self, iface: Any, parent: QWidget | None = None) -> None:
         super().__init__(tr("rsgeo search"), parent)
@@ -76,7 +82,16 @@ class RsgeoDock(QgsDockWidget):
         self.like: list[int] = []
         self.unlike: list[int] = []
         self.ranked: list[tuple[int, float]] = []
-        self.pick_tool: TilePickTool | None = None
+        self.pick_tool: TilePickTool | PointPickTool | None = None
+        self._opening = 0
+        self._backend_found.connect(self._start_worker, Qt.ConnectionType.QueuedConnection)
+        #: Set for results answered as rasters (more than MAP_TILES tiles); then ``search`` stays None.
+        self.map: SimilarityMap | None = None
+        self.grid: ResultGrid | None = None
+        #: The open result's model (the settings' checkpoint goes with the default model only).
+        self._result_model: str | None = None
+        #: Centres (result CRS) of the listed tiles of the last map answer.
+        self.centres: dict[int, tuple[float, float]] = {}
         self._build_ui()
         QgsProject.instance().layerWillBeRemoved.connect(self._layer_removed)
 
@@ -115,7 +130,7 @@ class RsgeoDock(QgsDockWidget):
         self.top_k = QSpinBox(ask)
         self.top_k.setRange(1, 10000)
         self.top_k.setValue(s.top_k)
-        self.top_k.valueChanged.connect(self._show_ranked)
+        self.top_k.valueChanged.connect(self._top_k_changed)
         self.only_top = QCheckBox(tr("only these on the map"), ask)
         self.only_top.toggled.connect(self._apply_filter)
         krow = QHBoxLayout()
@@ -164,6 +179,11 @@ class RsgeoDock(QgsDockWidget):
     def _set_enabled(self, on: bool) -> None:
         for w in (self.query, self.search_button, self.pick, self.classify_button, self.class_sets, self.classes):
             w.setEnabled(on)
+        if self.map is not None:  # a raster answer: no tiles to hide, land cover not served here (see docs/qgis.md)
+            for w in (self.only_top, self.classify_button, self.class_sets, self.classes):
+                w.setEnabled(False)
+        else:
+            self.only_top.setEnabled(True)
 
     def _say(self, text: str) -> None:
         # Long paths wrap at their slashes (a zero-width space after each); the tooltip keeps the text whole.
@@ -187,14 +207,36 @@ class RsgeoDock(QgsDockWidget):
             self.file.blockSignals(True)
             self.file.setFilePath(path)
             self.file.blockSignals(False)
-        self.search = self._new_search_layer(tr("rsgeo search ({})").format(Path(path).stem))
+        self.grid = ResultGrid.from_metadata(meta)
+        self._result_model = (meta.get("model") or {}).get("model_id")
+        if self.grid is not None and self.grid.tiles > MAP_TILES:
+            self.map = SimilarityMap(SEARCH_OPACITY)  # no tile layer: answers come as rasters
+        else:
+            self.search = self._new_search_layer(tr("rsgeo search ({})").format(Path(path).stem))
         self._fill_class_choices(meta)
-        try:
-            backend = find_backend(plugin_settings.load())
-        except BackendError as exc:
-            self._say(str(exc))
-            self.failed.emit(str(exc))
-            return False
+        # Finding rsgeo starts its Python once (``import rsgeo``: 0.4 s or more): not on the main thread.
+        self._opening += 1
+        opening, settings = self._opening, plugin_settings.load()
+
+        def lookup() -> None:
+            try:
+                found: object = find_backend(settings)
+            except BackendError as exc:
+                found = exc
+            self._backend_found.emit(opening, found)
+
+        self._say(tr("Looking for rsgeo…"))
+        threading.Thread(target=lookup, name="rsgeo-backend-lookup", daemon=True).start()
+        return True
+
+    def _start_worker(self, opening: int, found: object) -> None:
+        if opening != self._opening or self.path is None:
+            return  # closed, or another result opened, meanwhile
+        if not isinstance(found, Backend):
+            self._say(str(found))
+            self.failed.emit(str(found))
+            return
+        backend = found
         self.client = WorkerClient(backend, self)
         self.client.failed.connect(self._worker_failed)
         self.client.busy.connect(lambda b: self.setCursor(Qt.CursorShape.BusyCursor if b else Qt.CursorShape.ArrowCursor))
@@ -202,12 +244,11 @@ class RsgeoDock(QgsDockWidget):
         self.client.start()
         started = time.monotonic()
         s = plugin_settings.load()  # the settings' weights are the default model's
-        own = s.checkpoint if (meta.get("model") or {}).get("model_id") == s.model else ""
+        own = s.checkpoint if self._result_model == s.model else ""
         self.client.request("open", self._opened, path=self.path, device=self._device(),
                             checkpoint=own or None, cache_dir=s.cache_dir or None)
         self.client.request("warm", lambda ok, r: self._warmed(ok, r, started), path=self.path)
         self.client.request("class_sets", self._got_class_sets)
-        return True
 
     def _new_search_layer(self, name: str) -> TileLayer:
         assert self.path is not None
@@ -256,12 +297,13 @@ class RsgeoDock(QgsDockWidget):
         for name in result.get("names", []):
             self.class_sets.addItem(tr("class set: {}").format(name), f"set:{name}")
 
-    def close_result(self) -> None:
-        """Stop the worker and remove the panel's layers."""
+    def close_result(self, *, wait: bool = False) -> None:
+        """Stop the worker (``wait``: until it has exited) and remove the panel's layers."""
+        self._opening += 1  # a backend lookup still under way is for nothing now
         if self.pick.isChecked():
             self.pick.setChecked(False)
         if self.client is not None:
-            self.client.stop()
+            self.client.stop(wait=wait)
             self.client.deleteLater()
             self.client = None
         ids = [tl.layer.id() for tl in (self.search, self.landcover) if tl is not None]
@@ -269,14 +311,18 @@ class RsgeoDock(QgsDockWidget):
         for layer_id in ids:
             if QgsProject.instance().mapLayer(layer_id) is not None:
                 QgsProject.instance().removeMapLayer(layer_id)
-        self.like, self.unlike, self.ranked = [], [], []
+        if self.map is not None:
+            answers, self.map = self.map, None
+            answers.close()
+        self.grid = None
+        self.like, self.unlike, self.ranked, self.centres = [], [], [], {}
         self.results.clear()
         self._update_examples()
         self._set_enabled(False)
         self.path = None
 
     def shutdown(self) -> None:
-        self.close_result()
+        self.close_result(wait=True)  # QGIS is unloading the plugin or exiting: leave no process behind
         try:
             QgsProject.instance().layerWillBeRemoved.disconnect(self._layer_removed)
         except TypeError:
@@ -293,6 +339,8 @@ class RsgeoDock(QgsDockWidget):
             self.search = self._new_search_layer(self.search.layer.name()) if self.path else None
         if self.landcover is not None and self.landcover.layer.id() == layer_id:
             self.landcover = None
+        if self.map is not None:
+            self.map.forget_layer(layer_id)
 
     def _worker_failed(self, message: str) -> None:
         self._set_enabled(False)
@@ -312,6 +360,12 @@ class RsgeoDock(QgsDockWidget):
             return
         label = self._label(words)
         asked_at = time.monotonic()
+        if self.map is not None:
+            self.client.request("query", lambda ok, r: self._answered_map(ok, r, label, asked_at), replace="query",
+                                path=self.path, text=[words] if words else [], like_tiles=list(self.like),
+                                unlike_tiles=list(self.unlike), raster=self.map.next_path(), top_k=self.top_k.value())
+            self._say(tr("Searching…"))
+            return
         self.client.request("query", lambda ok, r: self._answered(ok, r, label, asked_at), replace="query",
                             path=self.path, text=[words] if words else [], like_tiles=list(self.like),
                             unlike_tiles=list(self.unlike))
@@ -338,7 +392,40 @@ class RsgeoDock(QgsDockWidget):
         self.answered.emit({"query": label, "tiles": len(ids), "seconds": seconds,
                             "top": self.ranked[: self.top_k.value()]})
 
-    def _refresh_legend(self, layer: QgsVectorLayer) -> None:
+    def _answered_map(self, ok: bool, result: Any, label: str, asked_at: float) -> None:
+        if not ok or self.map is None:
+            self._say(tr("Query failed: {}").format(result))
+            self.failed.emit(str(result))
+            return
+        ids = decode_array(result["tile_id"], "int64")
+        sims = decode_array(result["similarity"], "float32")
+        xs, ys = decode_array(result["centre_x"], "float64"), decode_array(result["centre_y"], "float64")
+        self.ranked = list(zip(ids, sims))
+        self.centres = {int(t): (x, y) for t, x, y in zip(ids, xs, ys)}
+        self._show_ranked()
+        count = int(result.get("count", 0))
+
+        def shown(layer: Any) -> None:
+            if layer is None:
+                message = tr("QGIS cannot open the answer raster {}").format(result["raster"])
+                self._say(message)
+                self.failed.emit(message)
+                return
+            self._refresh_legend(layer)
+            seconds = time.monotonic() - asked_at
+            self._say(tr("{}: {} tiles ranked in {:.2f} s (shown as a raster)").format(label, count, seconds))
+            self.answered.emit({"query": label, "tiles": count, "seconds": seconds, "raster": str(result["raster"]),
+                                "top": self.ranked[: self.top_k.value()], "worker_seconds": result.get("seconds", {})})
+
+        self.map.show(str(result["raster"]), tr("rsgeo: {}").format(label), result["breaks"], shown)
+
+    def _top_k_changed(self) -> None:
+        if self.map is not None and self.ranked and self.top_k.value() > len(self.ranked) and self.query.isEnabled():
+            self.ask()  # a map answer holds only the top tiles asked for
+        else:
+            self._show_ranked()
+
+    def _refresh_legend(self, layer: Any) -> None:
         view = getattr(self.iface, "layerTreeView", lambda: None)() if self.iface is not None else None
         if view is not None:
             view.refreshLayerSymbology(layer.id())
@@ -367,7 +454,7 @@ class RsgeoDock(QgsDockWidget):
         self._apply_filter()
 
     def _apply_filter(self) -> None:
-        if self.search is None:
+        if self.search is None or self.map is not None:
             return
         subset = f'"rank" <= {self.top_k.value()}' if self.only_top.isChecked() and self.ranked else ""
         if self.search.layer.subsetString() != subset:
@@ -378,19 +465,25 @@ class RsgeoDock(QgsDockWidget):
 
     def zoom_to_tile(self, tile_id: int) -> None:
         """Centre the map on a tile (a few tiles around it visible) and flash it."""
-        if self.search is None or self.iface is None:
+        if self.iface is None:
             return
-        fid = self.search.fid_of.get(tile_id)
-        if fid is None:
-            return
-        feature = next(self.search.layer.dataProvider().getFeatures(QgsFeatureRequest(fid)), None)
-        if feature is None:
-            return
+        if self.map is not None and self.grid is not None:
+            centre = self.centres.get(int(tile_id))
+            if centre is None:
+                return
+            geom, crs = self.grid.chip_geometry(*centre), self.grid.crs
+        else:
+            if self.search is None:
+                return
+            fid = self.search.fid_of.get(tile_id)
+            feature = None if fid is None else next(self.search.layer.dataProvider().getFeatures(QgsFeatureRequest(fid)), None)
+            if feature is None:
+                return
+            geom, crs = feature.geometry(), self.search.layer.crs()
         canvas = self.iface.mapCanvas()
-        geom = feature.geometry()
         dest = canvas.mapSettings().destinationCrs()
-        if dest.isValid() and dest != self.search.layer.crs():
-            geom.transform(QgsCoordinateTransform(self.search.layer.crs(), dest, QgsProject.instance()))
+        if dest.isValid() and crs.isValid() and dest != crs:
+            geom.transform(QgsCoordinateTransform(crs, dest, QgsProject.instance()))
         extent = geom.boundingBox()
         extent.scale(5.0)
         canvas.setExtent(extent)
@@ -399,10 +492,15 @@ class RsgeoDock(QgsDockWidget):
 
     # -- examples ---------------------------------------------------------------------------
     def _toggle_pick(self, on: bool) -> None:
-        if self.iface is None or self.search is None:
+        if self.iface is None or (self.search is None and self.map is None):
             return
         canvas = self.iface.mapCanvas()
-        if on:
+        if on and self.map is not None and self.grid is not None:
+            self.pick_tool = PointPickTool(canvas, self.grid.crs)
+            self.pick_tool.clicked.connect(self._picked_point)
+            self.pick_tool.deactivated.connect(lambda: self.pick.setChecked(False))
+            canvas.setMapTool(self.pick_tool)
+        elif on and self.search is not None:
             self.pick_tool = TilePickTool(canvas, self.search.layer)
             self.pick_tool.picked.connect(self.add_example)
             self.pick_tool.deactivated.connect(lambda: self.pick.setChecked(False))
@@ -411,6 +509,17 @@ class RsgeoDock(QgsDockWidget):
             if canvas.mapTool() is self.pick_tool:
                 canvas.unsetMapTool(self.pick_tool)
             self.pick_tool = None
+
+    def _picked_point(self, x: float, y: float, positive: bool) -> None:
+        """A click on a raster answer: the worker finds the tile whose cell holds it."""
+        if self.client is None or self.path is None:
+            return
+
+        def found(ok: bool, result: Any) -> None:
+            if ok and isinstance(result, dict) and result.get("tile_id") is not None:
+                self.add_example(int(result["tile_id"]), positive)
+
+        self.client.request("tile_at", found, path=self.path, x=x, y=y)
 
     def add_example(self, tile_id: int, positive: bool = True) -> None:
         """Add a tile as a positive or negative example and re-run the query."""
@@ -450,6 +559,9 @@ class RsgeoDock(QgsDockWidget):
     def classify(self, classes: list[str] | None = None) -> None:
         """Show a stored land-cover layer, or classify with a class set / the typed classes."""
         if self.client is None or self.path is None:
+            return
+        if self.map is not None:
+            self._say(tr("Land cover of a result this large: run Classify land cover (Processing) instead."))
             return
         kind, _, value = str(self.class_sets.currentData() or CUSTOM).partition(":")
         if classes is not None and not isinstance(classes, bool):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from qgis.core import (
+    QgsCoordinateReferenceSystem,
     QgsCoordinateTransform,
     QgsFeatureRequest,
     QgsGeometry,
@@ -44,8 +45,27 @@ class TilePickTool(QgsMapToolEmitPoint):
 
     def pick_point(self, map_point: QgsPointXY) -> QgsPointXY | None:
         """A canvas point in the layer's CRS."""
-        canvas_crs = self.canvas().mapSettings().destinationCrs()
-        if not canvas_crs.isValid() or canvas_crs == self.layer.crs():
-            return QgsPointXY(map_point)
-        transform = QgsCoordinateTransform(canvas_crs, self.layer.crs(), QgsProject.instance())
-        return transform.transform(QgsPointXY(map_point))
+        return to_crs(self.canvas(), map_point, self.layer.crs())
+
+
+class PointPickTool(QgsMapToolEmitPoint):
+    """Emits ``clicked(x, y, positive)`` in ``crs`` (a result's) for a click; for results shown as rasters."""
+
+    clicked = pyqtSignal(float, float, bool)
+
+    def __init__(self, canvas: QgsMapCanvas, crs: QgsCoordinateReferenceSystem) -> None:
+        super().__init__(canvas)
+        self.crs = crs
+
+    def canvasReleaseEvent(self, event: QgsMapMouseEvent) -> None:  # noqa: N802 - Qt API
+        point = to_crs(self.canvas(), event.mapPoint(), self.crs)
+        self.clicked.emit(point.x(), point.y(), event.button() != Qt.MouseButton.RightButton)
+
+
+def to_crs(canvas: QgsMapCanvas, map_point: QgsPointXY, crs: QgsCoordinateReferenceSystem) -> QgsPointXY:
+    """A canvas point in ``crs``."""
+    canvas_crs = canvas.mapSettings().destinationCrs()
+    if not canvas_crs.isValid() or not crs.isValid() or canvas_crs == crs:
+        return QgsPointXY(map_point)
+    transform = QgsCoordinateTransform(canvas_crs, crs, QgsProject.instance())
+    return transform.transform(QgsPointXY(map_point))

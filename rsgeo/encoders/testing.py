@@ -18,6 +18,20 @@ from rsgeo.encoders.base import EncoderBase, EncoderIdentity, ImageSpec, l2_norm
 _FEATURES = 12
 
 
+def hash_encoder_options(name: str) -> dict[str, int]:
+    """``dim``/``size``/``seed`` of a test encoder named ``hash-DIM-SIZE-SEED`` (its model id's tail).
+
+    The default ``hash`` (and any other name) is the 32-d default, so a result a
+    non-default test encoder wrote opens with the encoder that wrote it.
+    """
+    parts = name.split("-")
+    if len(parts) == 4 and parts[0] == "hash" and all(p.isdigit() for p in parts[1:]):
+        dim, size, seed = (int(p) for p in parts[1:])
+        if dim > 0 and size > 0:
+            return {"dim": dim, "size": size, "seed": seed}
+    return {}
+
+
 class HashEncoder(EncoderBase):
     """Deterministic encoder: colour statistics through a fixed projection."""
 

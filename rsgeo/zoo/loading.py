@@ -39,9 +39,9 @@ def load_encoder(
     except ValueError as exc:
         raise ModelError(f"{exc}; `rsgeo models` lists the names") from None
     if name.scheme == "test":
-        from rsgeo.encoders.testing import HashEncoder
+        from rsgeo.encoders.testing import HashEncoder, hash_encoder_options
 
-        return HashEncoder()
+        return HashEncoder(**hash_encoder_options(name.value))
     if name.scheme == "local-dir":
         folder = Path(name.value).expanduser().resolve()
         return load_open_clip_dir(folder, device=device, precision=precision, checkpoint=checkpoint)

@@ -71,6 +71,7 @@ def test_dock_in_process_worker_thread(rsgeo_in_qgis, plugin, project, embedded:
     dock.failed.connect(errors.append)
     try:
         assert dock.open_result(str(embedded))
+        assert wait_until(lambda: dock.client is not None or bool(errors), 30), dock.status.text()  # found off the main thread
         assert dock.client.pid is None and dock.client.is_running  # a thread, not a process
         assert wait_until(lambda: dock.query.isEnabled() or bool(errors), 60), dock.status.text()
         dock.ask("sandy beach")

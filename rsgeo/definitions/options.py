@@ -69,6 +69,8 @@ OPTIONS: dict[str, Option] = {
         Option("unlike", "--unlike", "Less like location"),
         Option("top_k", "--top-k", "Top k"),
         Option("threshold", "--threshold", "Similarity threshold"),
+        Option("dense", "--dense", "Dense sub-chip maps", switch=True),
+        Option("keep_patches", "--keep-patches", "Keep patch embeddings", switch=True),
     )
 }
 

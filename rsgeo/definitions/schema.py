@@ -263,3 +263,84 @@ def layer_records(meta: Mapping[str, Any]) -> list[LayerRecord]:
             label=str(rec.get("query", "")),
         ))
     return out
+
+
+# -- rasters beside a result (issue 13) -----------------------------------------------------
+
+#: Metadata key: raster name -> :class:`RasterRecord` dict (path relative to the GeoPackage, bands).
+KEY_RASTERS = "rasters"
+#: The non-overlapping cell of every chip (the part of the chip nearest its centre).
+CELLS_LAYER = "cells"
+#: Suffix of the rasters rsgeo writes (Cloud-Optimised GeoTIFF).
+RASTER_SUFFIX = ".tif"
+#: GDAL's sidecar (category names) is ``NAME.tif`` + this suffix.
+RASTER_PAM_SUFFIX = ".aux.xml"
+#: QGIS's style sidecar replaces the raster's suffix (``NAME.qml``).
+RASTER_STYLE_SUFFIX = ".qml"
+
+
+def raster_sidecars(raster: Path) -> list[Path]:
+    """The side files rsgeo may write beside ``raster`` (category names, QGIS style)."""
+    return [Path(str(raster) + RASTER_PAM_SUFFIX), raster.with_suffix(RASTER_STYLE_SUFFIX)]
+
+
+def raster_file_name(output: Path, raster: str) -> str:
+    """File name of raster ``raster`` of result ``output``: ``OUT_<raster>.tif`` beside it."""
+    return f"{output.stem}_{raster}{RASTER_SUFFIX}"
+
+
+def temporary_raster_name(raster: Path, pid: int) -> str:
+    """Name of the temporary file process ``pid`` builds ``raster`` in (beside it)."""
+    return f".{raster.stem}.tmp-{pid}{RASTER_SUFFIX}"
+
+
+def temporary_raster_pid(raster: Path, name: str) -> int | None:
+    """The process id in ``name`` if it is a temporary file of ``raster``, else ``None``."""
+    prefix = f".{raster.stem}.tmp-"
+    if not (name.startswith(prefix) and name.endswith(RASTER_SUFFIX)):
+        return None
+    pid = name[len(prefix) : -len(RASTER_SUFFIX)]
+    return int(pid) if pid.isdigit() else None
+
+
+@dataclass(frozen=True)
+class RasterRecord:
+    """One raster of :data:`KEY_RASTERS`.
+
+    ``path`` is relative to the GeoPackage's folder; ``bands`` is one meaning per
+    band (a class name, ``top_class`` or a query text); ``layer`` the vector layer
+    it maps; ``kind`` ``top_class``, ``scores`` or ``similarity``; ``cell_px``
+    the raster cell in scene pixels.
+    """
+
+    name: str
+    path: str
+    layer: str
+    kind: str
+    bands: tuple[str, ...]
+    dtype: str
+    cell_px: int
+    nodata: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path, "layer": self.layer, "kind": self.kind, "bands": list(self.bands),
+            "dtype": self.dtype, "cell_px": self.cell_px,
+            "nodata": None if self.nodata is None or self.nodata != self.nodata else self.nodata,
+            "nodata_is_nan": self.nodata is not None and self.nodata != self.nodata,
+        }
+
+    @classmethod
+    def from_dict(cls, name: str, d: Mapping[str, Any]) -> RasterRecord:
+        nodata = float("nan") if d.get("nodata_is_nan") else d.get("nodata")
+        return cls(
+            name=name, path=str(d["path"]), layer=str(d.get("layer", "")), kind=str(d.get("kind", "")),
+            bands=tuple(str(b) for b in d.get("bands") or ()), dtype=str(d.get("dtype", "")),
+            cell_px=int(d.get("cell_px", 0)), nodata=None if nodata is None else float(nodata),
+        )
+
+
+#: Raster kinds (``rasters.<name>.kind``).
+RASTER_TOP_CLASS = "top_class"
+RASTER_SCORES = "scores"
+RASTER_SIMILARITY = "similarity"

@@ -42,6 +42,37 @@ class EmbeddingLookup(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class DenseAsk:
+    """What a layer asks of patch embeddings for its dense map (``--dense``).
+
+    The class embeddings or the query vector the layer itself was scored with,
+    so a dense map answers the very same question per patch: softmax class
+    scores at ``logit_scale`` (land cover), or cosine similarity (a query,
+    ``logit_scale`` ``None``).
+    """
+
+    kind: str
+    #: One name per band: the class names, or the query's label.
+    bands: tuple[str, ...]
+    #: ``(K, D)`` unit class embeddings, or ``(1, D)``: the query vector.
+    vectors: np.ndarray
+    logit_scale: float | None = None
+    #: ``"r,g,b"`` per class (land cover).
+    colours: tuple[str, ...] = ()
+
+
+def dense_values(ask: DenseAsk, patches: np.ndarray) -> np.ndarray:
+    """Per-patch answers ``(N, g, g, K)`` of ``(N, g, g, D)`` unit patch embeddings."""
+    n, g, _, d = patches.shape
+    flat = patches.reshape(n * g * g, d)
+    if ask.logit_scale is not None:
+        values, _, _ = landcover_scores(flat, ask.vectors, ask.logit_scale)
+    else:
+        values = cosine_similarity(flat, ask.vectors[0])[:, None]
+    return values.reshape(n, g, g, -1)
+
+
 @dataclass
 class LayerPlan:
     """A layer ready to be written: its frames, an empty frame, style and metadata."""
@@ -52,6 +83,8 @@ class LayerPlan:
     empty: Callable[[], Any]
     style: Callable[[], str]
     meta: dict[str, Any] = field(default_factory=dict)
+    #: The question per patch, for a dense map (``None``: the layer has none, e.g. tiles).
+    dense: DenseAsk | None = None
 
 
 def polygons(grid: ChipGrid, tile_ids: np.ndarray) -> Any:
@@ -137,7 +170,11 @@ def landcover_plan(
         return categorized_qml("top_class", list(class_names), category_colours(class_names, colours))
 
     meta = {**meta, "kind": schema.KIND_LANDCOVER, "classes": list(class_names), "columns": dict(zip(class_names, columns))}
-    return LayerPlan(name, "landcover", frames, empty, style, meta)
+    ask = DenseAsk(
+        schema.KIND_LANDCOVER, tuple(class_names), class_embeddings, logit_scale,
+        tuple(category_colours(class_names, colours)),
+    )
+    return LayerPlan(name, "landcover", frames, empty, style, meta, ask)
 
 
 @dataclass(frozen=True)
@@ -274,7 +311,8 @@ def query_plan(
         "threshold": spec.threshold,
         "features": int(len(ids)),
     }
-    return LayerPlan(name, "query", frames, empty, lambda: graduated_qml("similarity", sims), meta)
+    ask = DenseAsk(schema.KIND_QUERY, (spec.label(),), vector[None, :])
+    return LayerPlan(name, "query", frames, empty, lambda: graduated_qml("similarity", sims), meta, ask)
 
 
 def _empty_columns(spec: dict[str, str]) -> dict[str, Any]:

@@ -26,6 +26,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     g.add_argument("--layer", default="landcover", metavar="NAME", help="layer name (default landcover)")
     common.add_read_options(p)
     common.add_run_options(p, default_model=None)
+    common.add_dense_options(p)
     common.add_verbosity(p)
     p.set_defaults(func=run)
 

@@ -344,3 +344,20 @@ class RasterRecord:
 RASTER_TOP_CLASS = "top_class"
 RASTER_SCORES = "scores"
 RASTER_SIMILARITY = "similarity"
+
+
+# -- dense sub-chip maps (issue 13, ``--dense``) ---------------------------------------------
+
+#: Patch embeddings kept with ``--keep-patches``: ``tile_id`` and a little-endian float16 blob of
+#: ``grid × grid × dim`` values (row-major patches), so dense maps of new texts need no re-encoding.
+PATCHES_TABLE = "rsgeo_patches"
+#: The journal's table of patch embeddings during a ``--dense`` run (same layout).
+JOURNAL_PATCHES_TABLE = "patches"
+#: Metadata key: ``{table, dtype, dim, grid, method}`` of :data:`PATCHES_TABLE`.
+KEY_PATCHES = "patches"
+#: Storage type of the patch blobs.
+PATCH_DTYPE = "float16"
+#: Raster names of a dense map: ``<layer>`` + one of these (files via :func:`raster_file_name`).
+DENSE_CLASSES_SUFFIX = "_dense_class"
+DENSE_SCORES_SUFFIX = "_dense_scores"
+DENSE_SIMILARITY_SUFFIX = "_dense"

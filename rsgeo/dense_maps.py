@@ -20,7 +20,8 @@ chips covering it, so every cell gets one value and ground is never counted
 twice; cells no encoded chip covers are nodata (``nan``). Without overlap
 every cell has one chip and takes its patch's value as it is. Where strides
 are not a whole number of cells, a patch's value lands in the cells whose
-centres it holds (nearest neighbour).
+centres it holds (nearest neighbour; a centre on the boundary of two patches
+goes to the later one, right or below).
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
 """What ``--dense`` costs: a dense classify against a plain embed of the same scene (issue 13).
 
 One process, one model (open_clip ViT-B-32, random weights, CPU, loaded once and
-passed to every run), one scene (RGB.byte.tif from the shared data, 112 px chips
-resized to 224: 56 chips), runs interleaved so load drifts hit all alike::
+passed to every run), one scene (RGB.byte.tif from the shared data, 160 px chips
+resized to 224: 25 chips), runs interleaved so load drifts hit all alike::
 
-    python benchmarks/dense.py [--repeats 3] [--chip-size 112]
+    python benchmarks/dense.py [--repeats 3] [--chip-size 160]
 
 Prints, as medians of ``--repeats`` runs:
 
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sqlite3
 import statistics
 import sys
 import tempfile
@@ -41,7 +42,7 @@ def _scene() -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--chip-size", default="112")
+    parser.add_argument("--chip-size", default="160")
     args = parser.parse_args()
 
     import torch
@@ -83,11 +84,8 @@ def main() -> None:
                 else:
                     rsgeo.classify(scene, out, classes=CLASSES, read=read, options=options)
                 runs[name].append(time.perf_counter() - t)
-    from rsgeo.grid import ChipSpec  # noqa: F401  (the chip count below comes from the result)
-    import sqlite3
-
-    with sqlite3.connect(out) as db:
-        n = db.execute("SELECT count(*) FROM rsgeo_embeddings").fetchone()[0]
+        with sqlite3.connect(out) as db:
+            n = db.execute("SELECT count(*) FROM rsgeo_embeddings").fetchone()[0]
     med = {k: statistics.median(v) for k, v in runs.items()}
     print(f"scene {scene.name}, {args.chip_size} px chips resized to 224: {n} chips, medians of {args.repeats}")
     for k, v in med.items():

@@ -163,3 +163,12 @@ def test_a_result_without_patches_is_refused_in_one_line(tmp_path: Path) -> None
         "rsgeo: error: plain.gpkg holds no patch embeddings, so --dense cannot map it; "
         "encode the scene again with --dense --keep-patches"
     )
+
+
+def test_keep_patches_needs_dense_and_dense_runs_here() -> None:
+    from rsgeo.errors import OptionError
+
+    with pytest.raises(OptionError, match=r"^--keep-patches keeps the patch embeddings of a dense run; add --dense$"):
+        RunOptions(keep_patches=True)
+    with pytest.raises(OptionError, match=r"^--dense runs on this machine, not on a cluster; leave out --cluster$"):
+        RunOptions(dense=True, cluster="local")

@@ -124,8 +124,11 @@ def _self_self_attention(block: Any, x: Any, *, batch_first: bool) -> Any:
         x = x.transpose(0, 1)
     attn = block.attn
     y = block.ln_1(x)
-    q, _, v = F.linear(y, attn.in_proj_weight, attn.in_proj_bias).chunk(3, dim=-1)
-    n, t, width = q.shape
+    width = y.shape[-1]
+    w, b = attn.in_proj_weight, attn.in_proj_bias  # rows: W_q, W_k, W_v (K is not needed)
+    q = F.linear(y, w[:width], None if b is None else b[:width])
+    v = F.linear(y, w[2 * width :], None if b is None else b[2 * width :])
+    n, t, _ = q.shape
     heads = attn.num_heads
     q = q.reshape(n, t, heads, width // heads).transpose(1, 2)
     v = v.reshape(n, t, heads, width // heads).transpose(1, 2)

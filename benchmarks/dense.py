@@ -2,7 +2,7 @@
 
 One process, one model (open_clip ViT-B-32, random weights, CPU, loaded once and
 passed to every run), one scene (RGB.byte.tif from the shared data, 160 px chips
-resized to 224: 25 chips), runs interleaved so load drifts hit all alike::
+resized to 224: 25 chips, 18 with enough valid pixels), runs interleaved so load drifts hit all alike::
 
     python benchmarks/dense.py [--repeats 3] [--chip-size 160]
 

@@ -58,6 +58,36 @@ class TileValues:
     colours: tuple[str, ...] = ()
 
 
+class DenseAsk:
+    """What a layer asks of patch embeddings for its dense map (``--dense``).
+
+    The class embeddings or the query vector the layer itself was scored with,
+    so a dense map answers the very same question per patch: softmax class
+    scores at ``logit_scale`` (land cover), or cosine similarity (a query,
+    ``logit_scale`` ``None``).
+    """
+
+    kind: str
+    #: One name per band: the class names, or the query's label.
+    bands: tuple[str, ...]
+    #: ``(K, D)`` unit class embeddings, or ``(1, D)``: the query vector.
+    vectors: np.ndarray
+    logit_scale: float | None = None
+    #: ``"r,g,b"`` per class (land cover).
+    colours: tuple[str, ...] = ()
+
+
+def dense_values(ask: DenseAsk, patches: np.ndarray) -> np.ndarray:
+    """Per-patch answers ``(N, g, g, K)`` of ``(N, g, g, D)`` unit patch embeddings."""
+    n, g, _, d = patches.shape
+    flat = patches.reshape(n * g * g, d)
+    if ask.logit_scale is not None:
+        values, _, _ = landcover_scores(flat, ask.vectors, ask.logit_scale)
+    else:
+        values = cosine_similarity(flat, ask.vectors[0])[:, None]
+    return values.reshape(n, g, g, -1)
+
+
 @dataclass
 class LayerPlan:
     """A layer ready to be written: its frames, an empty frame, style and metadata."""
@@ -70,6 +100,8 @@ class LayerPlan:
     meta: dict[str, Any] = field(default_factory=dict)
     #: What the layer's rasters map (``None``: the layer has no raster, e.g. ``tiles``).
     values: TileValues | None = None
+    #: The question per patch, for a dense map (``None``: the layer has none, e.g. tiles).
+    dense: DenseAsk | None = None
 
 
 def polygons(grid: ChipGrid, tile_ids: np.ndarray) -> Any:
@@ -140,7 +172,8 @@ def landcover_plan(
         for ids, fractions, emb in source.iter_chunks(WRITE_CHUNK):
             yield ids, fractions, landcover_scores(emb, class_embeddings, logit_scale)[0]
 
-    return _landcover_layer(grid, name, class_names, chunks, meta, colours)
+    return _landcover_layer(grid, name, class_names, chunks, meta, colours,
+                            class_embeddings=class_embeddings, logit_scale=logit_scale)
 
 
 def _landcover_layer(
@@ -150,9 +183,13 @@ def _landcover_layer(
     chunks: Callable[[], Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]],
     meta: dict[str, Any],
     colours: dict[str, str] | None,
+    *,
+    class_embeddings: np.ndarray | None = None,
+    logit_scale: float = 100.0,
 ) -> LayerPlan:
     """A land-cover layer from ``(tile ids, valid fractions, class scores)`` chunks: one score column per
-    class, the top class and its score."""
+    class, the top class and its score. With ``class_embeddings`` (zero-shot) it can also be mapped
+    densely (``--dense``), by the same classes per patch."""
     columns = score_columns(class_names)
     names = np.asarray(class_names, dtype=object)
 
@@ -183,7 +220,11 @@ def _landcover_layer(
 
     meta = {**meta, "kind": schema.KIND_LANDCOVER, "classes": list(class_names), "columns": dict(zip(class_names, columns))}
     tile_values = TileValues(tuple(class_names), values, tuple(class_names), tuple(category_colours(class_names, colours)))
-    return LayerPlan(name, schema.KIND_LANDCOVER, frames, empty, style, meta, tile_values)
+    ask = DenseAsk(
+        schema.KIND_LANDCOVER, tuple(class_names), class_embeddings, logit_scale,
+        tuple(category_colours(class_names, colours)),
+    ) if class_embeddings is not None else None
+    return LayerPlan(name, schema.KIND_LANDCOVER, frames, empty, style, meta, tile_values, ask)
 
 
 @dataclass(frozen=True)
@@ -325,7 +366,8 @@ def query_plan(
         yield all_ids, all_sims.astype(np.float32, copy=False)[:, np.newaxis], None
 
     tile_values = TileValues((spec.label(),), values)
-    return LayerPlan(name, schema.KIND_QUERY, frames, empty, lambda: graduated_qml("similarity", sims), meta, tile_values)
+    ask = DenseAsk(schema.KIND_QUERY, (spec.label(),), vector[None, :])
+    return LayerPlan(name, schema.KIND_QUERY, frames, empty, lambda: graduated_qml("similarity", sims), meta, tile_values, ask)
 
 
 def _empty_columns(spec: dict[str, str]) -> dict[str, Any]:

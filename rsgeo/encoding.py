@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Container, Iterator
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -20,6 +21,9 @@ from rsgeo.grid import ChipGrid
 from rsgeo.reader import ChipBatch, ChipReader
 from rsgeo.scene import ReadOptions
 from rsgeo.stretch import Stretch
+
+if TYPE_CHECKING:
+    from rsgeo.encoders.dense import DenseBatch, DenseViT
 
 
 def default_batch_size(device: str) -> int:
@@ -93,3 +97,50 @@ def encode_batch(encoder: Encoder, pixels: np.ndarray, batch_size: int) -> np.nd
     full[:n] = pixels
     full[n:] = 0
     return encoder.encode_images(full)[:n]
+
+
+def encoded_dense_batches(
+    path: str | os.PathLike[str],
+    read: ReadOptions,
+    stretch: Stretch,
+    grid: ChipGrid,
+    dense: DenseViT,
+    *,
+    batch_size: int | None,
+    workers: int | None,
+    skip: Container[int],
+    cancel: CancelCheck | None = None,
+) -> Iterator[tuple[ChipBatch, DenseBatch]]:
+    """:func:`encoded_batches` for ``--dense`` runs: each batch's pooled and patch embeddings.
+
+    The pooled embeddings are the very bytes :func:`encoded_batches` stores
+    (the same reader, batch shape and padding; see :mod:`rsgeo.encoders.dense`).
+    """
+    encoder = dense.encoder
+    size = batch_size or default_batch_size(encoder.device)
+    reader = ChipReader(
+        path, read, stretch, grid, encoder.image_spec, batch_size=size, workers=workers, skip=skip,
+        device=encoder.device, channels_first=encoder.channels_first, allocate=encoder.empty_batch,
+    )
+    shape = model_batch_shape(size, grid)
+    for batch in reader:
+        if cancel is not None and cancel():
+            raise Cancelled(f"cancelled; rerun with {opt('resume')} to continue from the chips already encoded")
+        yield batch, encode_dense_batch(dense, batch.pixels, shape)
+
+
+def encode_dense_batch(dense: DenseViT, pixels: np.ndarray, batch_size: int) -> DenseBatch:
+    """:func:`encode_batch` for the dense capability: padded to the run's one batch shape."""
+    from rsgeo.encoders.dense import DenseBatch
+
+    n = len(pixels)
+    g, d = dense.grid_size, dense.embedding_dim
+    if n == 0:
+        return DenseBatch(np.zeros((0, d), np.float32), np.zeros((0, g, g, d), np.float32))
+    if n >= batch_size:
+        return dense.encode_dense(pixels)
+    full = dense.encoder.empty_batch(batch_size, pixels.shape[1])
+    full[:n] = pixels
+    full[n:] = 0
+    out = dense.encode_dense(full)
+    return DenseBatch(out.embeddings[:n], out.patches[:n])

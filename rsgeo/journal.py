@@ -26,6 +26,7 @@ from rsgeo.definitions.schema import (
     JOURNAL_CHIPS_TABLE,
     JOURNAL_META_TABLE,
     JOURNAL_NODATA_TABLE,
+    JOURNAL_PATCHES_TABLE,
     journal_path,
 )
 from rsgeo.errors import OptionError, ResultError, opt
@@ -102,6 +103,12 @@ class Journal:
             logger.info("resuming from %s: %d chips already encoded, %d found to be nodata", path, self.count(),
                         self.nodata_count())
 
+    def keep_patches(self) -> None:
+        """Store the patch embeddings of ``--dense`` runs too (:mod:`rsgeo.patches`)."""
+        from rsgeo.patches import create_table
+
+        create_table(self.db, JOURNAL_PATCHES_TABLE)
+
     def done_ids(self) -> set[int]:
         """Tile ids that need no reading: encoded, or found to be nodata."""
         return {r[0] for r in self.db.execute(f"SELECT tile_id FROM {JOURNAL_CHIPS_TABLE} UNION ALL SELECT tile_id FROM {JOURNAL_NODATA_TABLE}")}
@@ -114,9 +121,13 @@ class Journal:
         return int(self.db.execute(f"SELECT count(*) FROM {JOURNAL_NODATA_TABLE}").fetchone()[0])
 
     def add(
-        self, tile_ids: np.ndarray, fractions: np.ndarray, embeddings: np.ndarray, *, nodata: Sequence[int] | np.ndarray = ()
+        self, tile_ids: np.ndarray, fractions: np.ndarray, embeddings: np.ndarray, *, nodata: Sequence[int] | np.ndarray = (),
+        patches: np.ndarray | None = None,
     ) -> None:
-        """Commit one batch, and the ids of chips found to be nodata since the last (one transaction)."""
+        """Commit one batch, and the ids of chips found to be nodata since the last (one transaction).
+
+        ``patches``: the batch's ``(N, g, g, D)`` patch embeddings (after :meth:`keep_patches`).
+        """
         if len(tile_ids) == 0 and len(nodata) == 0:
             return
         blobs = embeddings.astype(self.dtype, copy=False)
@@ -126,6 +137,10 @@ class Journal:
         self.db.execute("BEGIN")
         self.db.executemany(f"INSERT OR REPLACE INTO {JOURNAL_CHIPS_TABLE} VALUES (?, ?, ?)", rows)
         self.db.executemany(f"INSERT OR IGNORE INTO {JOURNAL_NODATA_TABLE} VALUES (?)", [(int(t),) for t in nodata])
+        if patches is not None:
+            from rsgeo.patches import insert
+
+            insert(self.db, JOURNAL_PATCHES_TABLE, tile_ids, patches)
         self.db.execute("COMMIT")
 
     def iter_chunks(self, chunk: int = 65536) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:

@@ -42,6 +42,11 @@ class RunOptions:
     cluster_priority: int = 0
     #: Skip the COG rasters beside a classify/query result (:mod:`rsgeo.rasters`).
     no_rasters: bool = False
+    #: Dense sub-chip maps from patch tokens (``--dense``, open_clip ViTs; see docs/dense.md): rasters
+    #: of every land-cover and query layer at patch resolution, besides the layers.
+    dense: bool = False
+    #: Keep the patch embeddings in the result (float16, ``rsgeo_patches``), for dense maps of new texts.
+    keep_patches: bool = False
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -51,6 +56,10 @@ class RunOptions:
         if self.workers is not None and self.workers < 1:
             raise OptionError(f"{opt('workers')} must be at least 1, got {self.workers}")
         embedding_dtype(self.embedding_dtype)
+        if self.keep_patches and not self.dense:
+            raise OptionError(f"{opt('keep_patches')} keeps the patch embeddings of a dense run; add {opt('dense')}")
+        if self.dense and self.cluster is not None:
+            raise OptionError(f"{opt('dense')} runs on this machine, not on a cluster; leave out {opt('cluster')}")
         if self.cluster is not None:
             from rsgeo.cluster.spec import parse_cluster
 

@@ -14,13 +14,14 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rsgeo.answers import LayerPlan, tiles_plan
 from rsgeo.cells import cells_plan
 from rsgeo.definitions import schema
+from rsgeo.definitions.schema import RasterRecord
 from rsgeo.definitions.models import DEFAULT_MODEL, canonical_model_id
 from rsgeo.encoders.base import Encoder
 from rsgeo.encoding import encoded_batches
@@ -58,6 +59,10 @@ from rsgeo.scene import ReadOptions, Scene
 from rsgeo.sources import SceneSource, content_sha256, identify
 from rsgeo.store import GpkgEmbeddings
 from rsgeo.stretch import Stretch
+
+if TYPE_CHECKING:
+    from rsgeo.encoders.dense import DenseViT
+    from rsgeo.patches import PatchSource
 
 logger = logging.getLogger(__name__)
 
@@ -107,6 +112,7 @@ def _encode_scene(
     check_output(output, overwrite=options.overwrite)
     with Scene(source, read) as scene:
         encoder = options.load_encoder(DEFAULT_MODEL)
+        dense = _dense_capability(encoder, options, questions)  # refused here, before any chip is read
         grid = scene.grid(encoder.image_spec.size, encoder.training_extent_m)
         few_tiles = scene.few_tiles_warning(grid)
         read_meta = reading_metadata(scene.bands, scene.stretch, min_valid=read.min_valid, gsd=read.gsd)
@@ -117,13 +123,15 @@ def _encode_scene(
             }
         grid_meta = grid_record(grid, read.gsd).to_dict()
         scene_id = identify(source, scene.source)
-        identity = {
+        identity: dict[str, Any] = {
             "model": {"model_id": encoder.identity.model_id, "weights_sha256": encoder.identity.weights_sha256},
             "image_spec": dataclasses.asdict(encoder.image_spec),
             "grid": grid_meta,
             "read": read_meta,
             "scene": scene_id.journal_key(),
         }
+        if dense is not None:
+            identity["dense"] = _dense_method()
         scene_meta = scene_metadata(scene_id.metadata(), scene.source)
         stretch = scene.stretch
     # As stored (tuples become lists): a refused resume then names the field that really differs.
@@ -132,7 +140,11 @@ def _encode_scene(
         resume=options.resume,
     )
     try:
-        _encode_chips(source, read, stretch, grid, encoder, journal, options, progress, cancel)
+        if dense is not None:
+            journal.keep_patches()
+            _encode_dense_chips(source, read, stretch, grid, dense, journal, options, progress, cancel)
+        else:
+            _encode_chips(source, read, stretch, grid, encoder, journal, options, progress, cancel)
         if journal.count() == 0:
             journal.delete()
             raise SceneError(
@@ -148,16 +160,33 @@ def _encode_scene(
         for question in questions or ():
             plans += question.plans(encoder, grid, journal, [schema.TILES_LAYER, schema.CELLS_LAYER])
         previous = previous_rasters(output)
+        dense_rasters: dict[str, RasterRecord] = {}
+        if dense is not None:
+            from rsgeo.dense_run import write_dense_rasters
+            from rsgeo.patches import PatchSource
+
+            patch_source = PatchSource(
+                journal.path, schema.JOURNAL_PATCHES_TABLE, grid_size=dense.grid_size, dim=dense.embedding_dim
+            )
+            dense_rasters = _records(write_dense_rasters(
+                output, plans, grid, patch_source, resize_mode=encoder.image_spec.resize_mode, method=_dense_method()
+            ))
         with atomic_output(output) as tmp:
             _write_plans(tmp, plans, grid)
             use_large_pages(tmp)
             with connect(tmp) as db:
                 ensure_rsgeo_tables(db)
                 copy_journal_embeddings(db, journal.path)
+                if dense is not None and options.keep_patches:
+                    from rsgeo.patches import copy_journal_patches, patches_record
+
+                    copy_journal_patches(db, journal.path)
+                    metadata[schema.KEY_PATCHES] = patches_record(dense.grid_size, dense.embedding_dim, _dense_method())
                 for plan in plans:
                     set_style(db, plan.name, plan.style())
                 metadata[schema.KEY_LAYERS] = {p.name: p.meta for p in plans}
                 rasters = update_rasters(output, plans, grid, previous={}, write=not options.no_rasters)
+                rasters.update(dense_rasters)
                 metadata[schema.KEY_RASTERS] = as_metadata(rasters)
                 set_metadata(db, metadata)
         remove_stale(output, previous, rasters)
@@ -210,6 +239,50 @@ def _encode_chips(
     )
 
 
+def _dense_method() -> str:
+    from rsgeo.encoders.dense import METHOD
+
+    return METHOD
+
+
+def _dense_capability(encoder: Encoder, options: RunOptions, questions: Sequence[Question] | None) -> DenseViT | None:
+    """The encoder's dense capability for a ``--dense`` run (one line when it has none), else ``None``."""
+    if not options.dense:
+        return None
+    if not questions:
+        raise OptionError(f"{opt('dense')} maps the answers of classify and query; embed has none")
+    from rsgeo.encoders.dense import dense_encoder
+
+    return dense_encoder(encoder)
+
+
+def _encode_dense_chips(
+    source: SceneSource,
+    read: ReadOptions,
+    stretch: Stretch,
+    grid: ChipGrid,
+    dense: DenseViT,
+    journal: Journal,
+    options: RunOptions,
+    progress: ProgressCallback | None,
+    cancel: CancelCheck | None,
+) -> None:
+    from rsgeo.encoding import encoded_dense_batches
+
+    total, done = len(grid), 0
+    if progress:
+        progress(0, total)
+    batches = encoded_dense_batches(
+        source.path, read, stretch, grid, dense, batch_size=options.batch_size, workers=options.workers,
+        skip=journal.done_ids(), cancel=cancel,
+    )
+    for batch, out in batches:
+        journal.add(batch.tile_ids, batch.valid_fraction, out.embeddings, nodata=batch.nodata, patches=out.patches)
+        done += batch.scanned
+        if progress:
+            progress(done, total)
+
+
 def _write_plans(path: Path, plans: Sequence[LayerPlan], grid: ChipGrid) -> None:
     for plan in plans:
         n = write_layer(path, plan.name, plan.frames(), crs=grid.crs, empty=plan.empty)
@@ -245,13 +318,23 @@ def _answer_stored(
         )
     grid = grid_from_metadata(metadata)
     emb = embeddings_record(metadata)
+    patch_source = _stored_patches(source, metadata) if options.dense else None
     store = GpkgEmbeddings(source, dim=emb.dim, dtype=emb.dtype)
     try:
         taken = list(metadata.get(schema.KEY_LAYERS, {}))
         plans: list[LayerPlan] = [] if schema.CELLS_LAYER in taken else [cells_plan(grid, store)]  # older results
         for question in questions:
             plans += question.plans(encoder, grid, store, taken)
-        _add_layers(source, out, plans, grid, metadata, in_place=in_place, rasters=not options.no_rasters)
+        dense_rasters: dict[str, RasterRecord] = {}
+        if patch_source is not None:
+            from rsgeo.dense_run import write_dense_rasters
+
+            dense_rasters = _records(write_dense_rasters(
+                out, plans, grid, patch_source, resize_mode=encoder.image_spec.resize_mode,
+                method=str(metadata[schema.KEY_PATCHES].get("method", "")),
+            ))
+        _add_layers(source, out, plans, grid, metadata, in_place=in_place, rasters=not options.no_rasters,
+                    extra_rasters=dense_rasters)
     finally:
         store.close()
     return out
@@ -285,9 +368,9 @@ def write_stored_plans(source: Path, output: str | os.PathLike[str] | None, plan
 
 
 def _add_layers(source: Path, out: Path, plans: Sequence[LayerPlan], grid: ChipGrid, metadata: dict[str, Any], *,
-                in_place: bool, rasters: bool = True) -> None:
+                in_place: bool, rasters: bool = True, extra_rasters: Mapping[str, RasterRecord] | None = None) -> None:
     """Write ``out`` atomically: ``source`` plus ``plans``' layers, their styles, their rasters (unless
-    ``rasters`` is false), and their records in the metadata."""
+    ``rasters`` is false; ``extra_rasters``, already written, are listed too), and their records in the metadata."""
     previous = recorded_rasters(metadata) if in_place else {}  # a copy elsewhere starts without the source's
     replaced = previous if in_place else previous_rasters(out)
     with atomic_output(out, start_from=source) as tmp:
@@ -299,5 +382,23 @@ def _add_layers(source: Path, out: Path, plans: Sequence[LayerPlan], grid: ChipG
             layers = dict(metadata.get(schema.KEY_LAYERS, {}))
             layers.update({p.name: p.meta for p in plans})
             written = update_rasters(out, plans, grid, previous=previous, write=rasters)
+            written.update(extra_rasters or {})
             set_metadata(db, {schema.KEY_LAYERS: layers, schema.KEY_RASTERS: as_metadata(written)})
     remove_stale(out, replaced, written)
+
+
+def _records(raw: Mapping[str, Mapping[str, Any]]) -> dict[str, RasterRecord]:
+    return {name: RasterRecord.from_dict(name, d) for name, d in raw.items()}
+
+
+def _stored_patches(source: Path, metadata: dict[str, object]) -> PatchSource:
+    """The patch embeddings a ``--keep-patches`` run stored in ``source`` (one line when there are none)."""
+    from rsgeo.patches import PatchSource
+
+    record = metadata.get(schema.KEY_PATCHES)
+    if not isinstance(record, dict):
+        raise ResultError(
+            f"{source.name} holds no patch embeddings, so {opt('dense')} cannot map it; encode the scene again "
+            f"with {opt('dense')} {opt('keep_patches')}"
+        )
+    return PatchSource(source, str(record["table"]), grid_size=int(record["grid"]), dim=int(record["dim"]))

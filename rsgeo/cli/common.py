@@ -52,6 +52,12 @@ def add_run_options(p: argparse.ArgumentParser, *, default_model: str | None) ->
     g.add_argument("--cluster", metavar="local|local:N|ADDR", help="encode on a Dask cluster: local worker processes, or a scheduler address such as tcp://head:8786 (default: this process; see docs/cluster.md)")
 
 
+def add_dense_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("dense maps (open_clip ViT models; see docs/dense.md)")
+    g.add_argument("--dense", action="store_true", help="also write rasters at patch resolution (7x7 cells a chip for ViT-B/32), overlapping chips blended")
+    g.add_argument("--keep-patches", action="store_true", help="store the patch embeddings (float16, ~50 kB a chip for ViT-B/32) so dense maps of new texts need no re-encoding")
+
+
 def add_verbosity(p: argparse.ArgumentParser) -> None:
     p.add_argument("-v", "--verbose", action="count", default=0, help="more messages (-vv: debug and tracebacks)")
     p.add_argument("-q", "--quiet", action="store_true", help="only errors")
@@ -88,6 +94,8 @@ def run_options(args: argparse.Namespace) -> Any:
         overwrite=args.overwrite,
         cluster=args.cluster,
         no_rasters=getattr(args, "no_rasters", False),
+        dense=getattr(args, "dense", False),
+        keep_patches=getattr(args, "keep_patches", False),
     )
 
 

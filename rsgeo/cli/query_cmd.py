@@ -29,6 +29,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     common.add_label_options(p, yes_no=True)
     common.add_read_options(p)
     common.add_run_options(p, default_model=None)
+    common.add_dense_options(p)
     common.add_verbosity(p)
     p.set_defaults(func=run)
 

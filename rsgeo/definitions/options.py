@@ -88,6 +88,8 @@ OPTIONS: dict[str, Option] = {
         Option("min_class_weight", "--min-class-weight", "Minimum class share"),
         Option("reg", "--reg", "Pull toward the text classifier"),
         Option("no_rasters", "--no-rasters", "No raster outputs", switch=True),
+        Option("dense", "--dense", "Dense sub-chip maps", switch=True),
+        Option("keep_patches", "--keep-patches", "Keep patch embeddings", switch=True),
     )
 }
 

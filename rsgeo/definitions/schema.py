@@ -13,7 +13,7 @@ import json
 import re
 import sqlite3
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -354,6 +354,10 @@ def temporary_raster_pid(raster: Path, name: str) -> int | None:
     return int(pid) if pid.isdigit() else None
 
 
+#: The keys :class:`RasterRecord` reads itself (others go to its ``extra``).
+_RASTER_RECORD_KEYS = frozenset({"path", "layer", "kind", "bands", "dtype", "cell_px", "nodata", "nodata_is_nan"})
+
+
 @dataclass(frozen=True)
 class RasterRecord:
     """One raster of :data:`KEY_RASTERS`.
@@ -372,9 +376,12 @@ class RasterRecord:
     dtype: str
     cell_px: int
     nodata: float | None = None
+    #: Further keys of the record, kept as they are (a dense map's ``dense``, ``cell_size_px``, ``blend``).
+    extra: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            **self.extra,
             "path": self.path, "layer": self.layer, "kind": self.kind, "bands": list(self.bands),
             "dtype": self.dtype, "cell_px": self.cell_px,
             "nodata": None if self.nodata is None or self.nodata != self.nodata else self.nodata,
@@ -388,6 +395,7 @@ class RasterRecord:
             name=name, path=str(d["path"]), layer=str(d.get("layer", "")), kind=str(d.get("kind", "")),
             bands=tuple(str(b) for b in d.get("bands") or ()), dtype=str(d.get("dtype", "")),
             cell_px=int(d.get("cell_px", 0)), nodata=None if nodata is None else float(nodata),
+            extra={k: v for k, v in d.items() if k not in _RASTER_RECORD_KEYS},
         )
 
 
@@ -399,3 +407,20 @@ RASTER_SIMILARITY = "similarity"
 KIND_CELLS = "cells"
 #: Raster names are ``<layer>`` + one of these (files: :func:`raster_file_name`).
 RASTER_NAME_SUFFIXES = {RASTER_TOP_CLASS: "_class", RASTER_SCORES: "_scores", RASTER_SIMILARITY: "_similarity"}
+
+
+# -- dense sub-chip maps (issue 13, ``--dense``) ---------------------------------------------
+
+#: Patch embeddings kept with ``--keep-patches``: ``tile_id`` and a little-endian float16 blob of
+#: ``grid × grid × dim`` values (row-major patches), so dense maps of new texts need no re-encoding.
+PATCHES_TABLE = "rsgeo_patches"
+#: The journal's table of patch embeddings during a ``--dense`` run (same layout).
+JOURNAL_PATCHES_TABLE = "patches"
+#: Metadata key: ``{table, dtype, dim, grid, method}`` of :data:`PATCHES_TABLE`.
+KEY_PATCHES = "patches"
+#: Storage type of the patch blobs.
+PATCH_DTYPE = "float16"
+#: Raster names of a dense map: ``<layer>`` + one of these (files via :func:`raster_file_name`).
+DENSE_CLASSES_SUFFIX = "_dense_class"
+DENSE_SCORES_SUFFIX = "_dense_scores"
+DENSE_SIMILARITY_SUFFIX = "_dense"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 
 from rsgeo.callbacks import CancelCheck, ProgressCallback
+from rsgeo.devices import check_device_available, check_device_name
 from rsgeo.encoders.base import Encoder
 from rsgeo.errors import OptionError, opt
 from rsgeo.journal import embedding_dtype
@@ -49,6 +50,7 @@ class RunOptions:
         if self.workers is not None and self.workers < 1:
             raise OptionError(f"{opt('workers')} must be at least 1, got {self.workers}")
         embedding_dtype(self.embedding_dtype)
+        check_device_name(self.device)
         if self.cluster is not None:
             from rsgeo.cluster.spec import parse_cluster
 
@@ -60,6 +62,7 @@ class RunOptions:
             return self.encoder
         from rsgeo.zoo import load_encoder
 
+        check_device_available(self.device)
         return load_encoder(
             self.model or default_model,
             device=self.device,

@@ -14,8 +14,10 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from rsgeo.answers import LayerPlan, tiles_plan
 from rsgeo.definitions import schema
@@ -30,7 +32,6 @@ from rsgeo.gpkg import (
     copy_journal_embeddings,
     ensure_rsgeo_tables,
     is_geopackage,
-    read_metadata,
     set_metadata,
     set_style,
     use_large_pages,
@@ -38,6 +39,7 @@ from rsgeo.gpkg import (
 )
 from rsgeo.grid import ChipGrid
 from rsgeo.journal import Journal, journal_path
+from rsgeo.locks import IN_PLACE_WAIT_S, OutputLock
 from rsgeo.metadata import (
     as_stored,
     embeddings_record,
@@ -49,7 +51,9 @@ from rsgeo.metadata import (
     stored_model,
 )
 from rsgeo.options import CancelCheck, ProgressCallback, RunOptions
+from rsgeo.preflight import check_questions, looks_like_result, refuse_output_is_input, same_file
 from rsgeo.questions import Question
+from rsgeo.resultcheck import open_checked
 from rsgeo.scene import ReadOptions, Scene
 from rsgeo.sources import SceneSource, content_sha256, identify
 from rsgeo.store import GpkgEmbeddings
@@ -77,15 +81,19 @@ def run(
     ``/vsis3/bucket/x.tif``: see :mod:`rsgeo.sources`) or a result GeoPackage.
     """
     scene = SceneSource.of(source)
-    if not scene.remote and is_geopackage(scene.local):
+    if not scene.remote and (is_geopackage(scene.local) or (questions is not None and looks_like_result(scene.local))):
         if questions is None:
             raise OptionError(f"{scene.name} is already encoded; embed takes a scene, not a GeoPackage")
         return _answer_stored(scene.local, output, questions, options=options, command=command)
     if output is None:
         raise OptionError(f"give the output GeoPackage with {opt('output', 'OUT.gpkg')}")
-    return _encode_scene(
-        scene, Path(output), questions, read=read, options=options, command=command, progress=progress, cancel=cancel
-    )
+    check_output(Path(output), overwrite=options.overwrite)
+    refuse_output_is_input(scene, Path(output))
+    with OutputLock(Path(output), command=command):  # one run at a time writes an output
+        return _encode_scene(
+            scene, Path(output), questions, read=read, options=options, command=command, progress=progress,
+            cancel=cancel,
+        )
 
 
 def _encode_scene(
@@ -103,7 +111,10 @@ def _encode_scene(
     with Scene(source, read) as scene:
         encoder = options.load_encoder(DEFAULT_MODEL)
         grid = scene.grid(encoder.image_spec.size)
+        check_questions(questions, grid)
         read_meta = reading_metadata(scene.bands, scene.stretch, min_valid=read.min_valid, gsd=read.gsd)
+        if scene.palette is not None:
+            read_meta["palette"] = "rgb"  # the indices were read as their colour table's RGB
         grid_meta = grid_record(grid, read.gsd).to_dict()
         scene_id = identify(source, scene.source)
         identity = {
@@ -207,7 +218,25 @@ def _answer_stored(
     options: RunOptions,
     command: str,
 ) -> Path:
-    metadata = read_metadata(source)
+    out = Path(output) if output is not None else source
+    in_place = same_file(out, source)
+    check_output(out, overwrite=options.overwrite, in_place=in_place)
+    # In place, a run waits for the one ahead and reads the result after it: its layers are kept.
+    with OutputLock(out, wait=IN_PLACE_WAIT_S if in_place else 0.0, command=command):
+        check_output(out, overwrite=options.overwrite, in_place=in_place)
+        with open_checked(source) as (db, metadata):  # one file, checked, read whole even if replaced meanwhile
+            return _answer_checked(source, db, metadata, out, questions, options=options)
+
+
+def _answer_checked(
+    source: Path,
+    db: sqlite3.Connection,
+    metadata: dict[str, Any],
+    out: Path,
+    questions: Sequence[Question],
+    *,
+    options: RunOptions,
+) -> Path:
     stored = stored_model(metadata, source.name)
     requested = options.encoder.identity.model_id if options.encoder is not None else options.model
     if requested is not None and canonical_model_id(requested) != stored.get("model_id"):
@@ -215,9 +244,6 @@ def _answer_stored(
             f"{source.name} was encoded with model {stored.get('model_id')!r}, not {requested!r}; "
             f"leave out {opt('model')} (or pass {opt('model', stored.get('model_id'))}) to use the stored embeddings"
         )
-    out = Path(output) if output is not None else source
-    in_place = out.resolve() == source.resolve()
-    check_output(out, overwrite=options.overwrite, in_place=in_place)
     encoder = options.load_encoder(stored.get("model_id") or DEFAULT_MODEL)
     if encoder.identity.weights_sha256 != stored.get("weights_sha256") and stored.get("weights_sha256"):
         raise ResultError(
@@ -227,21 +253,19 @@ def _answer_stored(
         )
     grid = grid_from_metadata(metadata)
     emb = embeddings_record(metadata)
-    store = GpkgEmbeddings(source, dim=emb.dim, dtype=emb.dtype)
-    try:
-        taken = list(metadata.get(schema.KEY_LAYERS, {}))
-        plans: list[LayerPlan] = []
-        for question in questions:
-            plans += question.plans(encoder, grid, store, taken)
-        with atomic_output(out, start_from=source) as tmp:
-            _write_plans(tmp, plans, grid)
-            with connect(tmp) as db:
-                ensure_rsgeo_tables(db)
-                for plan in plans:
-                    set_style(db, plan.name, plan.style())
-                layers = dict(metadata.get(schema.KEY_LAYERS, {}))
-                layers.update({p.name: p.meta for p in plans})
-                set_metadata(db, {schema.KEY_LAYERS: layers})
-    finally:
-        store.close()
+    store = GpkgEmbeddings(source, dim=emb.dim, dtype=emb.dtype, db=db)
+    taken = list(metadata.get(schema.KEY_LAYERS, {}))
+    plans: list[LayerPlan] = []
+    for question in questions:
+        plans += question.plans(encoder, grid, store, taken)
+    with atomic_output(out, start_from=db) as tmp:
+        _write_plans(tmp, plans, grid)
+        with connect(tmp) as out_db:
+            ensure_rsgeo_tables(out_db)
+            for plan in plans:
+                set_style(out_db, plan.name, plan.style())
+            new = {p.name.casefold() for p in plans}  # SQLite's table names ignore case: LANDCOVER replaced landcover
+            layers = {k: v for k, v in dict(metadata.get(schema.KEY_LAYERS, {})).items() if k.casefold() not in new}
+            layers.update({p.name: p.meta for p in plans})
+            set_metadata(out_db, {schema.KEY_LAYERS: layers})
     return out

@@ -68,7 +68,7 @@ def template_problem(template: str) -> str | None:
     try:
         fields = [(name, spec, conv) for _, name, spec, conv in string.Formatter().parse(template) if name is not None]
     except ValueError as exc:  # a stray { or }
-        return f"{exc}".replace("'", "")
+        return f"it has a stray brace: {str(exc)[:1].lower()}{str(exc)[1:]}".replace("'", "")
     if len(fields) != 1:
         return f"it has {len(fields)} fields" if fields else "it has no {}"
     name, spec, conv = fields[0]

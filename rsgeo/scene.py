@@ -142,16 +142,34 @@ def pixel_size_m(dataset: Any) -> float:
         _, _, dx = geod.inv(cx, cy, cx + px_x, cy)
         _, _, dy = geod.inv(cx, cy, cx, cy + px_y)
         return float((abs(dx) + abs(dy)) / 2)
-    try:
-        factor = crs.linear_units_factor[1] if crs.linear_units_factor else 1.0
-    except CRSError:
-        factor = None
-    if factor is None or not (math.isfinite(factor) and factor > 0):
+    factor = metres_per_unit(crs)
+    if factor is None:
         raise OptionError(
             f"lengths in metres need a CRS in linear units, but the CRS of {Path(dataset.name).name} has none "
             f"({crs.to_string()[:80]}); give {opt('chip_size')}/{opt('stride')} in pixels (e.g. 224), and no {opt('gsd')}"
         )
     return float((px_x + px_y) / 2 * factor)
+
+
+def metres_per_unit(crs: Any) -> float | None:
+    """Metres per unit of a projected or local CRS's axes; ``None`` if its unit is not a known length."""
+    try:
+        factor = float(crs.linear_units_factor[1]) if crs.linear_units_factor else 1.0
+    except CRSError:  # not projected (an engineering or local CRS): read its axes' unit
+        from pyproj import CRS
+        from pyproj.exceptions import CRSError as ProjCRSError
+
+        try:
+            axes = CRS.from_wkt(crs.to_wkt()).axis_info[:2]
+        except ProjCRSError:
+            return None
+        units = {(a.unit_name.casefold(), a.unit_conversion_factor) for a in axes}
+        if len(units) != 1 or not axes:
+            return None
+        name, factor = units.pop()
+        if name in ("", "unknown", "none", "degree", "radian") or "grad" in name:
+            return None
+    return factor if math.isfinite(factor) and factor > 0 else None
 
 
 def crs_geod(crs: Any) -> Any:
@@ -263,7 +281,6 @@ class Scene:
             self.bands = choose_bands(src, options.bands)
             #: A paletted scene's colour table as a ``(3, N)`` lookup: its indices are read as the table's RGB.
             self.palette = palette_lookup(src, options.bands)
-            self._palette_valid = _palette_valid(src) if self.palette is not None else None
             if self.palette is not None and stretch is None and options.stretch != "auto":
                 raise OptionError(
                     f"{self.name} is paletted: its colours come from its colour table; leave out {opt('stretch')} "
@@ -376,8 +393,6 @@ class Scene:
             valid = np.ones(data.shape[1:], bool)
         if data.dtype.kind == "f":
             valid &= np.isfinite(data).all(axis=0)
-        if self._palette_valid is not None:  # colour-table entries with alpha 0 are transparent
-            valid &= self._palette_valid[np.minimum(data[0], len(self._palette_valid) - 1)]
         return valid
 
     @_read_errors
@@ -397,7 +412,6 @@ class Scene:
             not self._dataset_mask
             and all(d.nodatavals[b - 1] is None for b in unique)
             and data.dtype.kind != "f"
-            and self._palette_valid is None
         )
         valid = None if maskless else self.valid_mask(window, unique, data)
         order = [unique.index(b) for b in self.bands]
@@ -448,17 +462,6 @@ def palette_rgb(lut: np.ndarray, data: np.ndarray) -> np.ndarray:
     """Indices ``(1, H, W)`` → the colour table's ``uint8`` RGB ``(3, H, W)``."""
     out: np.ndarray = lut[:, np.minimum(data[0], lut.shape[1] - 1)]
     return out
-
-
-def _palette_valid(dataset: Any) -> np.ndarray | None:
-    """Which colour-table entries are opaque, where some are fully transparent (``None`` if none is)."""
-    table = dataset.colormap(1)
-    if not table or all(len(rgba) < 4 or rgba[3] > 0 for rgba in table.values()):
-        return None
-    ok = np.ones(max(table) + 1, bool)
-    for index, rgba in table.items():
-        ok[index] = len(rgba) < 4 or rgba[3] > 0
-    return ok
 
 
 def _alpha_band(dataset: Any) -> int | None:

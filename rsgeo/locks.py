@@ -9,7 +9,8 @@ command line exits 75) or, for in-place additions (the QGIS dock and a script
 adding layers to one result), waits its turn and then re-reads the result, so
 no layer is lost.
 
-A lock left by a run that was killed is stale: on the same host its pid is
+The lock file appears whole (its record is written first, then hard-linked
+into place). A lock left by a run that was killed is stale: on the same host its pid is
 gone, or belongs to a process started later than the run (the pid was reused);
 the next run removes it, under an ``flock`` of the folder so that two runs
 breaking the same stale lock cannot remove each other's fresh one. A lock of
@@ -20,6 +21,7 @@ is known to be gone.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import os
@@ -39,7 +41,8 @@ logger = logging.getLogger(__name__)
 
 #: How long an in-place addition waits for the run ahead of it (seconds).
 IN_PLACE_WAIT_S = 300.0
-#: A lock file this old that still holds no readable record was left by a run killed while writing it.
+#: A lock file this old that still holds no readable record was left by a run killed while writing it
+#: (or damaged); a younger one is waited on, whatever the wait asked for.
 UNREADABLE_GRACE_S = 10.0
 _POLL_S = 0.05
 
@@ -165,7 +168,7 @@ class OutputLock:
             other = read_holder(self.path)
             if self._break_if_stale(other):
                 continue
-            if time.monotonic() >= deadline:
+            if time.monotonic() >= deadline and other is not None:
                 raise self._busy(other)
             if not announced:
                 logger.warning("%s is being written by another run (%s); waiting for it to finish",
@@ -174,17 +177,44 @@ class OutputLock:
             time.sleep(_POLL_S)
 
     def _try_create(self) -> bool:
+        """Create the lock file whole: its record is written to a file of this process's own,
+        then hard-linked to the lock path (atomic, and refused if it exists: ``O_EXCL``'s
+        meaning, but no run ever sees a half-written record). Where the filesystem has no
+        hard links, an ``O_EXCL`` create and write."""
+        record = self.holder.to_json().encode("utf-8")
+        own = self.path.with_name(f".{self.path.name}.{os.getpid()}")
         try:
-            fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            return False
+            fd = os.open(own, os.O_CREAT | os.O_TRUNC | os.O_WRONLY, 0o644)
+            try:
+                os.write(fd, record)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            try:
+                os.link(own, self.path)
+                return True
+            except FileExistsError:
+                return False
+            except OSError as exc:
+                if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.ENOSYS):
+                    raise
+            return self._create_exclusive(record)
         except OSError as exc:
             raise OutputError(
                 f"cannot create the lock file {self.path} ({exc.strerror or exc}); check the folder's permissions, "
                 "or choose another -o path"
             ) from None
+        finally:
+            with contextlib.suppress(OSError):
+                own.unlink()
+
+    def _create_exclusive(self, record: bytes) -> bool:
         try:
-            os.write(fd, self.holder.to_json().encode("utf-8"))
+            fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            return False
+        try:
+            os.write(fd, record)
             os.fsync(fd)
         finally:
             os.close(fd)

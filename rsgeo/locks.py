@@ -84,7 +84,7 @@ class LockHolder:
         """Whether the run that took the lock is certainly gone (only decidable on its own host)."""
         if self.host != socket.gethostname():
             return False
-        if not pid_alive(self.pid):
+        if not pid_alive(self.pid) or is_zombie(self.pid):
             return True
         now = process_start_ticks(self.pid)
         return self.process_start is not None and now is not None and now != self.process_start
@@ -106,16 +106,31 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def process_start_ticks(pid: int) -> int | None:
-    """When process ``pid`` started (clock ticks since boot), where ``/proc`` says; else ``None``."""
+def _proc_stat(pid: int) -> list[str] | None:
+    """Fields 3 on of ``/proc/PID/stat`` (state first), where there is a ``/proc``."""
     try:
         text = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
     try:  # the command name (field 2) may hold spaces and parentheses: split after its last ')'
-        return int(text[text.rindex(")") + 2 :].split()[19])
+        return text[text.rindex(")") + 2 :].split()
+    except ValueError:
+        return None
+
+
+def process_start_ticks(pid: int) -> int | None:
+    """When process ``pid`` started (clock ticks since boot), where ``/proc`` says; else ``None``."""
+    fields = _proc_stat(pid)
+    try:
+        return int(fields[19]) if fields else None
     except (ValueError, IndexError):
         return None
+
+
+def is_zombie(pid: int) -> bool:
+    """A process that has ended but not been reaped by its parent (``kill -0`` still finds it)."""
+    fields = _proc_stat(pid)
+    return fields is not None and bool(fields) and fields[0] in ("Z", "X")
 
 
 def read_holder(path: Path) -> LockHolder | None:

@@ -22,6 +22,7 @@ import pyogrio
 import pytest
 
 from rsgeo.definitions.schema import LOCK_SUFFIX, journal_path, lock_path
+import rsgeo.locks
 from rsgeo.locks import OutputLock, process_start_ticks
 from rsgeo.errors import OutputBusyError
 from rsgeo.resultcheck import check_result
@@ -252,3 +253,20 @@ def test_unreadable_lock_is_waited_on_then_broken_when_old(tmp_path: Path, monke
         assert json.loads(lock_path(out).read_text())["pid"] == os.getpid()
     assert time.monotonic() - began >= 0.9
     assert sorted(p.name for p in tmp_path.iterdir()) == []  # neither the lock nor the record it was linked from
+
+
+def test_lock_of_a_killed_run_not_yet_reaped_is_stale(tmp_path: Path) -> None:
+    """A run killed by its parent, which has not waited for it yet (a zombie: ``kill -0`` still finds it)."""
+    out = tmp_path / "out.gpkg"
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        write_lock(out, pid=child.pid, process_start=process_start_ticks(child.pid))
+        child.kill()
+        deadline = time.monotonic() + 10
+        while not rsgeo.locks.is_zombie(child.pid) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert rsgeo.locks.is_zombie(child.pid)
+        with OutputLock(out):
+            assert json.loads(lock_path(out).read_text())["pid"] == os.getpid()
+    finally:
+        child.wait()

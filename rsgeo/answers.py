@@ -58,6 +58,7 @@ class TileValues:
     colours: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
 class DenseAsk:
     """What a layer asks of patch embeddings for its dense map (``--dense``).
 

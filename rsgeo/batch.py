@@ -262,16 +262,44 @@ def merge_results(
     Styles are the first scene's. Embeddings stay in the per-scene files,
     listed in the ``rsgeo_scenes`` table.
     """
-    import pandas as pd
-    import pyogrio
-    from pyproj import CRS
-
-    from rsgeo.gpkg import atomic_output, check_output, read_metadata, write_layer
+    from rsgeo.gpkg import check_output
+    from rsgeo.locks import OutputLock
+    from rsgeo.resultcheck import check_result
 
     check_output(merged, overwrite=overwrite)
     if not items:
         raise OptionError("nothing to merge: no scene was given")
-    metas = [read_metadata(path) for _, path in items]
+    refuse_merge_into_inputs(merged, [path for _, path in items])
+    lock = OutputLock(merged, command="batch merge")
+    lock.acquire()
+    try:
+        metas = [check_result(path) for _, path in items]
+        return _merge_checked(items, metas, merged, crs=crs)
+    finally:
+        lock.release()
+
+
+def refuse_merge_into_inputs(merged: Path, inputs: Sequence[Path | str]) -> None:
+    """Refuse a merge target that is one of the files it merges or the batch reads (same file, any spelling)."""
+    from rsgeo.preflight import same_file
+
+    for path in inputs:
+        if not is_remote(path) and same_file(merged, path):
+            raise OptionError(
+                f"{opt('merge')} {merged} is {Path(path).name}, one of the batch's own files; merging into it would "
+                f"replace it: choose another {opt('merge')} path"
+            )
+
+
+def _merge_checked(
+    items: Sequence[tuple[str, Path]], metas: list[dict[str, Any]], merged: Path, *, crs: Any = None
+) -> Path:
+    import pandas as pd
+    import pyogrio
+    from pyproj import CRS
+
+    from rsgeo.gpkg import atomic_output, write_layer
+
     layers = list(metas[0].get("layers", {}))
     crss = [CRS.from_wkt(m["grid"]["crs"]) for m in metas]
     target = CRS.from_user_input(crs) if crs is not None else (crss[0] if all(c == crss[0] for c in crss) else CRS.from_epsg(4326))
@@ -410,6 +438,8 @@ class Batch:
         job = dataclasses.replace(job, options=dataclasses.replace(options, encoder=encoder))
         plans = plan_batch(scenes, job.output_dir, read=job.read, image_size=encoder.image_spec.size,
                            training_extent_m=encoder.training_extent_m, overwrite=options.overwrite, resume=options.resume)
+        if job.merge is not None:  # before any encoding: the merge would replace one of these
+            refuse_merge_into_inputs(job.merge, [*(p.output for p in plans), *(p.scene for p in plans)])
         return cls(job, plans, in_flight)
 
     def _encode(self, plan: BatchScene, progress: Callable[[int, int], None], cancel: Callable[[], bool]) -> Path:

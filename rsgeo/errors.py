@@ -107,6 +107,14 @@ class ResultError(RsgeoError, ValueError):
     """A result GeoPackage is not an rsgeo result or does not match the request."""
 
 
+class DamagedResultError(ResultError):
+    """A stored result is damaged (missing or truncated tables, bad metadata, a corrupt page)."""
+
+
+class OutputBusyError(OutputError):
+    """Another run is writing the same output (its lock file is held); the command line exits 75."""
+
+
 class MissingDependencyError(RsgeoError, ImportError):
     """An optional extra is needed; the message holds the pip line."""
 

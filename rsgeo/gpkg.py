@@ -133,11 +133,13 @@ def _alive(pid: int) -> bool:
 
 
 @contextmanager
-def atomic_output(path: Path, *, start_from: Path | None = None) -> Iterator[Path]:
+def atomic_output(path: Path, *, start_from: Path | sqlite3.Connection | None = None) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success move it onto ``path``.
 
     With ``start_from`` the temporary file begins as a copy of that file (to add
-    layers to an existing result). On any error the temporary file is removed
+    layers to an existing result), or of the database open in that connection
+    (SQLite's backup: the very file the connection checked and read, even if
+    its path was replaced meanwhile). On any error the temporary file is removed
     and ``path`` is untouched; a full disk or an unwritable folder becomes one
     :class:`OutputError`.
     """
@@ -145,7 +147,9 @@ def atomic_output(path: Path, *, start_from: Path | None = None) -> Iterator[Pat
     _remove_sqlite_files(tmp)
     _remove_stale_temporaries(path)
     try:
-        if start_from is not None:
+        if isinstance(start_from, sqlite3.Connection):
+            _backup(start_from, tmp)
+        elif start_from is not None:
             shutil.copyfile(start_from, tmp)
         yield tmp
         with open(tmp, "rb+") as f:
@@ -170,6 +174,14 @@ def atomic_output(path: Path, *, start_from: Path | None = None) -> Iterator[Pat
     except BaseException:
         _remove_sqlite_files(tmp)
         raise
+
+
+def _backup(source: sqlite3.Connection, target: Path) -> None:
+    dest = sqlite3.connect(target)
+    try:
+        source.backup(dest)
+    finally:
+        dest.close()
 
 
 def _fsync_folder(folder: Path) -> None:

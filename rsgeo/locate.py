@@ -27,7 +27,30 @@ def parse_location(text: str) -> tuple[Any, str | None]:
         raise OptionError(
             f"cannot read location {text!r}; give X,Y or WKT, optionally with @EPSG:<code> for its CRS"
         ) from None
-    return geom, (crs.strip() or None)
+    if geom.is_empty or not np.isfinite(shapely.get_coordinates(geom)).all():
+        raise OptionError(f"location {text!r} has no finite coordinates; give X,Y numbers such as 500120,3999870")
+    crs = crs.strip()
+    if crs:
+        from pyproj import CRS
+        from pyproj.exceptions import CRSError
+
+        try:
+            known = CRS.from_user_input(crs)
+        except CRSError:
+            raise OptionError(f"unknown CRS {crs!r} in location {text!r}; use e.g. @EPSG:4326") from None
+        if known.is_geographic:
+            _check_degrees(shapely.get_coordinates(geom), text)
+    return geom, (crs or None)
+
+
+def _check_degrees(xy: np.ndarray, text: str) -> None:
+    """Longitudes and latitudes of a location in a geographic CRS must be degrees on the globe."""
+    lon, lat = xy[:, 0], xy[:, 1]
+    if (np.abs(lat) > 90).any() or (np.abs(lon) > 360).any():
+        raise OptionError(
+            f"location {text!r} is not on the globe (longitude, latitude must be within ±180/360 and ±90 degrees); "
+            "give X,Y as longitude,latitude, or the scene's CRS coordinates without @EPSG"
+        )
 
 
 def tiles_at(grid: ChipGrid, geom: Any, crs: str | None = None) -> list[int]:
@@ -44,6 +67,11 @@ def tiles_at(grid: ChipGrid, geom: Any, crs: str | None = None) -> list[int]:
         except CRSError:
             raise OptionError(f"unknown CRS {crs!r}; use e.g. EPSG:4326") from None
         geom = shapely.transform(geom, lambda xy: np.column_stack(transformer.transform(xy[:, 0], xy[:, 1])))
+        if not np.isfinite(shapely.get_coordinates(geom)).all():
+            raise OptionError(
+                f"a location given in {crs} cannot be placed in the scene's CRS (it lies outside the area that CRS "
+                "covers); check its coordinates and CRS"
+            )
     # Candidate chips from the pixel bounding box, then an exact test.
     inv = ~grid.transform
     xs, ys = np.asarray(geom.envelope.exterior.coords if geom.area else geom.buffer(1e-9).envelope.exterior.coords).T

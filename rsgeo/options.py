@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 
 from rsgeo.callbacks import CancelCheck, ProgressCallback
+from rsgeo.devices import check_device_available, check_device_name
 from rsgeo.encoders.base import Encoder
 from rsgeo.errors import OptionError, opt
 from rsgeo.journal import embedding_dtype
@@ -60,6 +61,7 @@ class RunOptions:
             raise OptionError(f"{opt('keep_patches')} keeps the patch embeddings of a dense run; add {opt('dense')}")
         if self.dense and self.cluster is not None:
             raise OptionError(f"{opt('dense')} runs on this machine, not on a cluster; leave out {opt('cluster')}")
+        check_device_name(self.device)
         if self.cluster is not None:
             from rsgeo.cluster.spec import parse_cluster
 
@@ -71,6 +73,7 @@ class RunOptions:
             return self.encoder
         from rsgeo.zoo import load_encoder
 
+        check_device_available(self.device)
         return load_encoder(
             self.model or default_model,
             device=self.device,

@@ -14,6 +14,8 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import shlex
+import sqlite3
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,7 +35,6 @@ from rsgeo.gpkg import (
     copy_journal_embeddings,
     ensure_rsgeo_tables,
     is_geopackage,
-    read_metadata,
     set_metadata,
     set_style,
     use_large_pages,
@@ -41,6 +42,7 @@ from rsgeo.gpkg import (
 )
 from rsgeo.grid import ChipGrid
 from rsgeo.journal import Journal, journal_path
+from rsgeo.locks import IN_PLACE_WAIT_S, OutputLock
 from rsgeo.metadata import (
     as_stored,
     embeddings_record,
@@ -53,8 +55,11 @@ from rsgeo.metadata import (
     stored_model,
 )
 from rsgeo.options import CancelCheck, ProgressCallback, RunOptions
+from rsgeo.preflight import check_questions, looks_like_result, refuse_output_is_input, same_file
 from rsgeo.questions import Question
-from rsgeo.rasters import as_metadata, check_questions, previous_rasters, recorded_rasters, remove_stale, update_rasters
+from rsgeo.rasters import as_metadata, previous_rasters, recorded_rasters, remove_stale, update_rasters
+from rsgeo.rasters import check_questions as check_raster_questions
+from rsgeo.resultcheck import open_checked
 from rsgeo.scene import ReadOptions, Scene
 from rsgeo.sources import SceneSource, content_sha256, identify
 from rsgeo.store import GpkgEmbeddings
@@ -85,17 +90,21 @@ def run(
     ``source`` is a scene (a local file, or a GDAL virtual path or URL such as
     ``/vsis3/bucket/x.tif``: see :mod:`rsgeo.sources`) or a result GeoPackage.
     """
-    check_questions(questions, no_rasters=options.no_rasters)
+    check_raster_questions(questions, no_rasters=options.no_rasters)
     scene = SceneSource.of(source)
-    if not scene.remote and is_geopackage(scene.local):
+    if not scene.remote and (is_geopackage(scene.local) or (questions is not None and looks_like_result(scene.local))):
         if questions is None:
             raise OptionError(f"{scene.name} is already encoded; embed takes a scene, not a GeoPackage")
         return _answer_stored(scene.local, output, questions, options=options, command=command)
     if output is None:
         raise OptionError(f"give the output GeoPackage with {opt('output', 'OUT.gpkg')}")
-    return _encode_scene(
-        scene, Path(output), questions, read=read, options=options, command=command, progress=progress, cancel=cancel
-    )
+    check_output(Path(output), overwrite=options.overwrite)
+    refuse_output_is_input(scene, Path(output))
+    with OutputLock(Path(output), command=_command_text(command)):  # one run at a time writes an output
+        return _encode_scene(
+            scene, Path(output), questions, read=read, options=options, command=command, progress=progress,
+            cancel=cancel,
+        )
 
 
 def _encode_scene(
@@ -114,8 +123,11 @@ def _encode_scene(
         encoder = options.load_encoder(DEFAULT_MODEL)
         dense = _dense_capability(encoder, options, questions)  # refused here, before any chip is read
         grid = scene.grid(encoder.image_spec.size, encoder.training_extent_m)
+        check_questions(questions, grid)
         few_tiles = scene.few_tiles_warning(grid)
         read_meta = reading_metadata(scene.bands, scene.stretch, min_valid=read.min_valid, gsd=read.gsd)
+        if scene.palette is not None:
+            read_meta["palette"] = "rgb"  # the indices were read as their colour table's RGB
         if read.chip_size is None:  # the default chip: the model's training ground extent in this scene's pixels
             read_meta["default_chip"] = {
                 "training_extent_m": encoder.training_extent_m, "pixel_size_m": scene.pixel_size_m,
@@ -297,7 +309,25 @@ def _answer_stored(
     options: RunOptions,
     command: str | Sequence[str],
 ) -> Path:
-    metadata = read_metadata(source)
+    out = Path(output) if output is not None else source
+    in_place = same_file(out, source)
+    check_output(out, overwrite=options.overwrite, in_place=in_place)
+    # In place, a run waits for the one ahead and reads the result after it: its layers are kept.
+    with OutputLock(out, wait=IN_PLACE_WAIT_S if in_place else 0.0, command=_command_text(command)):
+        check_output(out, overwrite=options.overwrite, in_place=in_place)
+        with open_checked(source) as (db, metadata):  # one file, checked, read whole even if replaced meanwhile
+            return _answer_checked(source, db, metadata, out, questions, options=options)
+
+
+def _answer_checked(
+    source: Path,
+    db: sqlite3.Connection,
+    metadata: dict[str, Any],
+    out: Path,
+    questions: Sequence[Question],
+    *,
+    options: RunOptions,
+) -> Path:
     stored = stored_model(metadata, source.name)
     requested = options.encoder.identity.model_id if options.encoder is not None else options.model
     if requested is not None and canonical_model_id(requested) != stored.get("model_id"):
@@ -305,9 +335,6 @@ def _answer_stored(
             f"{source.name} was encoded with model {stored.get('model_id')!r}, not {requested!r}; "
             f"leave out {opt('model')} (or pass {opt('model', stored.get('model_id'))}) to use the stored embeddings"
         )
-    out = Path(output) if output is not None else source
-    in_place = out.resolve() == source.resolve()
-    check_output(out, overwrite=options.overwrite, in_place=in_place)
     options = _with_stored_checkpoint(options, stored, source.name)
     encoder = options.load_encoder(stored.get("model_id") or DEFAULT_MODEL)
     if encoder.identity.weights_sha256 != stored.get("weights_sha256") and stored.get("weights_sha256"):
@@ -319,24 +346,21 @@ def _answer_stored(
     grid = grid_from_metadata(metadata)
     emb = embeddings_record(metadata)
     patch_source = _stored_patches(source, metadata) if options.dense else None
-    store = GpkgEmbeddings(source, dim=emb.dim, dtype=emb.dtype)
-    try:
-        taken = list(metadata.get(schema.KEY_LAYERS, {}))
-        plans: list[LayerPlan] = [] if schema.CELLS_LAYER in taken else [cells_plan(grid, store)]  # older results
-        for question in questions:
-            plans += question.plans(encoder, grid, store, taken)
-        dense_rasters: dict[str, RasterRecord] = {}
-        if patch_source is not None:
-            from rsgeo.dense_run import write_dense_rasters
+    store = GpkgEmbeddings(source, dim=emb.dim, dtype=emb.dtype, db=db)
+    taken = list(metadata.get(schema.KEY_LAYERS, {}))
+    plans: list[LayerPlan] = [] if schema.CELLS_LAYER in taken else [cells_plan(grid, store)]  # older results
+    for question in questions:
+        plans += question.plans(encoder, grid, store, taken)
+    dense_rasters: dict[str, RasterRecord] = {}
+    if patch_source is not None:
+        from rsgeo.dense_run import write_dense_rasters
 
-            dense_rasters = _records(write_dense_rasters(
-                out, plans, grid, patch_source, resize_mode=encoder.image_spec.resize_mode,
-                method=str(metadata[schema.KEY_PATCHES].get("method", "")),
-            ))
-        _add_layers(source, out, plans, grid, metadata, in_place=in_place, rasters=not options.no_rasters,
-                    extra_rasters=dense_rasters)
-    finally:
-        store.close()
+        dense_rasters = _records(write_dense_rasters(
+            out, plans, grid, patch_source, resize_mode=encoder.image_spec.resize_mode,
+            method=str(metadata[schema.KEY_PATCHES].get("method", "")),
+        ))
+    _add_layers(db, out, plans, grid, metadata, in_place=same_file(out, source), rasters=not options.no_rasters,
+                extra_rasters=dense_rasters)
     return out
 
 
@@ -352,22 +376,24 @@ def _with_stored_checkpoint(options: RunOptions, stored: dict[str, Any], name: s
 
 
 def write_stored_plans(source: Path, output: str | os.PathLike[str] | None, plans: Sequence[LayerPlan], *,
-                       overwrite: bool = False, rasters: bool = True) -> Path:
+                       overwrite: bool = False, rasters: bool = True, command: str | Sequence[str] = "") -> Path:
     """Add ``plans``' layers to a result (in place, or to a copy at ``output``), atomically.
 
     For answers that need no encoder at all (``rsgeo refine``): the same
     writing path as :func:`run` on a stored result, without loading a model.
     """
-    metadata = read_metadata(source)
     out = Path(output) if output is not None else source
-    in_place = out.resolve() == source.resolve()
+    in_place = same_file(out, source)
     check_output(out, overwrite=overwrite, in_place=in_place)
-    _add_layers(source, out, plans, grid_from_metadata(metadata), metadata, in_place=in_place, rasters=rasters)
+    with OutputLock(out, wait=IN_PLACE_WAIT_S if in_place else 0.0, command=_command_text(command)):
+        check_output(out, overwrite=overwrite, in_place=in_place)
+        with open_checked(source) as (db, metadata):
+            _add_layers(db, out, plans, grid_from_metadata(metadata), metadata, in_place=in_place, rasters=rasters)
     logger.info("wrote %s", out)
     return out
 
 
-def _add_layers(source: Path, out: Path, plans: Sequence[LayerPlan], grid: ChipGrid, metadata: dict[str, Any], *,
+def _add_layers(source: Path | sqlite3.Connection, out: Path, plans: Sequence[LayerPlan], grid: ChipGrid, metadata: dict[str, Any], *,
                 in_place: bool, rasters: bool = True, extra_rasters: Mapping[str, RasterRecord] | None = None) -> None:
     """Write ``out`` atomically: ``source`` plus ``plans``' layers, their styles, their rasters (unless
     ``rasters`` is false; ``extra_rasters``, already written, are listed too), and their records in the metadata."""
@@ -379,12 +405,17 @@ def _add_layers(source: Path, out: Path, plans: Sequence[LayerPlan], grid: ChipG
             ensure_rsgeo_tables(db)
             for plan in plans:
                 set_style(db, plan.name, plan.style())
-            layers = dict(metadata.get(schema.KEY_LAYERS, {}))
+            new = {p.name.casefold() for p in plans}  # SQLite's table names ignore case: LANDCOVER replaced landcover
+            layers = {k: v for k, v in dict(metadata.get(schema.KEY_LAYERS, {})).items() if k.casefold() not in new}
             layers.update({p.name: p.meta for p in plans})
             written = update_rasters(out, plans, grid, previous=previous, write=rasters)
             written.update(extra_rasters or {})
             set_metadata(db, {schema.KEY_LAYERS: layers, schema.KEY_RASTERS: as_metadata(written)})
     remove_stale(out, replaced, written)
+
+
+def _command_text(command: str | Sequence[str]) -> str:
+    return command if isinstance(command, str) else shlex.join(command)
 
 
 def _records(raw: Mapping[str, Mapping[str, Any]]) -> dict[str, RasterRecord]:

@@ -9,6 +9,7 @@ ensembling). Free-text queries are embedded as written.
 from __future__ import annotations
 
 import re
+import string
 from collections.abc import Sequence
 
 import numpy as np
@@ -52,10 +53,30 @@ def validate_templates(templates: Sequence[str]) -> tuple[str, ...]:
     out = tuple(templates)
     if not out:
         raise OptionError("no prompt templates given")
-    bad = [t for t in out if t.count("{}") != 1]
-    if bad:
-        raise OptionError(f"template {bad[0]!r} must contain exactly one {{}} where the class name goes")
+    for t in out:
+        problem = template_problem(t)
+        if problem:
+            raise OptionError(
+                f"template {t!r} must contain exactly one {{}} where the class name goes ({problem}; "
+                "write literal braces as {{ and }})"
+            )
     return out
+
+
+def template_problem(template: str) -> str | None:
+    """What is wrong with a prompt template, or ``None``: it must hold one bare ``{}`` field, as str.format reads it."""
+    try:
+        fields = [(name, spec, conv) for _, name, spec, conv in string.Formatter().parse(template) if name is not None]
+    except ValueError as exc:  # a stray { or }
+        return f"it has a stray brace: {str(exc)[:1].lower()}{str(exc)[1:]}".replace("'", "")
+    if len(fields) != 1:
+        return f"it has {len(fields)} fields" if fields else "it has no {}"
+    name, spec, conv = fields[0]
+    if name not in ("", "0"):
+        return f"the named field {{{name}}} would need a value rsgeo does not give"
+    if spec or conv:
+        return "the field has a format or conversion"
+    return None
 
 
 def build_prompts(class_names: Sequence[str], templates: Sequence[str]) -> list[list[str]]:

@@ -28,10 +28,11 @@ from rsgeo.answers import (
     query_vector,
 )
 from rsgeo.classsets.classset import ClassSet
-from rsgeo.definitions.schema import LANDCOVER_LAYER, reserved_layer_reason
+from rsgeo.definitions.schema import LANDCOVER_LAYER, MAX_CLASSES, reserved_layer_reason
 from rsgeo.encoders.base import Encoder
 from rsgeo.errors import OptionError, opt
 from rsgeo.grid import ChipGrid
+from rsgeo.locate import parse_location
 from rsgeo.prompts import (
     build_prompts,
     class_text_embeddings,
@@ -87,6 +88,12 @@ class ClassChoice:
             object.__setattr__(self, "_loaded", load_class_set(self.class_set, lang=self.lang))
         else:
             object.__setattr__(self, "classes", tuple(validate_class_names(self.classes or ())))
+        if len(self.names) > MAX_CLASSES:
+            raise OptionError(
+                f"{len(self.names)} classes do not fit in one GeoPackage layer (at most {MAX_CLASSES}: a layer holds "
+                f"one column per class and SQLite allows 2000 columns); split them into several runs with "
+                f"{opt('layer')} names of their own"
+            )
 
     @property
     def names(self) -> list[str]:
@@ -189,6 +196,7 @@ class LandcoverQuestion:
     def __post_init__(self) -> None:
         if not self.layer.strip():
             raise OptionError(f"{opt('layer')} must not be blank")
+        check_layer_name(self.layer)
 
     def plans(self, encoder: Encoder, grid: ChipGrid, store: EmbeddingSource, taken: list[str]) -> list[LayerPlan]:
         classes = class_embeddings(encoder, self.choice)
@@ -210,6 +218,13 @@ class QueryQuestion:
     def __post_init__(self) -> None:
         if not self.specs:
             raise OptionError(f"give at least one query with {opt('text', _TEXT_EXAMPLE)} (or example tiles)")
+        for spec in self.specs:
+            if spec.name is not None:
+                if not spec.name.strip():
+                    raise OptionError(f"{opt('layer')} must not be blank")
+                check_layer_name(spec.name)
+            for location in (*spec.positive_locations, *spec.negative_locations):
+                parse_location(location)  # read now: a typo costs no encoding
 
     def plans(self, encoder: Encoder, grid: ChipGrid, store: EmbeddingSource, taken: list[str]) -> list[LayerPlan]:
         from rsgeo.language import warn_if_unsupported

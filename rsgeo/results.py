@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sqlite3
 import sys
 import time
 from collections.abc import Sequence
@@ -29,11 +30,11 @@ from rsgeo.answers import QuerySpec, landcover_scores, polygons, score_columns
 from rsgeo.definitions import schema
 from rsgeo.encoders.base import Encoder
 from rsgeo.errors import ResultError
-from rsgeo.gpkg import read_metadata
 from rsgeo.grid import ChipGrid
 from rsgeo.metadata import embeddings_record, grid_from_metadata, recorded_checkpoint, stored_model
 from rsgeo.query_map import QueryMap, cell_tile, similarity_map
 from rsgeo.questions import ClassChoice, class_embeddings, query_vector_for
+from rsgeo.resultcheck import connect_checked
 from rsgeo.store import GpkgEmbeddings
 
 logger = logging.getLogger(__name__)
@@ -180,9 +181,8 @@ class Result:
         self.path = Path(path)
         self._checkpoint = checkpoint
         self._cache_dir = cache_dir
-        self.metadata = read_metadata(self.path)
-        if schema.KEY_EMBEDDINGS not in self.metadata:
-            raise ResultError(f"{self.path.name} holds no embeddings; encode the scene with `rsgeo embed`")
+        # Checked when opened (rsgeo.resultcheck); the connection keeps that very file for the embeddings.
+        self._db, self.metadata, self._identity = _open_stable(self.path)
         self._encoder = encoder
         self._device = device
         self._text_cache: dict[str, np.ndarray] = {}
@@ -218,7 +218,7 @@ class Result:
     def index(self) -> EmbeddingIndex:
         """All embeddings, loaded once into one preallocated matrix (no second copy)."""
         meta = embeddings_record(self.metadata)
-        store = GpkgEmbeddings(self.path, dim=meta.dim, dtype=meta.dtype)
+        store = GpkgEmbeddings(self.path, dim=meta.dim, dtype=meta.dtype, db=self._db)
         try:
             n = store.count()
             ids = np.empty(n, np.int64)
@@ -239,7 +239,13 @@ class Result:
 
         if name not in self.layers:
             raise ResultError(f"{self.path.name} has no layer {name!r}; it has {', '.join(self.layers)}")
+        if _file_identity(self.path) != self._identity:
+            raise ResultError(f"{self.path} was replaced since it was opened (another run wrote it); open it again")
         return gpd.read_file(self.path, layer=name)
+
+    def close(self) -> None:
+        """Close the file (the embeddings already loaded stay usable)."""
+        self._db.close()
 
     def _frame(self, rows: np.ndarray, columns: dict[str, Any]) -> Any:
         import geopandas as gpd
@@ -377,6 +383,30 @@ class Result:
         cols["top_class"] = np.asarray(names, dtype=object)[top]
         cols["top_score"] = np.concatenate([p[2] for p in parts]) if parts else np.zeros(0, np.float32)
         return self._frame(np.arange(n), cols)
+
+
+def _file_identity(path: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def _open_stable(path: Path) -> tuple[sqlite3.Connection, dict[str, Any], tuple[int, int] | None]:
+    """A checked connection, its metadata and the file's identity, all of one version of the file.
+
+    The path may be replaced while it is opened (``--overwrite`` by another
+    run); then it is opened again, so the identity matches what was checked.
+    """
+    for _ in range(5):
+        before = _file_identity(path)
+        db, metadata = connect_checked(path)
+        db.commit()  # end the read transaction: the open file stays this version, writers are not held up
+        if _file_identity(path) == before:
+            return db, metadata, before
+        db.close()
+    raise ResultError(f"{path} keeps being replaced while it is opened; open it once the run writing it has finished")
 
 
 def open_result(

@@ -22,7 +22,7 @@ import numpy as np
 import rasterio
 from affine import Affine
 from rasterio.enums import ColorInterp, MaskFlags, Resampling
-from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
+from rasterio.errors import CRSError, NotGeoreferencedWarning, RasterioIOError
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
@@ -137,15 +137,51 @@ def pixel_size_m(dataset: Any) -> float:
     px_y = math.hypot(t.b, t.e)
     crs = dataset.crs
     if crs.is_geographic:
-        from pyproj import Geod
-
-        geod = Geod(ellps="WGS84")
+        geod = crs_geod(crs)
         cx, cy = apply_affine(t, dataset.width / 2, dataset.height / 2)
         _, _, dx = geod.inv(cx, cy, cx + px_x, cy)
         _, _, dy = geod.inv(cx, cy, cx, cy + px_y)
         return float((abs(dx) + abs(dy)) / 2)
-    factor = crs.linear_units_factor[1] if crs.linear_units_factor else 1.0
+    factor = metres_per_unit(crs)
+    if factor is None:
+        raise OptionError(
+            f"lengths in metres need a CRS in linear units, but the CRS of {Path(dataset.name).name} has none "
+            f"({crs.to_string()[:80]}); give {opt('chip_size')}/{opt('stride')} in pixels (e.g. 224), and no {opt('gsd')}"
+        )
     return float((px_x + px_y) / 2 * factor)
+
+
+def metres_per_unit(crs: Any) -> float | None:
+    """Metres per unit of a projected or local CRS's axes; ``None`` if its unit is not a known length."""
+    try:
+        factor = float(crs.linear_units_factor[1]) if crs.linear_units_factor else 1.0
+    except CRSError:  # not projected (an engineering or local CRS): read its axes' unit
+        from pyproj import CRS
+        from pyproj.exceptions import CRSError as ProjCRSError
+
+        try:
+            axes = CRS.from_wkt(crs.to_wkt()).axis_info[:2]
+        except ProjCRSError:
+            return None
+        units = {(a.unit_name.casefold(), a.unit_conversion_factor) for a in axes}
+        if len(units) != 1 or not axes:
+            return None
+        name, factor = units.pop()
+        if name in ("", "unknown", "none", "degree", "radian") or "grad" in name:
+            return None
+    return factor if math.isfinite(factor) and factor > 0 else None
+
+
+def crs_geod(crs: Any) -> Any:
+    """The ``pyproj.Geod`` of a geographic CRS's own ellipsoid (Mars' for a Mars CRS), WGS84 if it names none."""
+    from pyproj import CRS, Geod
+    from pyproj.exceptions import CRSError as ProjCRSError
+
+    try:
+        geod = CRS.from_wkt(crs.to_wkt()).get_geod()
+    except ProjCRSError:
+        geod = None
+    return geod if geod is not None else Geod(ellps="WGS84")
 
 
 def choose_bands(dataset: Any, bands: tuple[int, ...] | None) -> tuple[int, int, int]:
@@ -240,9 +276,20 @@ class Scene:
         self._stack.callback(src.close)
         try:
             check_georeferenced(src)
+            check_real_data(src)
             self.source = src
             self.bands = choose_bands(src, options.bands)
-            self.stretch: Stretch = stretch or compute_stretch(src, self.bands, options.stretch)
+            #: A paletted scene's colour table as a ``(3, N)`` lookup: its indices are read as the table's RGB.
+            self.palette = palette_lookup(src, options.bands)
+            if self.palette is not None and stretch is None and options.stretch != "auto":
+                raise OptionError(
+                    f"{self.name} is paletted: its colours come from its colour table; leave out {opt('stretch')} "
+                    f"(or read the indices as grey with {opt('bands', '1')})"
+                )
+            self.stretch: Stretch = stretch or (
+                Stretch("none", (0.0,) * 3, (255.0,) * 3) if self.palette is not None
+                else compute_stretch(src, self.bands, options.stretch)
+            )
             self.dataset = self._resampled(src) if options.gsd else src
         except BaseException:
             self._stack.close()
@@ -265,6 +312,8 @@ class Scene:
         height = max(1, int(round(src.height / scale)))
         transform = src.transform * Affine.scale(src.width / width, src.height / height)
         resampling = Resampling.average if scale > 1 else Resampling.bilinear
+        if self.palette is not None:  # indices: averaging two colours' indices gives a third colour
+            resampling = Resampling.nearest
         logger.info("resampling %s from %.3f m to %.3f m: %d x %d", self.name, res, self.options.gsd, width, height)
         vrt = WarpedVRT(src, crs=src.crs, transform=transform, width=width, height=height, resampling=resampling)
         self._stack.callback(vrt.close)
@@ -347,7 +396,7 @@ class Scene:
         unique = tuple(dict.fromkeys(self.bands))
         data = self.dataset.read(unique, window=window)
         valid = self.valid_mask(window, unique, data)
-        data = data[[unique.index(b) for b in self.bands]]
+        data = palette_rgb(self.palette, data) if self.palette is not None else data[[unique.index(b) for b in self.bands]]
         rgb = self.stretch.apply(data)
         if not valid.all():
             rgb = np.where(valid, rgb, 0).astype(np.uint8)
@@ -390,7 +439,9 @@ class Scene:
         )
         valid = None if maskless else self.valid_mask(window, unique, data)
         order = [unique.index(b) for b in self.bands]
-        if order != list(range(len(unique))):
+        if self.palette is not None:
+            data = palette_rgb(self.palette, data)
+        elif order != list(range(len(unique))):
             data = data[order]
         rgb = self.stretch.apply(data)
         if valid is not None and not valid.all():
@@ -398,6 +449,43 @@ class Scene:
         elif valid is not None:
             valid = None
         return rgb, valid
+
+
+def check_real_data(dataset: Any) -> None:
+    """Refuse complex pixels (SAR single-look complex): casting them to real drops the imaginary part."""
+    kinds = {str(t) for t in dataset.dtypes if "complex" in str(t)}
+    if kinds:
+        name = Path(dataset.name).name
+        raise SceneError(
+            f"{name} holds complex numbers ({', '.join(sorted(kinds))}, e.g. SAR single-look complex data); rsgeo reads "
+            f"real images: derive the amplitude first, e.g. `gdal_calc.py -A {name} --calc=\"abs(A)\" "
+            "--type=Float32 --outfile=amplitude.tif`"
+        )
+
+
+def palette_lookup(dataset: Any, bands: tuple[int, ...] | None) -> np.ndarray | None:
+    """The colour table of a one-band paletted scene as ``uint8`` ``(3, N)`` RGB, else ``None``.
+
+    Only when no bands are chosen (or exactly band 1 three times is implied):
+    ``--bands 1`` reads the indices as grey, as asked.
+    """
+    if bands is not None or dataset.count != 1 or dataset.colorinterp[0] != ColorInterp.palette:
+        return None
+    try:
+        table = dataset.colormap(1)
+    except ValueError:  # palette interpretation without a table
+        return None
+    size = max(table) + 1 if table else 1
+    lut = np.zeros((3, size), np.uint8)
+    for index, rgba in table.items():
+        lut[:, index] = rgba[:3]
+    return lut
+
+
+def palette_rgb(lut: np.ndarray, data: np.ndarray) -> np.ndarray:
+    """Indices ``(1, H, W)`` → the colour table's ``uint8`` RGB ``(3, H, W)``."""
+    out: np.ndarray = lut[:, np.minimum(data[0], lut.shape[1] - 1)]
+    return out
 
 
 def _alpha_band(dataset: Any) -> int | None:

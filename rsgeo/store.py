@@ -41,11 +41,14 @@ def _decode(
 class GpkgEmbeddings:
     """The ``rsgeo_embeddings`` table of a result, joined to its ``tiles`` layer."""
 
-    def __init__(self, path: Path, *, dim: int, dtype: str) -> None:
+    def __init__(self, path: Path, *, dim: int, dtype: str, db: sqlite3.Connection | None = None) -> None:
+        """``db``: read through this open connection (one already checked, :mod:`rsgeo.resultcheck`),
+        left open by :meth:`close`; else a read-only connection of its own."""
         self.path = path
         self.dim = dim
         self.dtype = np.dtype({"float32": "<f4", "float16": "<f2"}[dtype])
-        self.db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        self._owned = db is None
+        self.db = db if db is not None else sqlite3.connect(f"file:{path}?mode=ro", uri=True)
 
     def _query(self, where: str = "", params: Sequence[int] = (), *, join: str = "JOIN") -> sqlite3.Cursor:
         return self.db.execute(
@@ -89,4 +92,5 @@ class GpkgEmbeddings:
         return sorted(r[0] for r in rows)
 
     def close(self) -> None:
-        self.db.close()
+        if self._owned:
+            self.db.close()

@@ -319,3 +319,138 @@ def pixel_corners(transform: Affine, col_off: float, row_off: float, width: floa
 def grid_shape(length: int, size: int) -> int:
     """Chips along one axis for stride == size (shift rule of ``rsgeo.grid``)."""
     return 1 if length <= size else math.ceil((length - size) / size) + 1
+
+
+# -- issue 17: odd rasters that read wrong silently, CRSs without metres ----------------------------
+
+
+def paletted(directory: Path) -> Path:
+    """One band of colour-table indices (0..15) with a 16-colour table."""
+    indices = (pattern(1, HEIGHT, WIDTH, "uint8")[0] // 16).astype(np.uint8)
+    table = palette_table()
+    path = write(directory / "paletted.tif", indices[None], photometric="palette")
+    with rasterio.open(path, "r+") as ds:
+        ds.write_colormap(1, table)
+    return path
+
+
+def palette_table() -> dict[int, tuple[int, int, int, int]]:
+    """The 16 colours of :func:`paletted`: far from grey, so indices read as grey would differ."""
+    return {i: ((37 * i + 11) % 256, (91 * i + 200) % 256, (53 * i + 90) % 256, 255) for i in range(16)}
+
+
+def palette_expanded(directory: Path) -> Path:
+    """The RGB GeoTIFF :func:`paletted` stands for (its indices looked up in the table)."""
+    indices = (pattern(1, HEIGHT, WIDTH, "uint8")[0] // 16).astype(np.uint8)
+    lut = np.asarray([palette_table()[i][:3] for i in range(16)], np.uint8).T
+    return write(directory / "paletted_as_rgb.tif", lut[:, indices])
+
+
+def complex_scene(directory: Path, dtype: str = "complex64") -> Path:
+    """A SAR-like single-look complex scene: real and imaginary parts."""
+    real = pattern(1, HEIGHT, WIDTH, "float32")[0]
+    data = (real + 1j * real[::-1]).astype(dtype)[None]
+    return write(directory / f"slc_{dtype}.tif", data)
+
+
+#: Mars 2000, geographic (IAU: radius 3,396,190 m, not Earth's 6,378,137 m).
+MARS_CRS = (
+    'GEOGCS["Mars 2000",DATUM["D_Mars_2000",SPHEROID["Mars_2000_IAU_IAG",3396190,169.894447223612]],'
+    'PRIMEM["Reference_Meridian",0],UNIT["degree",0.0174532925199433]]'
+)
+
+
+def mars(directory: Path) -> Path:
+    """A scene on Mars in a geographic CRS, 0.0002 degree pixels near 20 degrees north."""
+    return rgb(directory, "mars.tif", crs=MARS_CRS, transform=from_origin(77.0, 20.0, 0.0002, 0.0002))
+
+
+#: A local CRS whose unit is unknown: GDAL keeps it in a VRT (a GeoTIFF would get metres).
+UNKNOWN_UNIT_CRS = 'LOCAL_CS["site grid",UNIT["unknown",1],AXIS["Easting",EAST],AXIS["Northing",NORTH]]'
+
+
+def unknown_units(directory: Path) -> Path:
+    """A VRT over the default scene whose CRS is a local grid with no known linear unit."""
+    tif = rgb(directory, "site.tif", crs='LOCAL_CS["site grid",UNIT["metre",1],AXIS["Easting",EAST],AXIS["Northing",NORTH]]')
+    with rasterio.open(tif) as ds:
+        bands = "".join(
+            f'<VRTRasterBand dataType="Byte" band="{b}"><SimpleSource><SourceFilename relativeToVRT="1">{tif.name}'
+            f"</SourceFilename><SourceBand>{b}</SourceBand></SimpleSource></VRTRasterBand>"
+            for b in (1, 2, 3)
+        )
+        gt = ", ".join(repr(v) for v in ds.transform.to_gdal())
+    srs = UNKNOWN_UNIT_CRS.replace('"', "&quot;")
+    path = directory / "site_unknown_units.vrt"
+    path.write_text(
+        f'<VRTDataset rasterXSize="{WIDTH}" rasterYSize="{HEIGHT}"><SRS dataAxisToSRSAxisMapping="1,2">{srs}</SRS>'
+        f"<GeoTransform>{gt}</GeoTransform>{bands}</VRTDataset>"
+    )
+    return path
+
+
+def local_metres(directory: Path) -> Path:
+    """A local (engineering) CRS in metres: not projected, but lengths in metres are well defined."""
+    return rgb(directory, "local_m.tif", crs='LOCAL_CS["site grid",UNIT["metre",1],AXIS["Easting",EAST],AXIS["Northing",NORTH]]')
+
+
+# -- issue 17: damaged results (each maker damages the result at ``path`` in place) ---------------
+
+
+def _sql(path: Path, *statements: str) -> None:
+    import sqlite3
+
+    db = sqlite3.connect(path)
+    try:
+        for statement in statements:
+            db.execute(statement)
+        db.commit()
+    finally:
+        db.close()
+
+
+def drop_table(path: Path, table: str) -> None:
+    _sql(path, f'DROP TABLE "{table}"')
+
+
+def truncate_table(path: Path, table: str, keep: int) -> None:
+    """Delete all but the first ``keep`` rows (a copy cut short, an edit gone wrong)."""
+    _sql(path, f'DELETE FROM "{table}" WHERE rowid NOT IN (SELECT rowid FROM "{table}" ORDER BY rowid LIMIT {keep})')
+
+
+def set_metadata_text(path: Path, key: str, text: str) -> None:
+    """Replace a metadata value by ``text`` as stored (not JSON-encoded)."""
+    escaped = text.replace("'", "''")
+    _sql(path, f"UPDATE rsgeo_metadata SET value = '{escaped}' WHERE key = '{key}'")
+
+
+def delete_metadata_key(path: Path, key: str) -> None:
+    _sql(path, f"DELETE FROM rsgeo_metadata WHERE key = '{key}'")
+
+
+def short_embedding(path: Path) -> None:
+    """One embedding blob cut to half its bytes."""
+    _sql(path, "UPDATE rsgeo_embeddings SET embedding = substr(embedding, 1, length(embedding) / 2) "
+               "WHERE tile_id = (SELECT min(tile_id) FROM rsgeo_embeddings)")
+
+
+def corrupt_page(path: Path, page: int = 3) -> None:
+    """Overwrite one page of the file (not the header page) with garbage, as a bad disk block would."""
+    import sqlite3
+
+    db = sqlite3.connect(path)
+    size = db.execute("PRAGMA page_size").fetchone()[0]
+    db.close()
+    with open(path, "r+b") as f:
+        f.seek(size * (page - 1))
+        f.write(bytes((i * 7 + 3) % 256 for i in range(size)))
+
+
+def truncate_file(path: Path, keep: float = 0.5) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep)])
+
+
+def zero_header(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[:100] = bytes(100)
+    path.write_bytes(bytes(data))

@@ -127,8 +127,22 @@ def _entry(item: Any, source: str) -> ClassEntry:
     if not isinstance(item, Mapping) or not str(item.get("name") or "").strip():
         raise OptionError(f"{source}: class entry {item!r} has no name; give each class a 'name'")
     name = str(item["name"]).strip()
+    if not isinstance(item["name"], (str, int, float)):
+        raise OptionError(f"{source}: class name {item['name']!r} is not text; write each name as a string")
+    synonyms = item.get("synonyms") or []
+    if isinstance(synonyms, str):
+        synonyms = [synonyms]
+    if not isinstance(synonyms, list) or any(isinstance(s, (list, dict)) for s in synonyms):
+        raise OptionError(f"{source}: class {name!r} has synonyms {synonyms!r}; give a list of names, e.g. [lake, river]")
+    names_map = item.get("names") or {}
+    if not isinstance(names_map, Mapping):
+        raise OptionError(
+            f"{source}: class {name!r} has names {names_map!r}; give a mapping of language to name, e.g. {{pt: água}}"
+        )
     translations = {}
-    for lang, terms in dict(item.get("names") or {}).items():
+    for lang, terms in dict(names_map).items():
+        if not isinstance(terms, (str, list)) or (isinstance(terms, list) and any(isinstance(t, (list, dict)) for t in terms)):
+            raise OptionError(f"{source}: class {name!r} has {lang!r} names {terms!r}; give a name or a list of names")
         values = [terms] if isinstance(terms, str) else list(terms or [])
         values = [str(v).strip() for v in values if str(v).strip()]
         if values:
@@ -144,7 +158,7 @@ def _entry(item: Any, source: str) -> ClassEntry:
     return ClassEntry(
         id=str(item.get("id") or name).strip(),
         name=name,
-        synonyms=tuple(str(s).strip() for s in (item.get("synonyms") or []) if str(s).strip()),
+        synonyms=tuple(str(s).strip() for s in synonyms if str(s).strip()),
         translations=MappingProxyType(translations),
         code=code,
         colour=str(colour).replace(" ", "") if colour is not None else None,

@@ -34,6 +34,8 @@ COMMANDS = [
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 EXIT_INTERNAL = 70
+#: Another run holds the output's lock (sysexits' EX_TEMPFAIL: try again later).
+EXIT_BUSY = 75
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -154,7 +156,7 @@ def run_command(
 
 
 def _main(argv: Sequence[str] | None) -> int:
-    from rsgeo.errors import RsgeoError, set_option_style
+    from rsgeo.errors import OutputBusyError, RsgeoError, set_option_style
 
     set_option_style("cli")  # library messages name options as flags (unless a front end that started us says otherwise)
     verbosity = 0
@@ -171,6 +173,8 @@ def _main(argv: Sequence[str] | None) -> int:
         return int(args.func(args) or 0)
     except RsgeoError as exc:
         print(f"rsgeo: error: {_one_line(exc)}", file=sys.stderr)
+        if isinstance(exc, OutputBusyError):
+            return EXIT_BUSY
         return EXIT_USAGE if not isinstance(exc, OSError) else 1
     except KeyboardInterrupt:
         if getattr(args, "announced", False):  # Ctrl-C after "rsgeo: wrote ...": the run is over, and said so

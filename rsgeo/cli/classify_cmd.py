@@ -41,10 +41,18 @@ def run(args: argparse.Namespace) -> int:
     templates = list(args.templates or [])
     if args.templates_file is not None:
         try:
-            lines = args.templates_file.read_text(encoding="utf-8").splitlines()
+            lines = args.templates_file.read_text(encoding="utf-8-sig").splitlines()
         except OSError as exc:
             raise OptionError(f"cannot read --templates-file {args.templates_file}: {exc.strerror}") from None
-        templates += [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+        except UnicodeDecodeError as exc:
+            raise OptionError(
+                f"--templates-file {args.templates_file} is not UTF-8 text (byte {exc.start}: {exc.reason}); "
+                "save it as UTF-8"
+            ) from None
+        from_file = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+        if not from_file:
+            raise OptionError(f"--templates-file {args.templates_file} holds no template; write one per line, with {{}}")
+        templates += from_file
     classes = parse_class_list(args.classes) if args.classes is not None else None
     labels = common.label_source(args)
     if labels is not None:

@@ -424,3 +424,31 @@ PATCH_DTYPE = "float16"
 DENSE_CLASSES_SUFFIX = "_dense_class"
 DENSE_SCORES_SUFFIX = "_dense_scores"
 DENSE_SIMILARITY_SUFFIX = "_dense"
+# -- concurrency and limits (issue 17) ------------------------------------------------------
+
+#: A run writing ``OUT.gpkg`` holds the lock file ``OUT.gpkg`` + this suffix (JSON: pid, host, start time).
+LOCK_SUFFIX = ".rsgeo-lock"
+#: Keys of the lock file's JSON object.
+LOCK_KEYS = ("pid", "host", "started", "process_start", "command")
+
+
+def lock_path(output: Path) -> Path:
+    """The lock file of ``output`` (beside it; ``output`` resolved, so symlinked paths share one lock)."""
+    resolved = Path(output).resolve()
+    return resolved.with_name(resolved.name + LOCK_SUFFIX)
+
+
+#: The most columns a SQLite table (hence a GeoPackage layer) may have (SQLite's default SQLITE_MAX_COLUMN).
+MAX_LAYER_COLUMNS = 2000
+#: Columns of a land-cover layer besides one score per class: fid, geometry, the tile columns, top class and score.
+LANDCOVER_FIXED_COLUMNS = ("fid", GEOMETRY_COLUMN, *TILE_COLUMNS, COL_TOP_CLASS, COL_TOP_SCORE)
+#: The most classes one land-cover layer holds.
+MAX_CLASSES = MAX_LAYER_COLUMNS - len(LANDCOVER_FIXED_COLUMNS)
+
+#: Tables every complete result holds (the tiles layer and rsgeo's two own tables; styles are optional).
+RESULT_TABLES = (TILES_LAYER, EMBEDDINGS_TABLE, METADATA_TABLE)
+
+
+def reserved_table_names() -> frozenset[str]:
+    """Every exact table name the schema keeps (case-folded as SQLite compares them)."""
+    return frozenset(n.casefold() for n in (TILES_LAYER, CELLS_LAYER, *RSGEO_TABLES))

@@ -48,6 +48,7 @@ OPTIONS: dict[str, Option] = {
         Option("cache_dir", "--cache-dir", "Weights cache folder"),
         Option("device", "--device", "Device"),
         Option("precision", "--precision", "Precision"),
+        Option("engine", "--engine", "Inference engine"),
         Option("batch_size", "--batch-size", "Batch size"),
         Option("workers", "--workers", "Reader threads"),
         Option("embedding_dtype", "--embedding-dtype", "Embedding storage type"),

@@ -43,6 +43,16 @@ class EncoderIdentity:
     extra: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class EngineInfo:
+    """What ran the image tower: the engine (``torch``, ``onnxruntime``, ``openvino`` ...), its
+    version and the precision it ran at. Stored with results (see :mod:`rsgeo.engines`)."""
+
+    name: str
+    version: str | None
+    precision: str = "fp32"
+
+
 #: The model's published prompt templates for a language (``None``: the model's default language).
 TemplatesFor = Callable[[str | None], Sequence[str]]
 
@@ -70,6 +80,8 @@ class Encoder(Protocol):
     channels_first: bool
     #: The model's own prompt templates per language, or ``None`` (the registry's or generic ones).
     templates: TemplatesFor | None
+    #: What runs the image tower, and at which precision (recorded in the metadata).
+    engine: EngineInfo
 
     def empty_batch(self, n: int, size: int) -> np.ndarray:
         """An uninitialised ``uint8`` ``(n, size, size, 3)`` batch, laid out as ``channels_first`` says."""
@@ -105,6 +117,7 @@ class EncoderBase:
     languages: tuple[str, ...] | None = None
     channels_first: bool = False
     templates: TemplatesFor | None = None
+    engine: EngineInfo = EngineInfo("numpy", np.__version__, "fp32")
 
     def empty_batch(self, n: int, size: int) -> np.ndarray:
         return empty_chips(n, size, self.channels_first)

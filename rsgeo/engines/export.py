@@ -10,6 +10,7 @@ for exactly that shape. A run at another batch size exports another file.
 from __future__ import annotations
 
 import hashlib
+import threading
 import warnings
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,9 @@ from rsgeo.errors import ModelError
 OPSET = 17
 INPUT_NAME = "pixels"
 OUTPUT_NAME = "features"
+#: torch's ONNX exporter keeps global state: one export at a time per process (other processes
+#: exporting the same key are kept apart by the cache's atomic renames).
+_EXPORT_LOCK = threading.Lock()
 
 
 def weights_fingerprint(encoder: TorchClipEncoder) -> str:
@@ -64,7 +68,9 @@ def export_onnx(encoder: TorchClipEncoder, batch: int, path: Path) -> None:
     size = encoder.image_spec.size
     example = torch.zeros(batch, 3, size, size)
     try:
-        with torch.no_grad(), warnings.catch_warnings():
+        # Traced with autograd on: under no_grad, nn.MultiheadAttention takes its fused fast path
+        # (aten::_native_multi_head_attention), which has no ONNX form.
+        with _EXPORT_LOCK, torch.enable_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer notes
             torch.onnx.export(
                 tower, (example,), str(path), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],

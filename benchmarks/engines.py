@@ -70,8 +70,20 @@ def classify(scene: Path, out: Path, model: str, engine: str, precision: str, ba
     return wall, frame[score_columns(CLASSES)].to_numpy(np.float64), result.index.embeddings, result.metadata[schema.KEY_MODEL]
 
 
-def one_chip_start(scene: Path, out: Path, model: str, cache: Path) -> dict[str, float]:
-    """Wall time of ``rsgeo embed`` on a one-chip scene and of ``import torch``, fresh processes; peak RSS."""
+def checkpoint_of(arch: str, path: Path) -> Path:
+    """A state-dict file of ``arch`` (seeded random weights), as published weights come."""
+    if not path.is_file():
+        import open_clip
+        import torch
+
+        torch.manual_seed(0)
+        torch.save(open_clip.create_model(arch, pretrained=None).state_dict(), path)
+    return path
+
+
+def one_chip_start(scene: Path, out: Path, model: str, checkpoint: Path, cache: Path) -> dict[str, float]:
+    """Wall time of ``rsgeo embed`` (weights from a file) on a one-chip scene and of ``import torch``,
+    fresh processes; peak RSS of each."""
     def timed(args: list[str]) -> tuple[float, float]:
         code = (
             "import resource, subprocess, sys, time\n"
@@ -85,7 +97,7 @@ def one_chip_start(scene: Path, out: Path, model: str, cache: Path) -> dict[str,
     env_cache = ["--cache-dir", str(cache)]
     torch_s, torch_mb = timed([sys.executable, "-c", "import torch"])
     embed_s, embed_mb = timed([sys.executable, "-m", "rsgeo", "embed", str(scene), "-o", str(out), "--model", model,
-                               "--overwrite", "-q", *env_cache])
+                               "--checkpoint", str(checkpoint), "--overwrite", "-q", *env_cache])
     return {"import_torch_s": torch_s, "import_torch_rss_mb": torch_mb, "embed_one_chip_s": embed_s,
             "embed_one_chip_rss_mb": embed_mb, "embed_above_import_torch_s": embed_s - torch_s}
 
@@ -137,7 +149,9 @@ def main(argv: list[str] | None = None) -> int:
         if "chips_per_s" in fig:
             fig["vs_torch_fp32"] = fig["chips_per_s"] / base
     print("  one-chip start ...", file=sys.stderr, flush=True)
-    start = one_chip_start(one, work / "one.gpkg", model, cache)
+    checkpoint = checkpoint_of(arch, work / f"{arch}.pt")
+    start = one_chip_start(one, work / "one.gpkg", model, checkpoint, cache)
+    start["weights_mb"] = checkpoint.stat().st_size / 2**20
     result = {
         "arch": arch, "batch_size": args.batch_size, "scene": f"{224 * cols} x {224 * rows} px, {cols * rows} chips of 224 px",
         "machine": cpu_facts(), "load_before": load_before, "load_after": os.getloadavg(),
@@ -158,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{fig['top_class_agreement']:9.1%} {fig['max_abs_dscore']:9.2e} {fig['min_cosine']:9.6f}")
     print(f"one-chip rsgeo embed {start['embed_one_chip_s']:.1f} s (peak RSS {start['embed_one_chip_rss_mb']:.0f} MB); "
           f"python -c 'import torch' {start['import_torch_s']:.1f} s ({start['import_torch_rss_mb']:.0f} MB); "
-          f"difference {start['embed_above_import_torch_s']:.1f} s")
+          f"difference {start['embed_above_import_torch_s']:.1f} s; weights {start['weights_mb']:.0f} MB")
     print(f"JSON: {out}")
     return 0
 

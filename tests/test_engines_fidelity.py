@@ -27,7 +27,7 @@ from tests.conftest import shared
 
 pytestmark = pytest.mark.slow
 CLASSES = ["dense forest", "open sea", "urban area", "farmland"]
-READ = ReadOptions(chip_size=112, bands=(3, 2, 1))  # Olinda: city, forest, sea; 3 x 3 chips
+READ = ReadOptions(chip_size=112, bands=(3, 2, 1))  # Olinda: city, forest, sea; 4 x 4 chips (edge chips shifted inside)
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +56,7 @@ def test_fp32_engines_give_torchs_class_scores_within_1e_4(runs, engine: str) ->
         pytest.skip(f"{engine} is not installed (pip install 'rsgeo[{engine}]')")
     torch_scores, torch_emb, _ = runs["torch/fp32"]
     scores, emb, model = runs[f"{engine}/fp32"]
-    assert scores.shape == torch_scores.shape and len(scores) == 9
+    assert scores.shape == torch_scores.shape and len(scores) == 16
     assert np.abs(scores - torch_scores).max() < 1e-4
     assert np.abs(emb - torch_emb).max() < 1e-4
     assert (model[schema.MODEL_ENGINE], model[schema.MODEL_PRECISION]) == (engine, "fp32")
@@ -72,8 +72,13 @@ def test_low_precision_agreement_is_measured(runs, config: str) -> None:  # type
     cosine = np.sum(emb * torch_emb, axis=1)
     print(f"{config}: top-class agreement {agreement:.1%}, max |Δscore| {np.abs(scores - torch_scores).max():.2e}, "
           f"min cosine {cosine.min():.6f} over {len(scores)} chips")
-    assert model[schema.MODEL_ENGINE] == config.split("/")[0]
-    # It really ran at low precision (not fp32), and stayed close to fp32.
-    assert model[schema.MODEL_PRECISION] in (config.split("/")[1], "fp32")
+    engine, precision = config.split("/")
+    assert model[schema.MODEL_ENGINE] == engine
+    # The metadata states the precision that really ran: OpenVINO runs bf16 only where the
+    # CPU has it in hardware (AMX, AVX-512 BF16) and reports f32 elsewhere.
+    from rsgeo.engines.cpu import has_bf16_hardware
+
+    expected = precision if precision == "int8" or has_bf16_hardware() else "fp32"
+    assert model[schema.MODEL_PRECISION] == expected
     assert not np.array_equal(emb, torch_emb)
-    assert cosine.min() > 0.99
+    assert cosine.min() > 0.999

@@ -29,7 +29,7 @@ from rsgeo.encoders.base import EncoderBase, EngineInfo, l2_normalise
 from rsgeo.encoders.torch_clip import TorchClipEncoder
 from rsgeo.engines import extras
 from rsgeo.engines.cache import cached_file, key_folder, write_atomic
-from rsgeo.engines.export import export_onnx, onnx_key_fields, quantize_int8, weights_fingerprint
+from rsgeo.engines.export import INT8_SCHEME, export_onnx, onnx_key_fields, quantize_int8, weights_fingerprint
 from rsgeo.engines.runtime import Tower, onnxruntime_tower, openvino_tower
 
 logger = logging.getLogger(__name__)
@@ -112,7 +112,7 @@ class EngineEncoder(EncoderBase):
         if name == "onnxruntime":
             path = onnx_path
             if precision == "int8":
-                derived = folder / f"onnxruntime-{self.engine.version}"
+                derived = folder / f"onnxruntime-{self.engine.version}-{INT8_SCHEME}"
                 path, made = cached_file(derived, ENGINE_INT8_FILE, lambda p: quantize_int8(onnx_path, p))
                 self.exports.append((path, made))
             return onnxruntime_tower(path, threads=threads)

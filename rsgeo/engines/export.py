@@ -83,15 +83,23 @@ def export_onnx(encoder: TorchClipEncoder, batch: int, path: Path) -> None:
         ) from exc
 
 
+#: How the int8 file is made (part of its cache folder's name).
+INT8_SCHEME = "dynamic-s8-per-channel-7bit"
+
+
 def quantize_int8(source: Path, path: Path) -> None:
-    """Dynamic int8 quantisation of an fp32 ONNX file (ONNX Runtime's, weights int8 per tensor).
+    """Dynamic int8 quantisation of an fp32 ONNX file (ONNX Runtime's; weights int8 per output channel).
 
     Dynamic: activations are quantised per batch at run time, so no
-    calibration chips are needed and any scene gets its own ranges.
+    calibration chips are needed and any scene gets its own ranges. Weights
+    use 7 bits (``reduce_range``): without VNNI (AVX2, AVX-512 without VNNI)
+    the u8×s8 kernels add pairs in saturating int16, which full-range weights
+    overflow — measured on ViT-B-32 on an AVX2 CPU: min cosine to fp32 0.992
+    per tensor at 8 bits, 0.9997 per channel at 7 bits.
     """
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(str(source), str(path), weight_type=QuantType.QInt8)
+    quantize_dynamic(str(source), str(path), weight_type=QuantType.QInt8, per_channel=True, reduce_range=True)
 
 
 def _first_line(exc: BaseException) -> str:

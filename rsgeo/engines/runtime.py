@@ -53,7 +53,8 @@ def openvino_tower(path: Path, *, precision: str, threads: int, blobs: Path | No
         blobs.mkdir(parents=True, exist_ok=True)
         config["CACHE_DIR"] = str(blobs)
     compiled = ov.Core().compile_model(str(path), "CPU", config)
-    ran = str(compiled.get_property("INFERENCE_PRECISION_HINT"))
+    hint = compiled.get_property("INFERENCE_PRECISION_HINT")  # an openvino Type: f32, bf16, f16
+    ran = str(hint.get_type_name()) if hasattr(hint, "get_type_name") else str(hint)
     ran_as = {"f32": "fp32", "bf16": "bf16", "f16": "fp16"}.get(ran, ran)
     request = compiled.create_infer_request()
     lock = threading.Lock()  # an infer request serves one call at a time

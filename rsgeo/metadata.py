@@ -65,6 +65,9 @@ def model_metadata(encoder: Encoder, checkpoint: str | None = None) -> dict[str,
         "logit_scale": encoder.logit_scale,
         "image_spec": dataclasses.asdict(encoder.image_spec),
         "languages": list(encoder.languages) if encoder.languages else None,
+        schema.MODEL_ENGINE: encoder.engine.name,
+        schema.MODEL_ENGINE_VERSION: encoder.engine.version,
+        schema.MODEL_PRECISION: encoder.engine.precision,
     }
 
 

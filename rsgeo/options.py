@@ -16,9 +16,11 @@ from rsgeo.encoders.base import Encoder
 from rsgeo.errors import OptionError, opt
 from rsgeo.journal import embedding_dtype
 
-__all__ = ["CancelCheck", "PRECISIONS", "ProgressCallback", "RunOptions"]
+__all__ = ["CancelCheck", "ENGINES", "PRECISIONS", "ProgressCallback", "RunOptions"]
 
-PRECISIONS = ("fp32", "bf16", "fp16")
+PRECISIONS = ("fp32", "bf16", "fp16", "int8", "auto")
+#: Engines of the image tower (:mod:`rsgeo.engines.choice`; kept here so ``import rsgeo`` stays light).
+ENGINES = ("auto", "torch", "onnxruntime", "openvino")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,6 +31,8 @@ class RunOptions:
     encoder: Encoder | None = None
     device: str | None = None
     precision: str = "fp32"
+    #: What runs the image tower: ``auto``, ``torch``, ``onnxruntime``, ``openvino`` (see docs/engines.md).
+    engine: str = "auto"
     batch_size: int | None = None
     workers: int | None = None
     checkpoint: str | None = None
@@ -51,7 +55,9 @@ class RunOptions:
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
-            raise OptionError(f"unknown {opt('precision')} {self.precision!r}; use fp32, bf16 or fp16")
+            raise OptionError(f"unknown {opt('precision')} {self.precision!r}; use {', '.join(PRECISIONS)}")
+        if self.engine not in ENGINES:
+            raise OptionError(f"unknown {opt('engine')} {self.engine!r}; use one of {', '.join(ENGINES)}")
         if self.batch_size is not None and self.batch_size < 1:
             raise OptionError(f"{opt('batch_size')} must be at least 1, got {self.batch_size}")
         if self.workers is not None and self.workers < 1:
@@ -80,4 +86,5 @@ class RunOptions:
             precision=self.precision,
             checkpoint=self.checkpoint,
             cache_dir=self.cache_dir,
+            engine=self.engine,
         )

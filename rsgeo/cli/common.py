@@ -44,7 +44,8 @@ def add_run_options(p: argparse.ArgumentParser, *, default_model: str | None) ->
     g.add_argument("--checkpoint", metavar="FILE", help="state-dict file for arch:ARCH or a registered model (local weights)")
     g.add_argument("--cache-dir", metavar="DIR", help="where downloaded weights are kept (default: the Hugging Face cache)")
     g.add_argument("--device", metavar="DEV", help="cpu, cuda, cuda:1 ... (default: cuda when present)")
-    g.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"], help="inference precision (default fp32)")
+    g.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16", "int8", "auto"], help="inference precision (default fp32; int8 on onnxruntime; auto: bf16 where the CPU has it in hardware and the model stays within budget, see docs/engines.md)")
+    g.add_argument("--engine", default="auto", choices=["auto", "torch", "onnxruntime", "openvino"], help="what runs the image tower (default auto: the fastest installed for the device and precision, see docs/engines.md)")
     g.add_argument("--batch-size", type=int, metavar="N", help="chips per model batch (default 32 on CPU, 256 on GPU)")
     g.add_argument("--workers", type=int, metavar="N", help="reader threads (default: half the cores, at most 8)")
     g.add_argument("--embedding-dtype", default="float32", choices=["float32", "float16"], help="how embeddings are stored (default float32)")
@@ -85,6 +86,7 @@ def run_options(args: argparse.Namespace) -> Any:
         model=args.model,
         device=args.device,
         precision=args.precision,
+        engine=args.engine,
         batch_size=args.batch_size,
         workers=args.workers,
         checkpoint=args.checkpoint,

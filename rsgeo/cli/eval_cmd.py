@@ -55,7 +55,8 @@ def run(args: argparse.Namespace) -> int:
     if args.templates_file is not None:
         templates += list(load_templates(args.templates_file))
     encoder = load_encoder(
-        args.model, device=args.device, precision=args.precision, checkpoint=args.checkpoint, cache_dir=args.cache_dir
+        args.model, device=args.device, precision=args.precision, checkpoint=args.checkpoint, cache_dir=args.cache_dir,
+        engine="torch",  # evaluation batches vary in size; engines export one file per batch shape
     )
     bar = Progress("none" if args.quiet else args.progress, label="images")
     result = evaluate_zero_shot(

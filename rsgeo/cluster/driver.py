@@ -165,7 +165,9 @@ def encode_on_cluster(
         shared = _SESSIONS[str(spec)]
         n_workers = _wait_for_workers(client, spec)
         threads = max(1, (os.cpu_count() or 1) // n_workers) if spec.is_local else None
-        model_spec = ModelSpec(model, options.device, options.precision, options.checkpoint, options.cache_dir, threads)
+        model_spec = ModelSpec(
+            model, options.device, options.precision, options.checkpoint, options.cache_dir, threads, engine=options.engine
+        )
         done_ids = journal.done_ids()
         total = len(grid)
         scanned = 0

@@ -43,6 +43,7 @@ class ModelSpec:
     checkpoint: str | None = None
     cache_dir: str | None = None
     threads: int | None = None
+    engine: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -89,7 +90,7 @@ def encoder_for(spec: ModelSpec) -> Encoder:
             start = time.perf_counter()
             encoder = load_encoder(
                 spec.model, device=spec.device, precision=spec.precision,
-                checkpoint=spec.checkpoint, cache_dir=spec.cache_dir,
+                checkpoint=spec.checkpoint, cache_dir=spec.cache_dir, engine=spec.engine,
             )
             if spec.threads is not None and "torch" in sys.modules:
                 sys.modules["torch"].set_num_threads(spec.threads)

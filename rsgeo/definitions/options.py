@@ -55,6 +55,7 @@ OPTIONS: dict[str, Option] = {
         Option("cache_dir", "--cache-dir", "Weights cache folder", qgis_where=f"the algorithm's field, or {_SETTINGS}"),
         Option("device", "--device", "Device"),
         Option("precision", "--precision", "Precision"),
+        Option("engine", "--engine", "Inference engine"),
         Option("batch_size", "--batch-size", "Batch size"),
         Option("workers", "--workers", "Reader threads"),
         Option("embedding_dtype", "--embedding-dtype", "Embedding storage type"),

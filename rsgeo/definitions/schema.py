@@ -83,7 +83,8 @@ LAYER_KEY_CV_ACCURACY = "cv_accuracy"
 KEY_SCHEMA_VERSION = "schema_version"
 #: ``{rsgeo_version, created, command}``.
 KEY_RUN = "run"
-#: ``{model_id, weights_sha256, embedding_dim, logit_scale, image_spec, languages}``.
+#: ``{model_id, weights_sha256, embedding_dim, logit_scale, image_spec, languages}`` and, since
+#: issue 16, :data:`MODEL_ENGINE`, :data:`MODEL_ENGINE_VERSION`, :data:`MODEL_PRECISION`.
 KEY_MODEL = "model"
 #: The scene's identity and raster facts (path, sha256, width, height, crs, ...).
 KEY_SCENE = "scene"
@@ -452,3 +453,21 @@ RESULT_TABLES = (TILES_LAYER, EMBEDDINGS_TABLE, METADATA_TABLE)
 def reserved_table_names() -> frozenset[str]:
     """Every exact table name the schema keeps (case-folded as SQLite compares them)."""
     return frozenset(n.casefold() for n in (TILES_LAYER, CELLS_LAYER, *RSGEO_TABLES))
+# -- how the image tower ran (issue 16: inference engines) ----------------------------------
+
+#: Keys of the :data:`KEY_MODEL` record naming the engine that ran the image tower, its
+#: version and the precision it ran at (``fp32``, ``bf16``, ``fp16``, ``int8``).
+MODEL_ENGINE = "engine"
+MODEL_ENGINE_VERSION = "engine_version"
+MODEL_PRECISION = "precision"
+#: Folder, inside the weights cache (``--cache-dir``, ``$RSGEO_CACHE_DIR`` or the Hugging Face
+#: cache), holding exported engine files: one subfolder per export key.
+ENGINE_CACHE_FOLDER = "rsgeo-engines"
+#: Files of an export key's subfolder: the fp32 ONNX image tower, its int8 (dynamic
+#: quantisation) derivative, the key's fields (JSON, for people), OpenVINO's compiled blobs.
+ENGINE_ONNX_FILE = "image_tower.onnx"
+ENGINE_INT8_FILE = "image_tower.int8.onnx"
+ENGINE_KEY_FILE = "key.json"
+ENGINE_OPENVINO_BLOBS = "openvino"
+#: The ``--precision auto`` verdict of a model on this machine (JSON), kept per export key.
+ENGINE_AUTO_VERDICT_FILE = "auto-precision.json"

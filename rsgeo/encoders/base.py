@@ -43,6 +43,16 @@ class EncoderIdentity:
     extra: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class EngineInfo:
+    """What ran the image tower: the engine (``torch``, ``onnxruntime``, ``openvino`` ...), its
+    version and the precision it ran at. Stored with results (see :mod:`rsgeo.engines`)."""
+
+    name: str
+    version: str | None
+    precision: str = "fp32"
+
+
 #: The model's published prompt templates for a language (``None``: the model's default language).
 TemplatesFor = Callable[[str | None], Sequence[str]]
 
@@ -74,6 +84,8 @@ class Encoder(Protocol):
     #: Ground side (metres) of a typical training image, or ``None`` when unknown: the default
     #: chip is then this extent in the scene's pixels (:func:`rsgeo.grid.default_chip_px`).
     training_extent_m: float | None
+    #: What runs the image tower, and at which precision (recorded in the metadata).
+    engine: EngineInfo
 
     def empty_batch(self, n: int, size: int) -> np.ndarray:
         """An uninitialised ``uint8`` ``(n, size, size, 3)`` batch, laid out as ``channels_first`` says."""
@@ -110,6 +122,7 @@ class EncoderBase:
     channels_first: bool = False
     templates: TemplatesFor | None = None
     training_extent_m: float | None = None
+    engine: EngineInfo = EngineInfo("numpy", np.__version__, "fp32")
 
     def empty_batch(self, n: int, size: int) -> np.ndarray:
         return empty_chips(n, size, self.channels_first)

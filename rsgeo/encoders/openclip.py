@@ -101,6 +101,10 @@ class OpenClipEncoder(TorchClipEncoder):
     def _image_features(self, x: Any) -> Any:
         return self.model.encode_image(x)
 
+    def image_tower(self) -> Any:
+        """open_clip's visual tower itself (``encode_image`` without normalising)."""
+        return self.model.visual.eval()
+
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
         import torch
 

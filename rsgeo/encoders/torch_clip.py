@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from rsgeo.encoders.base import EncoderBase, EncoderIdentity, ImageSpec, empty_chips
+from rsgeo.encoders.base import EncoderBase, EncoderIdentity, EngineInfo, ImageSpec, empty_chips
 
 
 def default_device() -> str:
@@ -77,6 +78,8 @@ class TorchClipEncoder(EncoderBase):
     #: The reader lays batches out channel-first in memory for these encoders
     #: (see :class:`rsgeo.reader.ChipReader`): no transpose before the model.
     channels_first = True
+    #: Set by the subclass (from the model's projection).
+    embedding_dim: int
 
     def __init__(
         self,
@@ -98,6 +101,7 @@ class TorchClipEncoder(EncoderBase):
         self.identity = identity
         self.languages = languages
         self.precision = precision
+        self.engine = EngineInfo("torch", str(torch.__version__), precision)
         self.logit_scale = float(model.logit_scale.exp().item())
         self._mean = torch.tensor(image_spec.mean, device=self.device).view(1, 3, 1, 1)
         self._std = torch.tensor(image_spec.std, device=self.device).view(1, 3, 1, 1)
@@ -136,6 +140,30 @@ class TorchClipEncoder(EncoderBase):
 
     def _image_features(self, x: Any) -> Any:
         """The image tower's (unnormalised) output for a normalised batch."""
+        raise NotImplementedError
+
+    def image_tower(self) -> Any:
+        """The image tower as a ``torch.nn.Module``: normalised ``(N, 3, S, S)`` → features.
+
+        What an inference engine exports (:mod:`rsgeo.engines`); its output is
+        :meth:`_image_features`'s, before the unit-length scaling.
+        """
+        import torch
+
+        encoder = self
+
+        class ImageTower(torch.nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.model = encoder.model
+
+            def forward(self, x: Any) -> Any:
+                return encoder._image_features(x)
+
+        return ImageTower().eval()
+
+    def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
+        """Unit-length text embeddings; each library tokenises and calls its text tower its own way."""
         raise NotImplementedError
 
     def encode_images(self, chips: np.ndarray) -> np.ndarray:

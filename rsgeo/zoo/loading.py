@@ -17,7 +17,7 @@ from typing import Any
 from rsgeo.definitions.models import DEFAULT_MODEL, ModelName
 from rsgeo.encoders.base import Encoder
 from rsgeo.errors import ModelError, opt
-from rsgeo.zoo.hub import fetch_files, verify_sha256
+from rsgeo.zoo.hub import cache_root, fetch_files, verify_sha256
 from rsgeo.zoo.registry import ModelRecord, find_model, get_model
 from rsgeo.zoo.templates import record_templates
 from rsgeo.zoo.text_configs import known_text_config
@@ -32,12 +32,40 @@ def load_encoder(
     precision: str = "fp32",
     checkpoint: str | Path | None = None,
     cache_dir: str | None = None,
+    engine: str = "auto",
 ) -> Encoder:
-    """Build the encoder ``model`` names (see the module docstring)."""
+    """Build the encoder ``model`` names (see the module docstring).
+
+    ``engine`` runs the image tower (``auto``, ``torch``, ``onnxruntime``,
+    ``openvino``; see :mod:`rsgeo.engines.choice`); exported engine files are
+    kept in the weights cache (``cache_dir``), next to the weights.
+    """
+    from rsgeo.definitions.schema import ENGINE_CACHE_FOLDER
+    from rsgeo.engines import choose, with_engine
+
     try:
         name = ModelName.parse(model)
     except ValueError as exc:
         raise ModelError(f"{exc}; `rsgeo models` lists the names") from None
+    exportable = name.scheme != "test"
+    if device is None and exportable:
+        from rsgeo.encoders.torch_clip import default_device
+
+        device = default_device()
+    choice = choose(engine, precision, device=device or "cpu", exportable=exportable, model=str(name))
+    encoder = _load_torch(
+        name, device=device, precision=choice.precision if choice.engine == "torch" else "fp32",
+        checkpoint=checkpoint, cache_dir=cache_dir,
+    )
+    if choice.engine == "torch":
+        return encoder
+    return with_engine(encoder, choice, cache_root(cache_dir) / ENGINE_CACHE_FOLDER)
+
+
+def _load_torch(
+    name: ModelName, *, device: str | None, precision: str, checkpoint: str | Path | None, cache_dir: str | None
+) -> Encoder:
+    """The torch encoder ``name`` names."""
     if name.scheme == "test":
         from rsgeo.encoders.testing import HashEncoder, hash_encoder_options
 

@@ -63,6 +63,40 @@ def quiet_open_clip() -> Iterator[None]:
         root.removeFilter(drop)
 
 
+#: ``torch.nn.init`` functions a model's constructor calls to draw its random initial weights.
+_INIT_FUNCTIONS = (
+    "uniform_", "normal_", "trunc_normal_", "constant_", "ones_", "zeros_", "eye_", "dirac_",
+    "xavier_uniform_", "xavier_normal_", "kaiming_uniform_", "kaiming_normal_", "orthogonal_", "sparse_",
+)
+
+
+@contextmanager
+def without_random_init() -> Iterator[None]:
+    """Build modules without drawing random initial weights (``torch.nn.init`` made no-ops).
+
+    Only for a model whose every parameter is then loaded strictly (a missing
+    key is an error, :func:`load_weights_strict`): the random draws would be
+    overwritten anyway, and for ViT-B-32 they are most of the build's time.
+    Buffers computed in constructors (attention masks) are not drawn through
+    ``torch.nn.init`` and are built as usual.
+    """
+    import torch
+
+    init = torch.nn.init
+    saved = {name: getattr(init, name) for name in _INIT_FUNCTIONS if hasattr(init, name)}
+
+    def keep(tensor: Any, *args: Any, **kwargs: Any) -> Any:
+        return tensor
+
+    for name in saved:
+        setattr(init, name, keep)
+    try:
+        yield
+    finally:
+        for name, fn in saved.items():
+            setattr(init, name, fn)
+
+
 #: Strict loading lives with the open_clip encoder; the zoo uses the same function.
 load_weights_strict = load_checkpoint_strict
 
@@ -138,7 +172,8 @@ def create_folder_model(folder: Path, config: Mapping[str, Any], text_config: Ma
         if tower_dir is not None:
             kwargs["text_cfg"] = {**text_cfg, "hf_model_name": str(tower_dir), "hf_model_pretrained": False}
         try:
-            with quiet_open_clip():
+            # Every parameter is loaded strictly next (build_from_folder): no random draws.
+            with quiet_open_clip(), without_random_init():
                 return open_clip.create_model(
                     f"local-dir:{folder}",
                     load_weights=False,
@@ -250,7 +285,9 @@ def build_from_arch(
 
         # Random weights (no checkpoint) are seeded, so every process builds the
         # same model: a resumed run or a later question of the result agrees.
-        with quiet_open_clip(), torch.random.fork_rng(devices=[]):
+        # Random weights (no checkpoint) are seeded; with a checkpoint, loaded strictly next, none are drawn.
+        no_draws = without_random_init() if checkpoint is not None else nullcontext()
+        with quiet_open_clip(), torch.random.fork_rng(devices=[]), no_draws:
             torch.manual_seed(0)
             model = open_clip.create_model(arch, pretrained=None, device="cpu")
         tokenizer = open_clip.get_tokenizer(arch)

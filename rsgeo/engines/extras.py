@@ -1,0 +1,53 @@
+"""The optional engines: whether each is installed, its version, and the pip line when it is not.
+
+ONNX Runtime and OpenVINO are extras (``pip install 'rsgeo[onnxruntime]'``,
+``'rsgeo[openvino]'``); both also need ``onnx`` and torch's ONNX exporter to
+write the file they run. Nothing here imports an engine until it is used.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from types import ModuleType
+
+from rsgeo.errors import MissingDependencyError
+
+#: Engine → the modules it needs (the first is the engine itself).
+MODULES: dict[str, tuple[str, ...]] = {
+    "onnxruntime": ("onnxruntime", "onnx"),
+    "openvino": ("openvino", "onnx"),
+}
+
+
+def pip_line(engine: str) -> str:
+    """The command that installs ``engine``'s extra."""
+    return f"pip install 'rsgeo[{engine}]'"
+
+
+def installed(engine: str) -> bool:
+    """Whether every module ``engine`` needs can be imported (torch always is)."""
+    if engine == "torch":
+        return True
+    try:
+        return all(importlib.util.find_spec(name) is not None for name in MODULES[engine])
+    except (ImportError, ValueError):
+        return False
+
+
+def require(engine: str) -> ModuleType:
+    """Import ``engine``'s module, or fail with one line holding the pip command."""
+    try:
+        for name in MODULES[engine][1:]:
+            importlib.import_module(name)
+        return importlib.import_module(MODULES[engine][0])
+    except ImportError:
+        raise MissingDependencyError(
+            f"the {engine} engine is not installed; install it with: {pip_line(engine)}"
+        ) from None
+
+
+def version(engine: str) -> str:
+    """``engine``'s version string (imports it)."""
+    module = require(engine) if engine != "torch" else importlib.import_module("torch")
+    return str(getattr(module, "__version__", "unknown"))

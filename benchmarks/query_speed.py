@@ -52,7 +52,8 @@ def build_result(path: Path, n_tiles: int, dim: int, dtype: str) -> None:
     from rsgeo.answers import tiles_plan
     from rsgeo.gpkg import EMBEDDINGS_TABLE, connect, ensure_rsgeo_tables, set_metadata, set_style, use_large_pages, write_layer
     from rsgeo.grid import ChipGrid, ChipSpec
-    from rsgeo.metadata import grid_record
+    from rsgeo.definitions import schema
+    from rsgeo.metadata import grid_record, run_metadata
 
     side = int(np.ceil(np.sqrt(n_tiles)))
     grid = ChipGrid(side * 224, side * 224, Affine(10, 0, 500000, 0, -10, 6000000), ChipSpec(224, 224), crs=CRS.from_epsg(32633))
@@ -81,11 +82,16 @@ def build_result(path: Path, n_tiles: int, dim: int, dtype: str) -> None:
             )
         set_style(db, "tiles", plan.style())
         set_metadata(db, {
-            "schema_version": 1,
-            "model": {"model_id": "arch:ViT-B-32", "weights_sha256": None, "embedding_dim": dim},
-            "grid": grid_record(grid, None).to_dict(),
-            "embeddings": {"table": EMBEDDINGS_TABLE, "dtype": dtype, "dim": dim},
-            "layers": {"tiles": {"kind": "tiles"}},
+            schema.KEY_SCHEMA_VERSION: schema.SCHEMA_VERSION,
+            schema.KEY_RUN: run_metadata(f"benchmarks/query_speed.py --tiles {n_tiles} --dim {dim} --dtype {dtype}"),
+            schema.KEY_MODEL: {"model_id": "arch:ViT-B-32", "weights_sha256": None, "embedding_dim": dim},
+            schema.KEY_SCENE: {"path": None, "bytes": None, "sha256": None, "width": grid.width,
+                               "height": grid.height, "count": 3, "dtypes": ["uint8"] * 3, "nodata": None,
+                               "crs": grid.crs.to_wkt(), "transform": list(grid.transform)[:6], "synthetic": True},
+            schema.KEY_GRID: grid_record(grid, None).to_dict(),
+            schema.KEY_READ: {"bands": [1, 2, 3], "stretch": None, "min_valid": 0.0, "gsd": None},
+            schema.KEY_EMBEDDINGS: {"table": EMBEDDINGS_TABLE, "dtype": dtype, "dim": dim},
+            schema.KEY_LAYERS: {schema.TILES_LAYER: plan.meta},
         })
 
 

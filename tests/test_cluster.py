@@ -239,7 +239,7 @@ def test_batch_on_a_local_cluster_equals_single_machine(
     scenes = pyogrio.read_dataframe(merged, layer="rsgeo_scenes")
     assert list(scenes.scene) == list(references) and list(scenes.tiles) == [len(embeddings(r)) for r in references.values()]
     with sqlite3.connect(merged) as db:
-        assert {r[0] for r in db.execute("SELECT f_table_name FROM layer_styles")} == {"tiles", "landcover", "query_harbour"}
+        assert {r[0] for r in db.execute("SELECT f_table_name FROM layer_styles")} == {"tiles", "cells", "landcover", "query_harbour"}
     # A merged file is not a single-scene result: asking it a question is one clear line.
     proc = run_cli("query", str(merged), "--text", "x", check=False)
     assert proc.returncode == 2 and "not an rsgeo result" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import rasterio
 
 from tests import corpus as C
 
@@ -167,6 +168,10 @@ def content(path: Path) -> dict[str, list[tuple]]:
         for table in tables:
             if table == "rsgeo_metadata":
                 rows = db.execute("SELECT key, value FROM rsgeo_metadata WHERE key != 'run' ORDER BY key").fetchall()
+                # the side rasters are named after the output file: compare them by content, not name
+                rasters = json.loads(dict(rows).get("rasters", "{}"))
+                rows = [(k, v.replace(json.dumps(path.stem + "_")[1:-1], "<output>_")) for k, v in rows]
+                out["<side rasters>"] = [(name, raster_pixels(path.parent / rec["path"])) for name, rec in sorted(rasters.items())]
             elif table == "layer_styles":
                 rows = db.execute("SELECT f_table_name, f_geometry_column, styleQML FROM layer_styles ORDER BY f_table_name").fetchall()
             else:
@@ -174,6 +179,12 @@ def content(path: Path) -> dict[str, list[tuple]]:
                 rows = db.execute(f'SELECT {", ".join(columns)} FROM "{table}" ORDER BY {", ".join(columns)}').fetchall()
             out[table] = rows
     return out
+
+
+def raster_pixels(path: Path) -> tuple:
+    """A side raster's georeferencing, band names and pixel bytes (NaN-safe)."""
+    with rasterio.open(path) as src:
+        return (src.crs.to_wkt(), tuple(src.transform), src.descriptions, src.nodata is None, src.read().tobytes())
 
 
 def leftovers(folder: Path) -> list[str]:

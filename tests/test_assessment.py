@@ -419,3 +419,41 @@ def test_a_class_only_the_reference_knows_is_all_omission() -> None:
     assert e.producers_accuracy[2] == 0 and e.producers_accuracy_se[2] == 0 and np.isnan(e.users_accuracy[2])
     assert math.isclose(e.area_proportion[2], 100 / 300 * 1 / 11 + 200 / 300 * 3 / 13)
     assert math.isclose(e.area.sum(), 300.0)
+
+
+def test_a_class_raster_is_assessed_cell_by_cell_at_the_scene_resolution(result: Path, tmp_path: Path) -> None:
+    """``--layer landcover_class``: the COG beside the result is the map; each raster cell is one unit,
+    its reference the majority of the scene-resolution reference pixels whose centres fall in it."""
+    import rasterio
+
+    from rsgeo.gpkg import read_metadata
+
+    record = read_metadata(result)["rasters"]["landcover_class"]
+    report = _assess(result, shared(LULC), tmp_path / "r", class_map=CLASS_MAP, layer="landcover_class")
+    with rasterio.open(shared(LULC)) as ds:
+        names = np.vectorize(lambda c: CODES.get(int(c)), otypes=[object])(ds.read(1))
+    with rasterio.open(result.parent / record["path"]) as cog:
+        raster = cog.read(1)
+        x, y = _pixel_centres()
+        rows, cols = rasterio.transform.rowcol(cog.transform, x.ravel(), y.ravel())
+    rows, cols = np.asarray(rows), np.asarray(cols)
+    classes = report["classes"]
+    per_cell: dict[int, Counter[str]] = {}
+    map_of: dict[int, str] = {}
+    for r, c, name in zip(rows.tolist(), cols.tolist(), names.ravel().tolist()):
+        value = int(raster[r, c])
+        if value == record["nodata"] or name is None:
+            continue
+        cell = r * raster.shape[1] + c
+        map_of[cell] = CLASSES[value]
+        per_cell.setdefault(cell, Counter())[name] += 1
+    expected = np.zeros((len(classes), len(classes)), int)
+    for cell, counter in per_cell.items():
+        most = max(counter.values())
+        ref = min((n for n, v in counter.items() if v == most), key=classes.index)
+        expected[classes.index(map_of[cell]), classes.index(ref)] += 1
+    assert np.array_equal(np.array(report["confusion_matrix"]["counts"]), expected)
+    assert report["sample_count"] == len(per_cell) > 0
+    assert report["map"] == "s2.gpkg:landcover_class"
+    assert report["worst_confused"] and all("raster_cell" in w for w in report["worst_confused"])
+    assert "| raster_cell |" in (tmp_path / "r" / "report.md").read_text()

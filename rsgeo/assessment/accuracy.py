@@ -64,6 +64,8 @@ class Assessment:
     #: Units (and, for cells, m²) left out, by reason.
     excluded: dict[str, float]
     crs: str
+    #: The name of a unit's id in reports (``tile_id``, or ``raster_cell`` for a class raster).
+    unit_key: str = "tile_id"
 
     def worst_confused(self, limit: int = WORST_LISTED) -> list[dict[str, object]]:
         """The confused units, most confidently wrong first (purest reference, then cell id)."""
@@ -72,7 +74,7 @@ class Assessment:
         order = wrong[np.lexsort((u.cell[wrong], -u.purity[wrong]))][:limit]
         names = self.estimates.classes
         return [
-            {"tile_id": int(u.cell[i]), "x": float(u.x[i]), "y": float(u.y[i]), "map_class": names[u.map_class[i]],
+            {self.unit_key: int(u.cell[i]), "x": float(u.x[i]), "y": float(u.y[i]), "map_class": names[u.map_class[i]],
              "reference_class": names[u.reference_class[i]], "purity": round(float(u.purity[i]), 4)}
             for i in order
         ]
@@ -116,7 +118,7 @@ def assess_map(
     est = estimate(kept, counts[np.ix_(keep, keep)], area[keep])
     matching = Matching(matching.assessed, matching.unmatched_map, kept)
     crs = target.crs.to_string() if hasattr(target.crs, "to_string") else str(target.crs)
-    return Assessment(target.source, reference_source, kind, unit, matching, est, units, purity, excluded, crs)
+    return Assessment(target.source, reference_source, kind, unit, matching, est, units, purity, excluded, crs, target.unit_key)
 
 
 def _point_units(

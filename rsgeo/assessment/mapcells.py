@@ -41,6 +41,8 @@ class MapRaster:
     crs: Any
     #: What the map is, for reports: ``result.gpkg:landcover``.
     source: str
+    #: What a cell id is: a ``tile_id`` of the layer, or a ``raster_cell`` (row x width + column of a class raster).
+    unit_key: str = "tile_id"
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -126,10 +128,13 @@ def map_from_tile_layer(path: str | Path, layer: str) -> MapRaster:
     meta = read_metadata(p)
     records = {r.name: r for r in schema.layer_records(meta)}
     rec = records.get(layer)
+    class_rasters = _class_rasters(meta)
+    if rec is None and layer in class_rasters:
+        return map_from_class_raster(p, meta, class_rasters[layer])
     if rec is None:
-        kinds = [r.name for r in records.values() if r.kind == schema.KIND_LANDCOVER]
+        kinds = [r.name for r in records.values() if r.kind == schema.KIND_LANDCOVER] + sorted(class_rasters)
         raise ResultError(
-            f"{p.name} has no layer {layer!r}; its land-cover layers are {', '.join(kinds) or 'none'} "
+            f"{p.name} has no layer {layer!r}; its land-cover layers and class rasters are {', '.join(kinds) or 'none'} "
             f"(make one with `rsgeo classify`, then pass {opt('layer')})"
         )
     if rec.kind != schema.KIND_LANDCOVER:
@@ -147,3 +152,63 @@ def map_from_tile_layer(path: str | Path, layer: str) -> MapRaster:
     labels = tile_class[cells]
     cells = np.where(labels >= 0, cells, -1)
     return MapRaster(labels, cells, names, grid.transform, grid.crs, f"{p.name}:{layer}")
+
+
+def _class_rasters(meta: dict[str, Any]) -> dict[str, schema.RasterRecord]:
+    """The result's top-class rasters (tile and dense maps), by name."""
+    raw = meta.get(schema.KEY_RASTERS) or {}
+    if not isinstance(raw, dict):
+        return {}
+    records = (schema.RasterRecord.from_dict(str(k), v) for k, v in raw.items() if isinstance(v, dict))
+    return {r.name: r for r in records if r.kind == schema.RASTER_TOP_CLASS}
+
+
+def _cell_index(length: int, pixel_origin: float, pixel_size: float, cell_origin: float, cell_size: float, n: int) -> np.ndarray:
+    """For each scene pixel along an axis, the raster cell holding its centre (-1: outside the raster)."""
+    centres = pixel_origin + (np.arange(length) + 0.5) * pixel_size
+    index = np.floor((centres - cell_origin) / cell_size).astype(np.int64)
+    return np.where((index >= 0) & (index < n), index, -1)
+
+
+def map_from_class_raster(path: Path, meta: dict[str, Any], record: schema.RasterRecord) -> MapRaster:
+    """A result's top-class raster (``landcover_class``, a dense ``…_dense_class``) as a map.
+
+    Each raster cell is one assessment unit; the map is laid on the scene's pixel
+    grid (every scene pixel takes the class of the raster cell holding its
+    centre), so that a reference is read at the scene's resolution and a cell's
+    purity is measured from all the reference pixels under it.
+    """
+    import rasterio
+
+    from rsgeo.metadata import grid_from_metadata
+
+    layers = {r.name: r for r in schema.layer_records(meta)}
+    layer = layers.get(record.layer)
+    if layer is None or layer.kind != schema.KIND_LANDCOVER or not layer.texts:
+        raise ResultError(f"{path.name}:{record.name} maps no land-cover layer of the result; pass a land-cover layer with {opt('layer')}")
+    grid = grid_from_metadata(meta)
+    if grid.crs is None:
+        raise ResultError(f"{path.name} has no CRS; its scene was not georeferenced, so it cannot be compared with reference data")
+    raster_path = path.parent / record.path
+    try:
+        with rasterio.open(raster_path) as ds:
+            values = ds.read(1)
+            t = ds.transform
+    except rasterio.errors.RasterioIOError as exc:
+        raise ResultError(
+            f"the raster {raster_path.name} that {path.name} lists is missing or unreadable ({exc}); "
+            f"re-run `rsgeo classify {path.name}` to rewrite it, or assess the vector layer"
+        ) from None
+    g = grid.transform
+    if t.b or t.d or g.b or g.d:
+        raise ResultError(f"{raster_path.name} is a rotated raster; assess the vector layer {record.layer!r} instead")
+    rows = _cell_index(grid.height, g.f, g.e, t.f, t.e, values.shape[0])
+    cols = _cell_index(grid.width, g.c, g.a, t.c, t.a, values.shape[1])
+    inside = (rows[:, None] >= 0) & (cols[None, :] >= 0)
+    cells = np.where(inside, rows[:, None] * values.shape[1] + cols[None, :], -1)
+    labels = np.where(inside, values[np.maximum(rows, 0)[:, None], np.maximum(cols, 0)[None, :]].astype(np.int32), -1)
+    n = len(layer.texts)
+    mapped = (labels >= 0) & (labels < n)  # the raster's nodata (255) is unmapped
+    labels = np.where(mapped, labels, -1)
+    cells = np.where(mapped, cells, -1)
+    return MapRaster(labels, cells, tuple(layer.texts), grid.transform, grid.crs, f"{path.name}:{record.name}", "raster_cell")

@@ -127,10 +127,12 @@ def markdown(d: dict[str, Any]) -> str:
         )
     out += ["", f"![confusion matrix]({schema.REPORT_FIGURE})", ""]
     if d["worst_confused"]:
-        out += ["## Worst-confused tiles", "", f"Coordinates in {d['crs']}. In QGIS: select `tile_id` in the layer.", "",
-                "| tile_id | x | y | map | reference | purity |", "|---|---|---|---|---|---|"]
+        key = "tile_id" if "tile_id" in d["worst_confused"][0] else "raster_cell"
+        where = "select `tile_id` in the layer" if key == "tile_id" else "zoom to the coordinates (a raster cell: row x width + column)"
+        out += ["## Worst-confused units", "", f"Coordinates in {d['crs']}. In QGIS: {where}.", "",
+                f"| {key} | x | y | map | reference | purity |", "|---|---|---|---|---|---|"]
         for w in d["worst_confused"]:
-            out.append(f"| {w['tile_id']} | {w['x']:.1f} | {w['y']:.1f} | {w['map_class']} | {w['reference_class']} | {w['purity']:.2f} |")
+            out.append(f"| {w[key]} | {w['x']:.1f} | {w['y']:.1f} | {w['map_class']} | {w['reference_class']} | {w['purity']:.2f} |")
         out.append("")
     if d["compared"]:
         out += ["## Compared", "", "```", comparison_table(d["compared"]), "```", ""]

@@ -32,7 +32,7 @@ def write_samples(path: Path, target: MapRaster, points: SamplePoints, *, overwr
     frame = gpd.GeoDataFrame(
         {
             schema.COL_SAMPLE_ID: np.arange(1, n + 1, dtype=np.int64),
-            schema.COL_TILE_ID: points.cell.astype(np.int64),
+            target.unit_key: points.cell.astype(np.int64),  # tile_id, or raster_cell for a class raster
             schema.COL_MAP_CLASS: names[points.map_class] if n else np.zeros(0, object),
             schema.COL_STRATUM_WEIGHT: points.weights[points.map_class] if n else np.zeros(0),
             schema.COL_LABEL: pd.Series([None] * n, dtype="string"),

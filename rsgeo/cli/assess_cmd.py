@@ -18,7 +18,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "(stratified estimators, Olofsson et al. 2014). See docs/assessment.md.",
     )
     p.add_argument("source", type=Path, metavar="RESULT.gpkg", help="a GeoPackage written by rsgeo classify")
-    p.add_argument("--layer", default="landcover", metavar="NAME", help="the land-cover layer (default landcover)")
+    p.add_argument("--layer", default="landcover", metavar="NAME", help="the land-cover layer, or a class raster the result lists (landcover_class, landcover_dense_class); default landcover")
     p.add_argument("--reference", required=True, metavar="REF", help="a categorical raster, or a vector file[:layer] of points or polygons")
     p.add_argument("--reference-field", metavar="F", help="the vector reference's class field (default label)")
     p.add_argument("--class-map", type=Path, metavar="MAP.yaml", help="map class -> reference class (and raster codes -> names); default: same names")

@@ -16,7 +16,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "then run `rsgeo assess RESULT --reference samples.gpkg`. See docs/assessment.md.",
     )
     p.add_argument("source", type=Path, metavar="RESULT.gpkg", help="a GeoPackage written by rsgeo classify")
-    p.add_argument("--layer", default="landcover", metavar="NAME", help="the land-cover layer (default landcover)")
+    p.add_argument("--layer", default="landcover", metavar="NAME", help="the land-cover layer, or a class raster the result lists (landcover_class, landcover_dense_class); default landcover")
     p.add_argument("-n", "--n-points", dest="n", type=int, default=300, metavar="N", help="number of points (default 300)")
     p.add_argument("--stratified", action="store_true", help="stratified random by map class (default: simple random)")
     p.add_argument("--min-per-class", type=int, metavar="N", help="with --stratified: at least N points per class (default min(50, n / classes))")

@@ -119,7 +119,8 @@ class AssessAlgorithm(RsgeoAlgorithm):
         feedback.pushInfo(summary)
         for row in report.get("compared", []):
             feedback.pushInfo("  {map}: OA {overall_accuracy}, kappa {kappa}, mean F1 {mean_f1}".format(**row))
-        self._worst = [int(w["tile_id"]) for w in report.get("worst_confused", [])]
+        # tile ids when the map is a vector layer; a class raster's units are raster cells, not selectable tiles
+        self._worst = [int(w["tile_id"]) for w in report.get("worst_confused", []) if "tile_id" in w]
         if self._worst:
             feedback.pushInfo(tr("Worst-confused tiles: {}").format(", ".join(map(str, self._worst))))
         return {self.OUTPUT: str(cmd.target), self.REPORT_JSON: str(report_json), self.SUMMARY: summary}

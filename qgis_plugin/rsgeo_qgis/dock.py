@@ -3,7 +3,11 @@
 Open a result GeoPackage (from Embed scene or any rsgeo run), type what you
 look for, and a similarity layer over the tiles appears and updates with each
 query; the top-k list zooms to a tile on click; tiles picked on the map become
-examples ("more like this" / "less like this"); the class-set box switches
+examples ("more like this" / "less like this"); with "learn from my clicks"
+they are yes/no labels instead: a probe is refitted on them and every tile
+re-ranked (the worker's ``search``), the best unlabelled tiles are listed to
+judge next (the hard-negative round: mark the wrong ones "no"), and the labels
+are saved to or loaded from a GeoPackage layer. The class-set box switches
 the land-cover layer. Answers come from a long-lived worker that keeps the
 embeddings in memory and the text encoder loaded. Results of more than
 ``search_map.MAP_TILES`` tiles are answered as a similarity raster the worker
@@ -29,6 +33,7 @@ from qgis.PyQt.QtWidgets import (
     QLineEdit,
     QListWidget,
     QListWidgetItem,
+    QMenu,
     QPushButton,
     QSpinBox,
     QCheckBox,
@@ -68,6 +73,8 @@ class RsgeoDock(QgsDockWidget):
     classified = pyqtSignal(dict)
     #: Emitted with an error message when a request fails.
     failed = pyqtSignal(str)
+    #: Emitted with the worker's reply after labels are saved (``path``, ``layer``, ``count``) or loaded.
+    labels_done = pyqtSignal(dict)
     #: (opening number, Backend or BackendError), from the lookup thread to the main thread.
     _backend_found = pyqtSignal(int, object)
 
@@ -82,6 +89,8 @@ class RsgeoDock(QgsDockWidget):
         self.like: list[int] = []
         self.unlike: list[int] = []
         self.ranked: list[tuple[int, float]] = []
+        #: With "learn from my clicks": the best-ranked tiles not labelled yet (to judge next).
+        self.candidates: list[int] = []
         self.pick_tool: TilePickTool | PointPickTool | None = None
         self._opening = 0
         self._backend_found.connect(self._start_worker, Qt.ConnectionType.QueuedConnection)
@@ -151,8 +160,30 @@ class RsgeoDock(QgsDockWidget):
         erow.addWidget(clear)
         erow.addWidget(self.examples, 1)
         form.addRow(erow)
+        self.learn = QCheckBox(tr("learn from my clicks"), ask)
+        self.learn.setToolTip(tr(
+            "Picked tiles are yes (left click) / no (right click) labels: a classifier is refitted on them "
+            "and every tile re-ranked. The list then shows the best tiles not labelled yet: mark the wrong "
+            "ones no (right click in the list) and the next round learns from them."))
+        self.learn.toggled.connect(lambda _on: self.ask() if (self.like or self.unlike) else None)
+        save = QToolButton(ask)
+        save.setText(tr("Save labels…"))
+        save.setToolTip(tr("Write the yes/no labels as a layer of the result (tile_id, label)"))
+        save.clicked.connect(self._save_labels_clicked)
+        load = QToolButton(ask)
+        load.setText(tr("Load labels…"))
+        load.setToolTip(tr("Read yes/no labels from a vector file or a saved labels layer"))
+        load.clicked.connect(self._load_labels_clicked)
+        self.label_buttons = (save, load)
+        lrow = QHBoxLayout()
+        lrow.addWidget(self.learn, 1)
+        lrow.addWidget(save)
+        lrow.addWidget(load)
+        form.addRow(lrow)
         self.results = QListWidget(ask)
         self.results.itemClicked.connect(self._zoom_to_item)
+        self.results.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.results.customContextMenuRequested.connect(self._results_menu)
         form.addRow(self.results)
         root.addWidget(ask, 1)
 
@@ -177,10 +208,11 @@ class RsgeoDock(QgsDockWidget):
         self._set_enabled(False)
 
     def _set_enabled(self, on: bool) -> None:
-        for w in (self.query, self.search_button, self.pick, self.classify_button, self.class_sets, self.classes):
+        for w in (self.query, self.search_button, self.pick, self.classify_button, self.class_sets, self.classes,
+                  self.learn, *self.label_buttons):
             w.setEnabled(on)
-        if self.map is not None:  # a raster answer: no tiles to hide, land cover not served here (see docs/qgis.md)
-            for w in (self.only_top, self.classify_button, self.class_sets, self.classes):
+        if self.map is not None:  # a raster answer: no tiles to hide, land cover and learning not served here
+            for w in (self.only_top, self.classify_button, self.class_sets, self.classes, self.learn, *self.label_buttons):
                 w.setEnabled(False)
         else:
             self.only_top.setEnabled(True)
@@ -315,7 +347,7 @@ class RsgeoDock(QgsDockWidget):
             answers, self.map = self.map, None
             answers.close()
         self.grid = None
-        self.like, self.unlike, self.ranked, self.centres = [], [], [], {}
+        self.like, self.unlike, self.ranked, self.centres, self.candidates = [], [], [], {}, []
         self.results.clear()
         self._update_examples()
         self._set_enabled(False)
@@ -360,6 +392,12 @@ class RsgeoDock(QgsDockWidget):
             return
         label = self._label(words)
         asked_at = time.monotonic()
+        if self.learning:
+            self.client.request("search", lambda ok, r: self._answered(ok, r, label, asked_at), replace="query",
+                                path=self.path, text=[words] if words else [], yes=list(self.like),
+                                no=list(self.unlike), candidates=self.top_k.value())
+            self._say(tr("Refitting on {} yes, {} no…").format(len(self.like), len(self.unlike)))
+            return
         if self.map is not None:
             self.client.request("query", lambda ok, r: self._answered_map(ok, r, label, asked_at), replace="query",
                                 path=self.path, text=[words] if words else [], like_tiles=list(self.like),
@@ -379,6 +417,8 @@ class RsgeoDock(QgsDockWidget):
         ids = decode_array(result["tile_id"], "int64")
         sims = decode_array(result["similarity"], "float32")
         self.ranked = list(zip(ids, sims))
+        learned = "candidates" in result
+        self.candidates = [int(t) for t in decode_array(result["candidates"], "int64")] if learned else []
         layer = self._ensure_in_project(self.search)
         self.search.set_values(ids, {"similarity": sims, "rank": list(range(1, len(ids) + 1))})
         layer.setRenderer(similarity_renderer(sims))
@@ -388,9 +428,16 @@ class RsgeoDock(QgsDockWidget):
         self._refresh_legend(layer)
         self._show_ranked()
         seconds = time.monotonic() - asked_at
-        self._say(tr("{}: {} tiles ranked in {:.2f} s").format(label, len(ids), seconds))
-        self.answered.emit({"query": label, "tiles": len(ids), "seconds": seconds,
-                            "top": self.ranked[: self.top_k.value()]})
+        summary: dict[str, Any] = {"query": label, "tiles": len(ids), "seconds": seconds,
+                                   "top": self.ranked[: self.top_k.value()]}
+        if learned:
+            summary.update(refit_seconds=float(result.get("seconds", 0.0)), candidates=list(self.candidates),
+                           yes=int(result.get("yes", 0)), no=int(result.get("no", 0)))
+            self._say(tr("{}: refitted on {} yes, {} no; {} tiles re-ranked in {:.2f} s").format(
+                label, summary["yes"], summary["no"], len(ids), seconds))
+        else:
+            self._say(tr("{}: {} tiles ranked in {:.2f} s").format(label, len(ids), seconds))
+        self.answered.emit(summary)
 
     def _answered_map(self, ok: bool, result: Any, label: str, asked_at: float) -> None:
         if not ok or self.map is None:
@@ -445,13 +492,29 @@ class RsgeoDock(QgsDockWidget):
             project.addMapLayer(tile_layer.layer)
         return tile_layer.layer
 
+    @property
+    def learning(self) -> bool:
+        """Answers come from the yes/no probe (the box is ticked and there are labels)."""
+        return self.learn.isChecked() and self.map is None and bool(self.like or self.unlike)
+
     def _show_ranked(self) -> None:
         self.results.clear()
+        marks = {**{t: " ✓" for t in self.like}, **{t: " ✗" for t in self.unlike}}
         for rank, (tid, sim) in enumerate(self.ranked[: self.top_k.value()], start=1):
-            item = QListWidgetItem(tr("{}. tile {} — {:.3f}").format(rank, tid, sim))
+            item = QListWidgetItem(tr("{}. tile {} — {:.3f}{}").format(rank, tid, sim, marks.get(int(tid), "")))
             item.setData(Qt.ItemDataRole.UserRole, int(tid))
             self.results.addItem(item)
         self._apply_filter()
+
+    def _results_menu(self, pos: Any) -> None:
+        item = self.results.itemAt(pos)
+        if item is None or self.client is None:
+            return
+        tid = int(item.data(Qt.ItemDataRole.UserRole))
+        menu = QMenu(self.results)
+        menu.addAction(tr("Yes: like this tile"), lambda: self.add_example(tid, True))
+        menu.addAction(tr("No: not this tile"), lambda: self.add_example(tid, False))
+        menu.exec(self.results.mapToGlobal(pos))
 
     def _apply_filter(self) -> None:
         if self.search is None or self.map is not None:
@@ -531,9 +594,68 @@ class RsgeoDock(QgsDockWidget):
         self._update_examples()
         self.ask()
 
+    def save_labels(self, layer: str = "labels", target: str | None = None) -> None:
+        """Write the yes/no labels as ``layer`` of the result (or of ``target``, a copy made if need be)."""
+        if self.client is None or self.path is None:
+            return
+        if not (self.like or self.unlike):
+            self._say(tr("No labels to save: pick tiles first."))
+            return
+
+        def saved(ok: bool, result: Any) -> None:
+            if not ok:
+                self._say(tr("Saving the labels failed: {}").format(result))
+                self.failed.emit(str(result))
+                return
+            self._say(tr("{} labels saved as layer {} of {}").format(result["count"], result["layer"], result["path"]))
+            self.labels_done.emit(dict(result))
+
+        self.client.request("save_labels", saved, path=self.path, layer=layer, yes=list(self.like),
+                            no=list(self.unlike), target=target)
+
+    def load_labels(self, labels: str, field: str = "label", layer: str | None = None) -> None:
+        """Take the yes/no labels of a vector file (``field``: yes/no, true/false, 1/0) and answer with them."""
+        if self.client is None or self.path is None:
+            return
+
+        def loaded(ok: bool, result: Any) -> None:
+            if not ok:
+                self._say(tr("Loading the labels failed: {}").format(result))
+                self.failed.emit(str(result))
+                return
+            self.like, self.unlike = [int(t) for t in result["yes"]], [int(t) for t in result["no"]]
+            self._update_examples()
+            self.labels_done.emit(dict(result))
+            if self.learn.isChecked() or self.like:
+                self.ask()
+
+        self.client.request("load_labels", loaded, path=self.path, labels=labels, field=field, layer=layer)
+
+    def _save_labels_clicked(self) -> None:
+        from qgis.PyQt.QtWidgets import QInputDialog
+
+        name, ok = QInputDialog.getText(self, tr("Save labels"), tr("Layer name in the result:"), text="labels")
+        if ok and name.strip():
+            self.save_labels(name.strip())
+
+    def _load_labels_clicked(self) -> None:
+        from qgis.PyQt.QtWidgets import QFileDialog, QInputDialog
+
+        path, _ = QFileDialog.getOpenFileName(self, tr("Load labels"), str(Path(self.path or "").parent),
+                                              tr("Vector files (*.gpkg *.shp *.geojson);;All files (*)"))
+        if not path:
+            return
+        layer, ok = QInputDialog.getText(self, tr("Load labels"), tr("Layer (empty: the first):"),
+                                         text="labels" if path == self.path else "")
+        if not ok:
+            return
+        field, ok = QInputDialog.getText(self, tr("Load labels"), tr("Field holding yes/no:"), text="label")
+        if ok and field.strip():
+            self.load_labels(path, field.strip(), layer.strip() or None)
+
     def clear_examples(self) -> None:
         """Forget the picked examples; the ranking follows (the query alone, or nothing)."""
-        self.like, self.unlike = [], []
+        self.like, self.unlike, self.candidates = [], [], []
         self._update_examples()
         if self.query.text().strip():
             self.ask()

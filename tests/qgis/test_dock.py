@@ -138,3 +138,56 @@ def test_dock_switches_class_sets(plugin, external, project, embedded: Path) -> 
     assert [c.value() for c in layer.renderer().categories()] == results[-1]["classes"]
     assert "esa-worldcover" in layer.name()
     dock.close_result()
+
+
+def test_dock_learns_from_yes_no_clicks_and_saves_the_labels(plugin, external, project, embedded: Path) -> None:
+    """The click-refit loop: yes/no labels refit a probe, every tile is re-ranked, the best unlabelled
+    tiles are offered to judge next (a "no" there is the hard-negative round), labels round-trip a layer."""
+    import sqlite3
+
+    dock, answers, errors = _open(plugin, embedded)
+    done: list[dict] = []
+    dock.labels_done.connect(done.append)
+    dock.top_k.setValue(10)
+    dock.learn.setChecked(True)
+    dock.ask("island")  # no labels yet: the text alone
+    first = _wait_answer(answers, errors, 1)
+    assert "candidates" not in first
+    before = [int(t) for t, _ in dock.ranked]
+    top, bottom = before[0], before[-1]
+    dock.add_example(bottom, True)  # the least similar tile is what I want ...
+    assert _wait_answer(answers, errors, 2)["yes"] == 1
+    dock.add_example(top, False)  # ... and the best one is not
+    second = _wait_answer(answers, errors, 3)
+    assert (second["yes"], second["no"]) == (1, 1) and second["refit_seconds"] >= 0.0
+    after = [int(t) for t, _ in dock.ranked]
+    assert sorted(after) == sorted(before)  # every tile re-ranked
+    assert after.index(bottom) < before.index(bottom) and after.index(top) > before.index(top)
+    # the tiles to judge next: the best-ranked ones not labelled yet, in ranking order
+    unlabelled = [t for t in after if t not in (top, bottom)]
+    assert second["candidates"] == unlabelled[:10]
+    listed = [dock.results.item(i).text() for i in range(dock.results.count())]
+    assert all(t.endswith("✓") == (f"tile {bottom} " in t) for t in listed)  # the labels are marked in the list
+    # the hard-negative round: reject the best candidate, and it drops
+    rejected = second["candidates"][0]
+    dock.add_example(rejected, False)
+    third = _wait_answer(answers, errors, 4)
+    assert third["no"] == 2 and rejected not in third["candidates"]
+    third_ranking = [int(t) for t, _ in dock.ranked]
+    assert third_ranking.index(rejected) > after.index(rejected)
+    # save the labels as a layer of the result, forget them, load them back
+    dock.save_labels("labels")
+    assert wait_until(lambda: bool(done) or bool(errors), 60) and not errors, errors
+    assert done[-1]["count"] == 3 and done[-1]["layer"] == "labels"
+    with sqlite3.connect(embedded) as db:
+        rows = dict(db.execute("SELECT tile_id, label FROM labels").fetchall())
+    assert rows == {bottom: "yes", top: "no", rejected: "no"}
+    dock.clear_examples()  # the query text stays: it is answered alone again
+    assert dock.like == [] and dock.unlike == []
+    assert "candidates" not in _wait_answer(answers, errors, 5)
+    dock.load_labels(str(embedded), "label", "labels")
+    assert wait_until(lambda: len(done) >= 2 or bool(errors), 60) and not errors, errors
+    assert dock.like == [bottom] and sorted(dock.unlike) == sorted([top, rejected])
+    reloaded = _wait_answer(answers, errors, 6)
+    assert reloaded["no"] == 2 and [int(t) for t, _ in dock.ranked] == third_ranking  # the same labels, the same answer
+    dock.close_result()

@@ -52,7 +52,9 @@ _WORDS: dict[str, frozenset[str]] = {
         "the of and with near in on at from by to for an is are along next beside around many some without "
         "forest river water city beach field fields road roads land building buildings house houses lake sea "
         "crop crops farm farmland bridge harbor harbour airport tree trees grass parking lot residential "
-        "industrial area areas urban wetland mountain snow ice bare cloud clouds"
+        "industrial area areas urban wetland mountain snow ice bare cloud clouds sand soil rock desert dunes "
+        "shrubland grassland meadow pasture orchard vineyard greenhouse greenhouses solar panels port ships "
+        "boats island coast shore village town park"
     ),
     "pt": _words(
         "de da do das dos e com perto em na no nas nos um uma umas uns para ao à sem entre junto pelo pela é são "

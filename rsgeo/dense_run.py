@@ -32,6 +32,7 @@ from rsgeo.definitions import schema
 from rsgeo.dense_maps import Blender, DenseGrid, SeenBox, dense_grid, seen_box
 from rsgeo.grid import ChipGrid
 from rsgeo.patches import PatchSource
+from rsgeo.rasters import paletted_qml, ramp_qml
 
 logger = logging.getLogger(__name__)
 
@@ -104,6 +105,7 @@ def _landcover_rasters(
         output.with_name(schema.raster_file_name(output, class_name)), top_class(scores),
         transform=cells.transform, crs=grid.crs, nodata=CLASS_NODATA, colormap=colours,
         category_names=list(ask.bands), descriptions=[schema.RASTER_TOP_CLASS], tags=tags,
+        qml=paletted_qml(ask.bands, [(c[0], c[1], c[2]) for c in (colours[i] for i in range(len(ask.bands)))]),
         options=CogOptions(resampling="nearest"),
     )
     write_cog(
@@ -119,6 +121,12 @@ def _landcover_rasters(
     }
 
 
+def _range(values: np.ndarray) -> tuple[float, float]:
+    """The finite range of a band, for its ramp (0..1 when it has no value)."""
+    finite = values[np.isfinite(values)]
+    return (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+
+
 def _query_raster(
     output: Path, layer: str, ask: DenseAsk, sims: np.ndarray, grid: ChipGrid, cells: DenseGrid, method: str
 ) -> dict[str, dict[str, Any]]:
@@ -126,7 +134,8 @@ def _query_raster(
     write_cog(
         output.with_name(schema.raster_file_name(output, name)), sims,
         transform=cells.transform, crs=grid.crs, nodata=float("nan"), descriptions=list(ask.bands),
-        tags={"rsgeo_layer": layer, "rsgeo_dense": method}, options=CogOptions(resampling="average"),
+        tags={"rsgeo_layer": layer, "rsgeo_dense": method}, qml=ramp_qml(*_range(sims[0] if sims.ndim == 3 else sims)),
+        options=CogOptions(resampling="average"),
     )
     return {name: _record(output, name, layer, schema.RASTER_SIMILARITY, ask.bands, "float32", float("nan"), cells,
                           method)}

@@ -97,6 +97,8 @@ def test_dense_classify_writes_valid_cogs_with_the_layer_palette(dense_run: Path
         assert cmap[i][:3] == tuple(int(v) for v in rgb.split(","))
     aux = Path(str(class_path) + ".aux.xml").read_text()
     assert "<Category>forest</Category><Category>water</Category><Category>urban area</Category>" in aux
+    qml = class_path.with_suffix(".qml").read_text()  # QGIS opens it styled: the layer's palette, named
+    assert 'type="paletted"' in qml and all(f'label="{c}"' in qml for c in CLASSES)
     with rasterio.open(scores_path) as scores_file:
         assert scores_file.descriptions == CLASSES
         scores = scores_file.read()
@@ -141,6 +143,9 @@ def test_a_stored_result_maps_a_new_text_from_its_patches(dense_run: Path, tiny_
     ids, patches = _stored_patches(dense_run)
     expected = _reference(dense_run, (patches @ vector)[..., None], ids, sims.shape[1:])
     np.testing.assert_allclose(sims, expected, atol=2e-5, equal_nan=True)
+    qml = (out.parent / record["path"]).with_suffix(".qml").read_text()
+    assert 'type="singlebandpseudocolor"' in qml
+    assert f'classificationMin="{np.nanmin(sims[0]):.6f}"' in qml and f'classificationMax="{np.nanmax(sims[0]):.6f}"' in qml
 
 
 def test_a_model_without_patch_tokens_is_refused_before_anything_is_written(tmp_path: Path) -> None:

@@ -3,7 +3,9 @@
 rsgeo writes one default style per layer into the GeoPackage's
 ``layer_styles`` table. ``QgsVectorLayer`` applies it when a layer is opened
 normally, but Processing opens result layers without their default style, so
-a post-processor re-applies it once the layer is in the project.
+a post-processor re-applies it once the layer is in the project. The rasters
+rsgeo writes beside a result (``rasters`` in its metadata) carry their style
+as a ``.qml`` sidecar, which the same post-processor applies.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from qgis.core import (
     QgsProcessingFeedback,
     QgsProcessingLayerPostProcessorInterface,
     QgsProject,
+    QgsRasterLayer,
     QgsVectorLayer,
 )
 
@@ -64,6 +67,39 @@ def reload_open_layers(path: str | Path, layer: str) -> list[QgsVectorLayer]:
     return found
 
 
+def apply_sidecar_style(layer: QgsRasterLayer) -> bool:
+    """Apply the ``.qml`` beside a raster rsgeo wrote; False if there is none."""
+    qml = Path(layer.source()).with_suffix(".qml")
+    if not qml.is_file():
+        return False
+    _message, ok = layer.loadNamedStyle(str(qml))
+    if ok:
+        layer.triggerRepaint()
+    return bool(ok)
+
+
+def reload_open_rasters(path: str | Path) -> list[QgsRasterLayer]:
+    """Reload the project's raster layers showing the file ``path`` (a rerun rewrote it): new pixels, new style."""
+    try:
+        target = str(Path(path).resolve())
+    except OSError:
+        return []
+    found = []
+    for lyr in QgsProject.instance().mapLayers().values():
+        if isinstance(lyr, QgsRasterLayer) and lyr.providerType() == "gdal":
+            try:
+                same = str(Path(lyr.source()).resolve()) == target
+            except OSError:
+                continue
+            if same:
+                lyr.dataProvider().reloadData()
+                lyr.reload()
+                apply_sidecar_style(lyr)
+                lyr.triggerRepaint()
+                found.append(lyr)
+    return found
+
+
 def display_name(path: str | Path, layer: str) -> str:
     return f"{layer} ({Path(path).stem})"
 
@@ -88,6 +124,10 @@ class StyleFromGeoPackage(QgsProcessingLayerPostProcessorInterface):
     def postProcessLayer(  # noqa: N802 - QGIS API
         self, layer: QgsVectorLayer, context: QgsProcessingContext, feedback: QgsProcessingFeedback
     ) -> None:
+        if isinstance(layer, QgsRasterLayer):
+            layer.setName(self.name)
+            if not apply_sidecar_style(layer):
+                feedback.pushInfo(f"{self.name}: no .qml style beside the raster; using QGIS's default")
         if isinstance(layer, QgsVectorLayer):
             layer.setName(self.name)
             if not apply_stored_style(layer):

@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 
 import pytest
-from qgis.core import QgsApplication, QgsProcessingContext, QgsProcessingException, QgsProject
+from qgis.core import QgsApplication, QgsProcessingContext, QgsProcessingException, QgsProject, QgsRasterLayer, QgsVectorLayer
 from qgis.PyQt.QtWidgets import QFormLayout, QLabel
 from qgis_helpers import ENCODING_ALGORITHM_IDS, RecordingFeedback, set_plugin_settings, wait_until
 
@@ -165,15 +165,20 @@ def test_rerunning_a_text_query_in_place_reloads_the_open_layer(plugin, external
 
     params = {"RESULT": str(embedded), "TEXT": "white clouds", "TOP_K": 5}
     processing.runAndLoadResults("rsgeo:textquery", params, feedback=RecordingFeedback())
-    layers = [lyr for lyr in QgsProject.instance().mapLayers().values() if lyr.name().startswith("query_")]
-    assert len(layers) == 1 and layers[0].featureCount() == 5
+    def shown() -> list:
+        return [lyr for lyr in QgsProject.instance().mapLayers().values() if lyr.name().startswith("query_")]
+
+    layers = [lyr for lyr in shown() if isinstance(lyr, QgsVectorLayer)]
+    rasters = [lyr for lyr in shown() if isinstance(lyr, QgsRasterLayer)]  # its similarity map
+    assert len(layers) == 1 and layers[0].featureCount() == 5 and len(rasters) == 1
     feedback = RecordingFeedback()
     processing.runAndLoadResults("rsgeo:textquery", {**params, "TOP_K": 12}, feedback=feedback)
-    again = [lyr for lyr in QgsProject.instance().mapLayers().values() if lyr.name().startswith("query_")]
-    assert again == layers, [lyr.name() for lyr in again]  # the same layer, not a second copy
+    again = shown()
+    assert sorted(again, key=id) == sorted(layers + rasters, key=id), [lyr.name() for lyr in again]  # no second copies
     assert layers[0].featureCount() == 12
     assert sorted(f["rank"] for f in layers[0].getFeatures()) == list(range(1, 13))
     assert any("reloaded" in i for i in feedback.infos)
+    assert any("the open raster was reloaded" in i for i in feedback.infos) and rasters[0].isValid()
 
 
 def test_search_panel_colours_opacity_clear_and_long_status(plugin, external, project, embedded: Path) -> None:

@@ -30,9 +30,10 @@ def run_and_load(alg: str, params: dict, feedback: RecordingFeedback | None = No
     return processing.runAndLoadResults(alg, params, feedback=feedback or RecordingFeedback())
 
 
-def loaded(name_part: str) -> QgsVectorLayer:
-    """The one project layer whose name contains ``name_part``."""
-    layers = [lyr for lyr in QgsProject.instance().mapLayers().values() if name_part in lyr.name()]
+def loaded(name_part: str, kind: type = QgsVectorLayer):  # noqa: ANN201
+    """The one project layer of ``kind`` (vector, or raster) whose name contains ``name_part``."""
+    layers = [lyr for lyr in QgsProject.instance().mapLayers().values()
+              if name_part in lyr.name() and isinstance(lyr, kind)]
     assert len(layers) == 1, [lyr.name() for lyr in QgsProject.instance().mapLayers().values()]
     return layers[0]
 
@@ -92,6 +93,14 @@ def test_classify_scene_styled_and_rendered(plugin, external, project, data_dir:
     stats = render([layer], tmp_path / "classify.png")
     assert stats["painted"] > 0.5 * stats["sampled"], stats  # the tiles cover most of the scene extent
     assert stats["colours"] >= 2, stats  # at least two classes drawn in their own colours
+    # The class raster beside the GeoPackage is on the map too, styled from its .qml: the layer's palette.
+    raster = loaded("landcover_class (classify)", QgsRasterLayer)
+    assert isinstance(raster, QgsRasterLayer) and raster.renderer().type() == "paletted"
+    assert [c.label for c in raster.renderer().classes()] == ["water", "forest", "urban area"]
+    assert raster.crs() == layer.crs()
+    stats = render([raster], tmp_path / "classify_raster.png")
+    assert stats["painted"] > 0.5 * stats["sampled"], stats  # the cells cover the scene
+    assert not [lyr for lyr in QgsProject.instance().mapLayers().values() if "landcover_scores" in lyr.name()]
 
 
 def test_classify_stored_embeddings_in_place(plugin, external, project, embedded: Path, tmp_path: Path) -> None:
@@ -211,7 +220,7 @@ def test_random_open_clip_architecture_through_external_env(plugin, external, pr
     feedback = RecordingFeedback()
     run_and_load("rsgeo:classify", {
         "INPUT": str(data_dir / "L7_ETMs.tif"), "OUTPUT": str(out), "MODEL": "arch:ViT-S-32", "BANDS": "3,2,1",
-        "CHIP_SIZE": "112", "CLASSES": "water, forest, city", "DEVICE": 1,
+        "CHIP_SIZE": "112", "CLASSES": "water, forest, city", "DEVICE": 1, "DENSE": True,
     }, feedback)
     meta = dict(sqlite3.connect(out).execute("SELECT key, value FROM rsgeo_metadata").fetchall())
     assert "arch:ViT-S-32" in meta["model"]
@@ -221,6 +230,12 @@ def test_random_open_clip_architecture_through_external_env(plugin, external, pr
     assert layer.featureCount() == grid["n_rows"] * grid["n_cols"] > 4  # every chip of this nodata-free scene
     stats = render([layer], tmp_path / "vit.png")
     assert stats["painted"] > 0.5 * stats["sampled"], stats
+    # DENSE: the sub-chip class map from the patch tokens (ViT-S-32: 32 px patches), finer than the tiles
+    dense = loaded("landcover_dense_class (vit)", QgsRasterLayer)
+    assert isinstance(dense, QgsRasterLayer) and dense.renderer().type() == "paletted"
+    tiles = loaded("landcover_class (vit)", QgsRasterLayer)
+    assert dense.width() > tiles.width() and dense.height() > tiles.height()  # finer than the tile raster
+    assert render([dense], tmp_path / "vit_dense.png")["painted"] > 0
 
 
 def test_scene_must_be_a_raster_file(plugin) -> None:
@@ -253,6 +268,23 @@ def test_text_query_on_a_scene(plugin, external, project, data_dir: Path, tmp_pa
     layer = loaded(f"{name} (scene_query)")
     assert layer.renderer().type() == "graduatedSymbol" and layer.featureCount() > 4
     assert render([layer], tmp_path / "scene_query.png")["painted"] > 0
+    raster = loaded(f"{name}_similarity (scene_query)", QgsRasterLayer)
+    assert isinstance(raster, QgsRasterLayer) and raster.renderer().type() == "singlebandpseudocolor"
+    assert render([raster], tmp_path / "scene_query_raster.png")["colours"] >= 2
+
+
+def test_no_rasters_leaves_only_the_vector_layer(plugin, external, project, embedded: Path, tmp_path: Path) -> None:
+    out = tmp_path / "plain.gpkg"
+    result = run_and_load("rsgeo:classify", {
+        "RESULT": str(embedded), "CLASSES": "sea, island", "OUTPUT": str(out), "RASTERS": False,
+    })
+    assert result["OUTPUT_RASTERS"] == [] and not list(tmp_path.glob("plain_*.tif"))
+    assert isinstance(loaded("landcover (plain)"), QgsVectorLayer)
+    feedback = RecordingFeedback()
+    with pytest.raises(QgsProcessingException):
+        run_and_load("rsgeo:classify", {"RESULT": str(embedded), "CLASSES": "sea, island", "OUTPUT": str(out),
+                                        "RASTERS": False, "DENSE": True}, feedback)
+    assert any("Dense maps are rasters" in e for e in feedback.errors), feedback.errors
 
 
 def test_query_by_example_on_a_scene_with_a_map_point(plugin, external, project, data_dir: Path,

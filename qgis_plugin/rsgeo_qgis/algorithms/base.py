@@ -20,6 +20,7 @@ from qgis.core import (
     QgsProcessingFeedback,
     QgsProcessingOutputMultipleLayers,
     QgsProcessingOutputString,
+    QgsProcessingParameterBoolean,
     QgsProcessingParameterEnum,
     QgsProcessingParameterFile,
     QgsProcessingParameterFileDestination,
@@ -35,10 +36,11 @@ from qgis.PyQt.QtCore import QCoreApplication
 from .. import settings as plugin_settings
 from ..backend import BackendError, find_backend
 from ..compat import FILE_BEHAVIOR_FILE, FILE_BEHAVIOR_FOLDER, FLAG_ADVANCED, NUMBER_DOUBLE, NUMBER_INTEGER, add_flag
-from ..layers import StyleFromGeoPackage, display_name, reload_open_layers
+from ..definitions.schema import KEY_RASTERS, RASTER_SIMILARITY, RASTER_TOP_CLASS
+from ..layers import StyleFromGeoPackage, display_name, reload_open_layers, reload_open_rasters
 from ..definitions.lengths import Length
 from ..definitions.options import OPTIONS
-from ..resultfile import NotAResultError, changed_layers, check_result, feature_layers, layer_uri
+from ..resultfile import NotAResultError, changed_layers, check_result, feature_layers, layer_uri, metadata
 from ..runner import RsgeoCommand, RunCancelled, RunError, run
 
 DEVICES = ["auto", "cpu", "cuda"]
@@ -63,6 +65,7 @@ class RsgeoAlgorithm(QgsProcessingAlgorithm):
     OUTPUT = "OUTPUT"
     OUTPUT_LAYERS = "OUTPUT_LAYERS"
     LAYER_NAMES = "LAYER_NAMES"
+    OUTPUT_RASTERS = "OUTPUT_RASTERS"
 
     #: rsgeo subcommand (embed/classify/query).
     command = ""
@@ -74,6 +77,8 @@ class RsgeoAlgorithm(QgsProcessingAlgorithm):
         self._command: RsgeoCommand | None = None
         self._keep_partial = False
         self._layers: list[str] = []
+        #: (name, file) of the rasters this run wrote for its layers, to load after the run.
+        self._rasters: list[tuple[str, str]] = []
         self._target = ""
 
     # -- identity ---------------------------------------------------------------------------
@@ -107,6 +112,40 @@ class RsgeoAlgorithm(QgsProcessingAlgorithm):
             self.OUTPUT, description, fileFilter=tr("GeoPackage (*.gpkg)"), optional=optional))
         self.addOutput(QgsProcessingOutputMultipleLayers(self.OUTPUT_LAYERS, tr("Result layers")))
         self.addOutput(QgsProcessingOutputString(self.LAYER_NAMES, tr("Result layer names (comma separated)")))
+
+    def add_map_parameters(self, *, dense: bool) -> None:
+        """Raster maps beside the GeoPackage (on by default), and the dense sub-chip maps (``dense``)."""
+        self.addParameter(QgsProcessingParameterBoolean(
+            "RASTERS", tr("Also write raster maps (Cloud-Optimised GeoTIFFs beside the GeoPackage) and show them"),
+            defaultValue=True))
+        if dense:
+            self.addParameter(QgsProcessingParameterBoolean(
+                "DENSE", tr("{}: finer than one chip, from the ViT's patch tokens (slower; needs RASTERS)").format(
+                    OPTIONS["dense"].label), defaultValue=False))
+        self.addOutput(QgsProcessingOutputMultipleLayers(self.OUTPUT_RASTERS, tr("Result rasters")))
+
+    def map_options(self, parameters: dict[str, Any], context: QgsProcessingContext) -> dict[str, Any]:
+        rasters = self.parameterAsBool(parameters, "RASTERS", context) if "RASTERS" in parameters else True
+        dense = "DENSE" in parameters and self.parameterAsBool(parameters, "DENSE", context)
+        if dense and not rasters:
+            raise QgsProcessingException(tr("Dense maps are rasters: keep the raster maps on, or turn dense maps off."))
+        return {"no_rasters": not rasters or None, "dense": dense or None}
+
+    def rasters_to_load(self, target: Path, layers: list[str]) -> list[tuple[str, str]]:
+        """The class and similarity rasters the result lists for ``layers`` (score stacks are not loaded)."""
+        try:
+            records = metadata(target).get(KEY_RASTERS) or {}
+        except NotAResultError:
+            return []
+        out = []
+        for name, rec in records.items() if isinstance(records, dict) else ():
+            if not isinstance(rec, dict) or rec.get("layer") not in layers:
+                continue
+            if rec.get("kind") in (RASTER_TOP_CLASS, RASTER_SIMILARITY) and isinstance(rec.get("path"), str):
+                path = target.parent / rec["path"]
+                if path.is_file():
+                    out.append((str(name), str(path)))
+        return out
 
     def add_common_parameters(self) -> None:
         # Shown in the main dialog: the chip size decides how fine the answer is.
@@ -262,11 +301,13 @@ class RsgeoAlgorithm(QgsProcessingAlgorithm):
         self._layers = self.layers_to_load(target, before, after)
         if not self._layers:
             feedback.reportError(tr("rsgeo finished but wrote no new layer into {}").format(target), False)
+        self._rasters = self.rasters_to_load(target, self._layers)
         self._target = str(target)
         return {
             self.OUTPUT: str(target),
             self.OUTPUT_LAYERS: [layer_uri(target, name) for name in self._layers],
             self.LAYER_NAMES: ",".join(self._layers),
+            self.OUTPUT_RASTERS: [path for _, path in self._rasters],
         }
 
     def postProcessAlgorithm(self, context: QgsProcessingContext,  # noqa: N802
@@ -280,6 +321,14 @@ class RsgeoAlgorithm(QgsProcessingAlgorithm):
             details = QgsProcessingContext.LayerDetails(label, context.project(), self.OUTPUT_LAYERS)
             details.setPostProcessor(StyleFromGeoPackage.create(label))
             context.addLayerToLoadOnCompletion(uri, details)
+        for name, path in self._rasters:
+            if reload_open_rasters(path):
+                feedback.pushInfo(tr("{}: the open raster was reloaded").format(name))
+                continue
+            label = display_name(self._target, name)
+            details = QgsProcessingContext.LayerDetails(label, context.project(), self.OUTPUT_RASTERS)
+            details.setPostProcessor(StyleFromGeoPackage.create(label))
+            context.addLayerToLoadOnCompletion(path, details)
         return {}
 
 

@@ -44,6 +44,7 @@ class ClassifyAlgorithm(RsgeoAlgorithm):
             multiLine=True, optional=True), FLAG_ADVANCED))
         self.addParameter(QgsProcessingParameterString("LAYER", tr("Layer name"), defaultValue="landcover"))
         self.add_output_parameter(optional=True)
+        self.add_map_parameters(dense=True)
         self.add_common_parameters()
 
     def build_command(self, parameters: dict[str, Any], context: QgsProcessingContext) -> RsgeoCommand:
@@ -68,6 +69,7 @@ class ClassifyAlgorithm(RsgeoAlgorithm):
             "template": templates or None,
             "layer": layer,
             **self.common_options(parameters, context, is_result=is_result),
+            **self.map_options(parameters, context),
             "overwrite": bool(output),
         }
         return RsgeoCommand("classify", source, output, options)

@@ -82,6 +82,7 @@ class QueryByExampleAlgorithm(QueryAlgorithmBase):
         self.addParameter(QgsProcessingParameterString(
             "LAYER", tr("Layer name (empty: query_<examples>)"), optional=True))
         self.add_output_parameter(optional=True)
+        self.add_map_parameters(dense=False)
         self.add_common_parameters()
 
     def layers_to_load(self, target: Path, before: dict[str, str], after: dict[str, str]) -> list[str]:
@@ -121,6 +122,7 @@ class QueryByExampleAlgorithm(QueryAlgorithmBase):
             **self.ranking_options(parameters, context),
             "layer": layer or None,
             **self.common_options(parameters, context, is_result=is_result),
+            **self.map_options(parameters, context),
             "overwrite": bool(output),
         }
         return RsgeoCommand("query", source, output, options)

@@ -63,6 +63,7 @@ class TextQueryAlgorithm(QueryAlgorithmBase):
         self.addParameter(QgsProcessingParameterString("TEXT", tr("Query text (one query per line)"), multiLine=True))
         self.add_ranking_parameters()
         self.add_output_parameter(optional=True)
+        self.add_map_parameters(dense=True)
         self.add_common_parameters()
 
     def build_command(self, parameters: dict[str, Any], context: QgsProcessingContext) -> RsgeoCommand:
@@ -72,5 +73,6 @@ class TextQueryAlgorithm(QueryAlgorithmBase):
             raise QgsProcessingException(tr("Type at least one query."))
         output = self.output_path(parameters, context, in_place_ok=is_result)
         options = {"text": texts, **self.ranking_options(parameters, context),
-                   **self.common_options(parameters, context, is_result=is_result), "overwrite": bool(output)}
+                   **self.common_options(parameters, context, is_result=is_result),
+                   **self.map_options(parameters, context), "overwrite": bool(output)}
         return RsgeoCommand("query", source, output, options)

@@ -22,7 +22,7 @@ import numpy as np
 from rsgeo.cells import axis_boundaries, nearest_chip_index
 from rsgeo.cog import CogOptions, write_cog
 from rsgeo.grid import ChipGrid, tile_rings
-from rsgeo.rasters import raster_cell_px, raster_grid, rasterise
+from rsgeo.rasters import CLASS_NODATA, check_class_count, paletted_qml, raster_cell_px, raster_grid, rasterise
 
 #: Quantile classes of the colour ramp (the same count as the vector similarity style).
 RAMP_CLASSES = 7
@@ -120,6 +120,42 @@ def similarity_map(
         breaks=breaks, scored=int(len(similarity)), seconds=seconds,
     )
 
+
+
+@dataclass(frozen=True)
+class ClassMap:
+    """The land-cover answer :func:`class_map` wrote: where, and how many tiles per class."""
+
+    path: Path
+    counts: list[int]
+    scored: int
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def class_map(
+    grid: ChipGrid, tile_ids: np.ndarray, top: np.ndarray, classes: list[str], colours: list[tuple[int, int, int]],
+    path: str | os.PathLike[str], *, compress: str = "NONE",
+) -> ClassMap:
+    """Write the top class of ``tile_ids`` as a paletted COG at ``path`` (the land-cover raster of
+    ``rsgeo classify``: the same grid and cell rule, the classes' colours and names in the colour
+    table and in a ``.qml`` sidecar); cells of chips with no embedding are nodata (255)."""
+    check_class_count(len(classes))
+    seconds: dict[str, float] = {}
+    t0 = time.perf_counter()
+    cell = raster_cell_px(grid)
+    _, _, transform, _, _ = raster_grid(grid, cell)
+    data = rasterise(grid, cell, tile_ids, np.asarray(top).astype(np.uint8), CLASS_NODATA)
+    seconds["grid"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    written = write_cog(
+        path, data, transform=transform, crs=grid.crs, nodata=CLASS_NODATA,
+        colormap={i: c for i, c in enumerate(colours)}, category_names=list(classes), descriptions=["top_class"],
+        tags={"rsgeo_cell_px": str(cell)}, qml=paletted_qml(classes, colours),
+        options=CogOptions(resampling="nearest", compress=compress),
+    )
+    seconds["write"] = time.perf_counter() - t0
+    counts = np.bincount(np.asarray(top, np.int64), minlength=len(classes)).tolist()
+    return ClassMap(path=Path(written), counts=[int(c) for c in counts], scored=int(len(top)), seconds=seconds)
 
 
 def cell_tile(grid: ChipGrid, x: float, y: float) -> int | None:

@@ -29,8 +29,11 @@ the worker writes ``{"event": "ready", "version": ...}``. Operations:
     ``{"path", "x", "y"}`` (the result's CRS) → ``{"tile_id"}``: the stored tile whose chip
     centre is nearest the point within the scene (the raster's cell there), or ``null``.
 ``classify``
-    ``{"path", "classes"?: [..], "class_set"?, "lang"?}`` → ``{"classes", "tile_id"
-    (b64 int64), "top" (b64 int32, index into classes), "top_score" (b64 float32)}``.
+    ``{"path", "classes"?: [..], "class_set"?, "lang"?}`` → ``{"classes", "colours", "tile_id"
+    (b64 int64), "top" (b64 int32, index into classes), "top_score" (b64 float32)}``. With
+    ``"raster": PATH`` the answer is a map instead, for results of any size: the top class of
+    every tile as a paletted COG at PATH (its ``.qml`` beside it) and only ``{"raster", "classes",
+    "colours", "counts" (tiles per class), "count", "seconds"}``.
 ``class_sets``
     ``{}`` → ``{"names"}``: built-in class sets, if this rsgeo has any.
 ``search``
@@ -213,13 +216,17 @@ class Worker:
         from rsgeo.questions import ClassChoice  # the class set's own prompts, names and colours
 
         if class_set:
-            frame = result.classify(class_set=str(class_set), lang=lang)
             choice = ClassChoice(class_set=str(class_set), lang=lang)
         elif classes:
-            frame = result.classify(classes, lang=lang)
             choice = ClassChoice(classes=tuple(classes), lang=lang)
         else:
             raise ValueError("give 'classes' or a 'class_set'")
+        if request.get("raster"):  # a map: no per-tile frame is built
+            return self._class_map(result, choice, str(request["raster"]))
+        if class_set:
+            frame = result.classify(class_set=str(class_set), lang=lang)
+        else:
+            frame = result.classify(classes, lang=lang)
         names = choice.names
         index = {name: i for i, name in enumerate(names)}
         top = np.asarray([index[str(c)] for c in frame["top_class"]], np.int32)
@@ -229,6 +236,29 @@ class Worker:
             "tile_id": _b64(frame["tile_id"].to_numpy(), "int64"),
             "top": _b64(top, "int32"),
             "top_score": _b64(frame["top_score"].to_numpy(), "float32"),
+        }
+
+    def _class_map(self, result: Any, choice: Any, path: str) -> dict[str, Any]:
+        from rsgeo.answers import landcover_scores
+        from rsgeo.query_map import class_map
+        from rsgeo.questions import class_embeddings
+
+        start = time.perf_counter()
+        resolved = class_embeddings(result.encoder, choice)
+        index = result.index
+        step = 65536
+        top = np.concatenate([
+            landcover_scores(index.embeddings[s : s + step].astype(np.float32), resolved.embeddings,
+                             result.encoder.logit_scale)[1]
+            for s in range(0, len(index), step)
+        ]) if len(index) else np.zeros(0, np.int64)
+        scored = time.perf_counter() - start
+        colours = [(int(r), int(g), int(b)) for r, g, b in (c.split(",")[:3] for c in choice.colours)]
+        answer = class_map(result.grid, index.tile_ids, top, list(resolved.names), colours, path)
+        return {
+            "raster": str(answer.path), "classes": list(resolved.names), "colours": choice.colours,
+            "counts": answer.counts, "count": answer.scored,
+            "seconds": {"score": round(scored, 4), **{k: round(v, 4) for k, v in answer.seconds.items()}},
         }
 
     def class_sets(self, request: dict[str, Any]) -> dict[str, Any]:

@@ -97,6 +97,33 @@ def test_worker_answers_with_a_raster(embedded: Path, tmp_path: Path) -> None:
     assert not bad["ok"] and "top_k" in bad["error"] and "\n" not in bad["error"]
 
 
+def test_worker_answers_land_cover_with_a_class_raster(embedded: Path, tmp_path: Path) -> None:
+    """``classify`` with ``raster``: every stored tile's top class in a paletted COG, as the tile answer says."""
+    worker = Worker()
+    classes = ["water", "forest", "urban area"]
+    raster = tmp_path / "lc.tif"
+    reply = worker.handle({"id": 1, "op": "classify", "path": str(embedded), "classes": classes, "raster": str(raster)})
+    assert reply["ok"], reply
+    got = reply["result"]
+    tiles = worker.handle({"id": 2, "op": "classify", "path": str(embedded), "classes": classes})["result"]
+    ids = np.frombuffer(base64.b64decode(tiles["tile_id"]), "<i8")
+    top = np.frombuffer(base64.b64decode(tiles["top"]), "<i4")
+    assert got["classes"] == classes and got["count"] == len(ids)
+    assert got["counts"] == np.bincount(top, minlength=3).tolist()
+    grid = rsgeo.open_result(embedded).grid
+    inner = [i for i, t in enumerate(ids.tolist()) if divmod(t, grid.n_cols)[0] < grid.n_rows - 2
+             and divmod(t, grid.n_cols)[1] < grid.n_cols - 2]
+    centres = np.array([np.mean(grid.chip(int(ids[i])).corners, axis=0) for i in inner])
+    assert len(inner) > 50 and np.array_equal(_sample(raster, centres), top[inner])
+    with rasterio.open(raster) as ds:
+        assert ds.nodata == 255 and ds.dtypes == ("uint8",)
+        cmap = ds.colormap(1)
+    for i, rgb in enumerate(got["colours"]):
+        assert cmap[i][:3] == tuple(int(v) for v in rgb.split(","))
+    qml = raster.with_suffix(".qml").read_text()
+    assert 'type="paletted"' in qml and all(f'label="{c}"' in qml for c in classes)
+
+
 def test_top_rows_and_breaks() -> None:
     sims = np.array([0.1, 0.5, 0.5, -0.2, 0.9], np.float32)
     assert top_rows(sims, 3).tolist() == [4, 1, 2]  # ties: lower row first

@@ -47,12 +47,14 @@ from .backend import Backend, BackendError, find_backend
 from .layers import open_result_layer
 from .map_tools import PointPickTool, TilePickTool
 from .definitions.colours import LAYER_OPACITY
-from .definitions.schema import KEY_EMBEDDINGS, KIND_LANDCOVER
+from .definitions.schema import KEY_EMBEDDINGS, KEY_RASTERS, KIND_LANDCOVER, RASTER_NAME_SUFFIXES, RASTER_TOP_CLASS
 from .resultfile import NotAResultError, check_result, feature_layers, layer_records
 from .search_layers import TileLayer, landcover_renderer, similarity_renderer
 from .search_map import MAP_TILES, ResultGrid, SimilarityMap
 from .worker_client import WorkerClient, decode_array
 
+#: A land-cover layer's class raster is named ``<layer>`` + this (``landcover_class``).
+RASTER_CLASS_SUFFIX = RASTER_NAME_SUFFIXES[RASTER_TOP_CLASS]
 #: Combo-box data: "layer:NAME" (stored layer), "set:NAME" (class set) or this (typed classes).
 CUSTOM = "custom:"
 #: The similarity layer lets the scene show through.
@@ -96,6 +98,10 @@ class RsgeoDock(QgsDockWidget):
         self._backend_found.connect(self._start_worker, Qt.ConnectionType.QueuedConnection)
         #: Set for results answered as rasters (more than MAP_TILES tiles); then ``search`` stays None.
         self.map: SimilarityMap | None = None
+        #: With ``map``: the land-cover answers, as class rasters.
+        self.landcover_map: SimilarityMap | None = None
+        #: The open result's rasters (metadata ``rasters``): stored class rasters are shown from them.
+        self._rasters: dict[str, Any] = {}
         self.grid: ResultGrid | None = None
         #: The open result's model (the settings' checkpoint goes with the default model only).
         self._result_model: str | None = None
@@ -211,8 +217,8 @@ class RsgeoDock(QgsDockWidget):
         for w in (self.query, self.search_button, self.pick, self.classify_button, self.class_sets, self.classes,
                   self.learn, *self.label_buttons):
             w.setEnabled(on)
-        if self.map is not None:  # a raster answer: no tiles to hide, land cover and learning not served here
-            for w in (self.only_top, self.classify_button, self.class_sets, self.classes, self.learn, *self.label_buttons):
+        if self.map is not None:  # a raster answer: no tiles to hide, no learning (land cover comes as a raster)
+            for w in (self.only_top, self.learn, *self.label_buttons):
                 w.setEnabled(False)
         else:
             self.only_top.setEnabled(True)
@@ -243,8 +249,11 @@ class RsgeoDock(QgsDockWidget):
         self._result_model = (meta.get("model") or {}).get("model_id")
         if self.grid is not None and self.grid.tiles > MAP_TILES:
             self.map = SimilarityMap(SEARCH_OPACITY)  # no tile layer: answers come as rasters
+            self.landcover_map = SimilarityMap(SEARCH_OPACITY, palette=True)
         else:
             self.search = self._new_search_layer(tr("rsgeo search ({})").format(Path(path).stem))
+        raw = meta.get(KEY_RASTERS)
+        self._rasters = raw if isinstance(raw, dict) else {}
         self._fill_class_choices(meta)
         # Finding rsgeo starts its Python once (``import rsgeo``: 0.4 s or more): not on the main thread.
         self._opening += 1
@@ -346,6 +355,10 @@ class RsgeoDock(QgsDockWidget):
         if self.map is not None:
             answers, self.map = self.map, None
             answers.close()
+        if self.landcover_map is not None:
+            classes, self.landcover_map = self.landcover_map, None
+            classes.close()
+        self._rasters = {}
         self.grid = None
         self.like, self.unlike, self.ranked, self.centres, self.candidates = [], [], [], {}, []
         self.results.clear()
@@ -373,6 +386,8 @@ class RsgeoDock(QgsDockWidget):
             self.landcover = None
         if self.map is not None:
             self.map.forget_layer(layer_id)
+        if self.landcover_map is not None:
+            self.landcover_map.forget_layer(layer_id)
 
     def _worker_failed(self, message: str) -> None:
         self._set_enabled(False)
@@ -682,13 +697,13 @@ class RsgeoDock(QgsDockWidget):
         """Show a stored land-cover layer, or classify with a class set / the typed classes."""
         if self.client is None or self.path is None:
             return
-        if self.map is not None:
-            self._say(tr("Land cover of a result this large: run Classify land cover (Processing) instead."))
-            return
         kind, _, value = str(self.class_sets.currentData() or CUSTOM).partition(":")
         if classes is not None and not isinstance(classes, bool):
             kind = "custom"
             self.classes.setText(", ".join(classes))
+        if kind == "layer" and self.landcover_map is not None:
+            self._show_stored_class_raster(value)
+            return
         if kind == "layer":
             layer = open_result_layer(self.path, value)
             QgsProject.instance().addMapLayer(layer)
@@ -706,9 +721,60 @@ class RsgeoDock(QgsDockWidget):
             params["classes"] = names
             label = ", ".join(names)
         asked_at = time.monotonic()
+        if self.landcover_map is not None:  # a large result: the answer is a class raster
+            self.client.request("classify", lambda ok, r: self._classified_map(ok, r, label, asked_at),
+                                replace="classify", raster=self.landcover_map.next_path(), **params)
+            self._say(tr("Classifying…"))
+            return
         self.client.request("classify", lambda ok, r: self._classified(ok, r, label, asked_at), replace="classify",
                             **params)
         self._say(tr("Classifying…"))
+
+    def _show_stored_class_raster(self, layer: str) -> None:
+        """A stored land-cover layer of a large result: its class raster, never its tiles."""
+        assert self.landcover_map is not None and self.path is not None
+        record = self._rasters.get(layer + RASTER_CLASS_SUFFIX)
+        path = Path(self.path).parent / record["path"] if isinstance(record, dict) and "path" in record else None
+        if path is None or not path.is_file():
+            self._say(tr("{} has no class raster to show; choose a class set or type classes "
+                         "(answered as a raster), or run Classify land cover.").format(layer))
+            return
+        asked_at = time.monotonic()
+
+        def shown(lyr: Any) -> None:
+            if lyr is None:
+                self._say(tr("QGIS cannot open the class raster {}").format(path))
+                self.failed.emit(str(path))
+                return
+            self._refresh_legend(lyr)
+            seconds = time.monotonic() - asked_at
+            self._say(tr("Land cover: the stored layer {} (as a raster)").format(layer))
+            self.classified.emit({"layer": layer, "stored": True, "raster": str(path), "seconds": seconds})
+
+        self.landcover_map.show(str(path), tr("rsgeo land cover: {}").format(layer), [], shown, own=False)
+
+    def _classified_map(self, ok: bool, result: Any, label: str, asked_at: float) -> None:
+        if not ok or self.landcover_map is None:
+            self._say(tr("Land cover failed: {}").format(result))
+            self.failed.emit(str(result))
+            return
+        names = [str(n) for n in result["classes"]]
+
+        def shown(layer: Any) -> None:
+            if layer is None:
+                message = tr("QGIS cannot open the land-cover raster {}").format(result["raster"])
+                self._say(message)
+                self.failed.emit(message)
+                return
+            self._refresh_legend(layer)
+            seconds = time.monotonic() - asked_at
+            self._say(tr("Land cover ({} classes) of {} tiles in {:.2f} s (shown as a raster)").format(
+                len(names), result.get("count", 0), seconds))
+            self.classified.emit({"classes": names, "tiles": int(result.get("count", 0)), "seconds": seconds,
+                                  "raster": str(result["raster"]), "counts": list(result.get("counts", [])),
+                                  "worker_seconds": result.get("seconds", {})})
+
+        self.landcover_map.show(str(result["raster"]), tr("rsgeo land cover: {}").format(label), [], shown)
 
     def _classified(self, ok: bool, result: Any, label: str, asked_at: float) -> None:
         if not ok:

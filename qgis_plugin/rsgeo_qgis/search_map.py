@@ -14,6 +14,9 @@ layers its tasks make): opening a raster on the main thread cost 140-150 ms
 there the first time (GDAL and PROJ setting up, the file's CRS looked up). The
 new layer takes the old one's place in the layer tree (same group, same
 position, same visibility), so to the user the answer layer updates in place.
+Land cover of such a result is answered the same way (``classify`` with
+``raster``): a paletted class raster, styled from the ``.qml`` the worker
+writes beside it (a :class:`SimilarityMap` made with ``palette=True``).
 """
 
 from __future__ import annotations
@@ -108,15 +111,17 @@ class SimilarityMap(QObject):
     #: (show number, a QgsRasterLayer now living in the main thread, or None), from the loader thread.
     _loaded = pyqtSignal(int, object)
 
-    def __init__(self, opacity: float, parent: QObject | None = None) -> None:
+    def __init__(self, opacity: float, parent: QObject | None = None, *, palette: bool = False) -> None:
         super().__init__(parent)
         self.opacity = opacity
+        #: Class rasters: styled from their .qml sidecar (a palette), not from breaks.
+        self.palette = palette
         self.layer: QgsRasterLayer | None = None
         self._folder = QTemporaryDir()
         self._count = 0
         self._files: list[str] = []
         self._shows = 0
-        self._pending: tuple[int, str, str, Sequence[float], Callable[[Any], None]] | None = None
+        self._pending: tuple[int, str, str, Sequence[float], Callable[[Any], None], bool] | None = None
         self._loaded.connect(self._on_loaded, Qt.ConnectionType.QueuedConnection)
 
     def next_path(self) -> str:
@@ -124,14 +129,17 @@ class SimilarityMap(QObject):
         self._count += 1
         return os.path.join(self._folder.path(), f"answer-{self._count}.tif")
 
-    def show(self, path: str, name: str, breaks: Sequence[float], done: Callable[[Any], None]) -> None:
+    def show(self, path: str, name: str, breaks: Sequence[float], done: Callable[[Any], None], *,
+             own: bool = True) -> None:
         """Show the answer at ``path``, then call ``done(layer)`` (``done(None)``: QGIS cannot read it).
 
         The layer is opened off the main thread; ``done`` comes from the event loop.
+        ``own``: the file is one of the panel's answers (removed when superseded);
+        ``False`` for a file the panel only shows (a class raster stored beside the result).
         """
         self._shows += 1
         project = QgsProject.instance()
-        self._pending = (self._shows, path, name, breaks, done)
+        self._pending = (self._shows, path, name, breaks, done, own)
         show, context, main = self._shows, project.transformContext(), QCoreApplication.instance().thread()
 
         def load() -> None:
@@ -147,22 +155,30 @@ class SimilarityMap(QObject):
             if pending is not None:
                 self._pending = pending  # an older load finished after a newer one began
             return
-        _show, path, name, breaks, done = pending
+        _show, path, name, breaks, done, own = pending
         if layer is None:
             done(None)
             return
         old, self.layer = self.layer, layer
-        self._styled(path, name, breaks)
+        self._styled(path, name, breaks, own)
         _replace_in_tree(old, layer)
         done(layer)
 
-    def _styled(self, path: str, name: str, breaks: Sequence[float]) -> QgsRasterLayer:
+    def _styled(self, path: str, name: str, breaks: Sequence[float], own: bool = True) -> QgsRasterLayer:
         assert self.layer is not None
-        renderer = similarity_raster_renderer(self.layer, breaks)
-        renderer.setOpacity(self.opacity)
-        self.layer.setRenderer(renderer)
+        if self.palette:
+            self.layer.loadNamedStyle(os.path.splitext(path)[0] + ".qml")
+            renderer = self.layer.renderer()
+            if renderer is not None:
+                renderer.setOpacity(self.opacity)
+        else:
+            renderer = similarity_raster_renderer(self.layer, breaks)
+            renderer.setOpacity(self.opacity)
+            self.layer.setRenderer(renderer)
         self.layer.setName(name)
         self.layer.triggerRepaint()
+        if not own:
+            return self.layer
         self._files.append(path)
         for old in self._files[: -1 - KEEP_FILES]:
             _remove_quietly(old)
@@ -201,7 +217,7 @@ def _replace_in_tree(old: QgsRasterLayer | None, new: QgsRasterLayer) -> None:
 
 
 def _remove_quietly(path: str) -> None:
-    for p in (path, path + ".aux.xml"):
+    for p in (path, path + ".aux.xml", os.path.splitext(path)[0] + ".qml"):
         try:
             os.remove(p)
         except OSError:

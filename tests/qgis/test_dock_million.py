@@ -7,7 +7,8 @@ ticks on the main thread; the largest gap between ticks is the longest the main
 thread was blocked (printed, and recorded in docs/benchmarks.md; timings are not
 asserted). What is asserted: no tile is copied into QGIS (no tile layer, no
 vector layer of that size), the answer is a raster layer of the grid whose
-values are the listed tiles' scores, and the top-k list is filled best first.
+values are the listed tiles' scores, and the top-k list is filled best first; land
+cover comes as a paletted class raster of the same grid.
 
 ``RSGEO_DOCK_TILES`` changes the number of tiles (default 1,000,000).
 """
@@ -138,6 +139,27 @@ def test_dock_answers_a_million_tiles_as_a_raster(plugin, external, project, mil
     assert QgsProject.instance().mapLayer(first_id) is None and layer.source() != first_source
     root = QgsProject.instance().layerTreeRoot()
     assert root.children().index(root.findLayer(layer.id())) == position and root.findLayer(layer.id()).isVisible()
+    # Land cover of the whole result: a class raster, styled from its palette, no tile copied either.
+    classified: list[dict] = []
+    dock.classified.connect(classified.append)
+    dock.class_sets.setCurrentIndex(dock.class_sets.findData("custom:"))
+    dock.classes.setText("water, forest, urban area")
+    meter.start()
+    t0 = time.perf_counter()
+    dock.classify()
+    assert spin_until(lambda: bool(classified) or bool(errors), 300), dock.status.text()
+    figures["landcover"] = {**meter.stop(), "answer_s": round(time.perf_counter() - t0, 2),
+                            "worker_s": classified[-1].get("worker_seconds", {})}
+    assert not errors, errors
+    lc = dock.landcover_map.layer
+    assert isinstance(lc, QgsRasterLayer) and lc.renderer().type() == "paletted"
+    assert [c.label for c in lc.renderer().classes()] == ["water", "forest", "urban area"]
+    assert (lc.width(), lc.height()) == (math.ceil(TILES ** 0.5),) * 2  # one cell per chip
+    assert sum(classified[-1]["counts"]) == classified[-1]["tiles"] == TILES
+    assert not [lyr for lyr in QgsProject.instance().mapLayers().values() if isinstance(lyr, QgsVectorLayer)]
+    lc_source = lc.source()
+    print(f"\ndock land cover at {TILES} tiles: " + json.dumps(figures["landcover"]), file=sys.__stdout__)
+
     assert "flooded fields" in layer.name() and layer.renderer().type() == "singlebandpseudocolor"
     side = math.ceil(TILES ** 0.5)
     assert (layer.width(), layer.height()) == (side, side)  # one cell per chip of the square grid
@@ -163,7 +185,7 @@ def test_dock_answers_a_million_tiles_as_a_raster(plugin, external, project, mil
     assert canvas.extent().center().distance(QgsPointXY(*dock.centres[listed[0]])) < dock.grid.chip_size / 2
 
     pid = dock.client.pid
-    sources = [first_source, layer.source()]
+    sources = [first_source, layer.source(), lc_source]
     dock.close_result()
     assert not pid_alive(pid) or spin_until(lambda: not pid_alive(pid), 10)
     assert not any(Path(s).exists() for s in sources)  # the answers went with the panel's folder

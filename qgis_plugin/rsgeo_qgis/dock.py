@@ -11,7 +11,8 @@ are saved to or loaded from a GeoPackage layer. The class-set box switches
 the land-cover layer. Answers come from a long-lived worker that keeps the
 embeddings in memory and the text encoder loaded. Results of more than
 ``search_map.MAP_TILES`` tiles are answered as a similarity raster the worker
-writes, plus the top tiles, so that no tile is copied into QGIS's memory.
+writes, plus the top tiles, so that no tile is copied into QGIS's memory; their land cover
+comes as a paletted class raster the same way.
 """
 
 from __future__ import annotations

@@ -2,9 +2,10 @@
 
 Two pages are generated at build time, so they can never drift from their sources:
 
-* ``index.md`` is the README, its links rewritten for the site: ``docs/X.md``
-  becomes ``X.md``; a link to another file of the repository (``notebooks/``,
-  ``data/sample/README.md``) becomes its URL on the repository's web page.
+* ``index.md`` is the README (and ``changelog.md`` is CHANGELOG.md), its links
+  rewritten for the site: ``docs/X.md`` becomes ``X.md``; a link to another file
+  of the repository (``notebooks/``, ``data/sample/README.md``) becomes its URL
+  on the repository's web page.
 * ``cli.md`` is the command-line reference, rendered from the real argparse
   parsers (:func:`rsgeo.cli.build_parser`): every subcommand, its usage, and each
   argument with its choices and default.
@@ -28,6 +29,8 @@ ROOT = Path(__file__).resolve().parents[1]
 #: Where a link to a repository file that is not part of the site points.
 REPO_URL = "https://github.com/rsgeo/rsgeo/blob/main/"
 #: Markdown links and images, ``[text](target)``; the target has no spaces or parentheses.
+#: Repository files that are pages of the site too (generated from them in on_files).
+SITE_PAGES = {"README.md": "index.md", "CHANGELOG.md": "changelog.md"}
 LINK = re.compile(r"(!?\[[^\]]*\]\()([^)\s]+)(\))")
 FENCE = re.compile(r"^(```|~~~)")
 
@@ -74,6 +77,8 @@ def rewrite_links(markdown: str, page: str, *, docs_dir: Path = ROOT / "docs", r
             broken.append(f"{page}: {target} names {repo_path}, which does not exist")
             return match.group(0)
         suffix = f"#{anchor}" if anchor else ""
+        if repo_path in SITE_PAGES:
+            repo_path = f"{docs_rel}/{SITE_PAGES[repo_path]}"
         if repo_path == docs_rel or repo_path.startswith(docs_rel + "/"):
             # A page (or image) of the site: relative to where the page lands in the site.
             in_docs = posixpath.relpath(repo_path, docs_rel)
@@ -189,13 +194,16 @@ def render_cli_reference(parser: argparse.ArgumentParser | None = None) -> str:
 
 
 def on_files(files: Any, config: Any, **kwargs: Any) -> Any:
-    """Add the generated pages: ``index.md`` (the README) and ``cli.md`` (the CLI reference)."""
+    """Add the generated pages: ``index.md`` (the README), ``changelog.md`` and ``cli.md`` (the CLI reference)."""
     from mkdocs.structure.files import File
 
-    readme, broken = rewrite_links((ROOT / "README.md").read_text(encoding="utf-8"), "README.md")
-    for problem in broken:
-        log.warning("broken link: %s", problem)
-    for name, content in (("index.md", readme), ("cli.md", render_cli_reference())):
+    pages = {}
+    for source, name in SITE_PAGES.items():
+        pages[name], broken = rewrite_links((ROOT / source).read_text(encoding="utf-8"), source)
+        for problem in broken:
+            log.warning("broken link: %s", problem)
+    pages["cli.md"] = render_cli_reference()
+    for name, content in pages.items():
         if files.get_file_from_path(name) is not None:
             log.warning("docs/%s exists, but the site generates %s from its source; remove docs/%s", name, name, name)
             files.remove(files.get_file_from_path(name))
@@ -206,7 +214,7 @@ def on_files(files: Any, config: Any, **kwargs: Any) -> Any:
 def on_page_markdown(markdown: str, page: Any, config: Any, files: Any, **kwargs: Any) -> str:
     """Links from a docs/ page to repository files outside docs/ become repository URLs."""
     if page.file.generated_by is not None:
-        return markdown  # index.md was rewritten in on_files, cli.md links only pages
+        return markdown  # index.md and changelog.md were rewritten in on_files, cli.md links only pages
     text, broken = rewrite_links(markdown, f"docs/{page.file.src_uri}")
     for problem in broken:
         log.warning("broken link: %s", problem)

@@ -53,7 +53,7 @@ def _subcommands() -> dict[str, argparse.ArgumentParser]:
 def test_site_has_every_page(site: Path) -> None:
     pages = {p.parent.relative_to(site).as_posix() for p in site.rglob("index.html")}
     docs = {p.stem for p in (ROOT / "docs").glob("*.md")}
-    assert docs | {"cli", "."} <= pages
+    assert docs | {"cli", "changelog", "."} <= pages
     home = (site / "index.html").read_text(encoding="utf-8")
     assert "Ask a satellite or aerial scene a question" in home  # the README is the home page
 
@@ -133,6 +133,9 @@ def test_rewrite_links_rules(tmp_path: Path) -> None:
     page, broken = docs_hooks.rewrite_links("[c](../tests/corpus.py) [m](maps.md)", "docs/errors.md",
                                             docs_dir=tmp_path / "docs", root=tmp_path)
     assert page == f"[c]({docs_hooks.REPO_URL}tests/corpus.py) [m](maps.md)" and not broken
+    (tmp_path / "CHANGELOG.md").write_text("# Changelog\n")
+    page, broken = docs_hooks.rewrite_links("[log](CHANGELOG.md)", "README.md", docs_dir=tmp_path / "docs", root=tmp_path)
+    assert page == "[log](changelog.md)" and not broken  # a repository file that is a site page too
 
 
 def test_strict_build_fails_on_broken_links(tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.rsgeo-installed
 
-.PHONY: demo test test-core test-qgis docs plugin benchmark clean
+.PHONY: demo test test-core test-qgis docs notebooks plugin benchmark clean
 
 $(STAMP): pyproject.toml constraints.txt benchmarks/requirements.txt Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,11 @@ test-qgis: $(STAMP)
 ## The documentation site, into site/: README + docs/ + the CLI and API references, warnings are errors.
 docs: $(STAMP)
 	$(BIN)/python -m mkdocs build --strict --site-dir site
+
+## Rewrite notebooks/quickstart.ipynb from its script, then execute every notebook in place (outputs committed).
+notebooks: $(STAMP)
+	$(BIN)/python scripts/make_quickstart_notebook.py
+	$(BIN)/python scripts/run_notebooks.py
 
 plugin:
 	bash scripts/package-plugin.sh

@@ -1,6 +1,6 @@
 """MkDocs hooks for the rsgeo documentation site (``make docs``; ``mkdocs.yml`` names this file).
 
-Two pages are generated at build time, so they can never drift from their sources:
+Three pages are generated at build time, so they can never drift from their sources:
 
 * ``index.md`` is the README (and ``changelog.md`` is CHANGELOG.md), its links
   rewritten for the site: ``docs/X.md`` becomes ``X.md``; a link to another file
@@ -28,9 +28,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 #: Where a link to a repository file that is not part of the site points.
 REPO_URL = "https://github.com/rsgeo/rsgeo/blob/main/"
-#: Markdown links and images, ``[text](target)``; the target has no spaces or parentheses.
 #: Repository files that are pages of the site too (generated from them in on_files).
 SITE_PAGES = {"README.md": "index.md", "CHANGELOG.md": "changelog.md"}
+#: Markdown links and images, ``[text](target)``; the target has no spaces or parentheses.
 LINK = re.compile(r"(!?\[[^\]]*\]\()([^)\s]+)(\))")
 FENCE = re.compile(r"^(```|~~~)")
 

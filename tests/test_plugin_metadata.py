@@ -161,6 +161,9 @@ def test_metadata_agrees_with_the_project() -> None:
     meta = _metadata()
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     assert meta["version"] == project["version"]
+    from rsgeo.version import __version__
+
+    assert meta["version"] == __version__
     assert meta["repository"] == project["urls"]["Repository"]
     assert meta["tracker"] == project["urls"]["Issues"]
     assert meta["homepage"].startswith(project["urls"]["Repository"] + "/")

@@ -35,7 +35,26 @@ def embed(
     cancel: CancelCheck | None = None,
     command: str | Sequence[str] = "embed",
 ) -> Path:
-    """Encode every chip of ``scene`` once; write the tiles and their embeddings."""
+    """Encode every chip of ``scene`` once; write the tiles and their embeddings.
+
+    Later questions (:func:`classify`, :func:`query`, :func:`rsgeo.results.open_result`)
+    are answered from the stored embeddings without reading the scene again.
+
+    Args:
+        scene: a GeoTIFF or anything GDAL reads (a path, ``/vsis3/...``, ``https://...``).
+        output: the result GeoPackage to write.
+        read: how chips are cut and scaled.
+        options: the model and how it runs.
+        progress: called as ``progress(done, total)`` after each batch.
+        cancel: polled between batches; returning ``True`` stops the run (its journal is kept).
+        command: the command line recorded in the result's metadata.
+
+    Returns:
+        The path of the GeoPackage written.
+
+    Raises:
+        RsgeoError: for any input mistake (the message says what to do).
+    """
     return run(scene, output, None, read=read, options=options, progress=progress, cancel=cancel, command=command)
 
 
@@ -54,7 +73,26 @@ def classify(
     cancel: CancelCheck | None = None,
     command: str | Sequence[str] = "classify",
 ) -> Path:
-    """Zero-shot land cover: a ``landcover`` layer with one score per class."""
+    """Zero-shot land cover: a ``landcover`` layer with one score per class.
+
+    Args:
+        source: a scene (encoded first), or a result GeoPackage whose stored
+            embeddings answer without reading pixels.
+        output: where to write; ``None`` with a result adds the layer to it.
+        classes: class names; give these or ``class_set``.
+        class_set: a built-in class set (``rsgeo models --class-sets``) or a YAML/CSV file.
+        templates: prompt templates with ``{}`` for the class (default: the model's).
+        lang: language of the class names, for class sets with names per language.
+        layer: name of the layer written.
+        read: how chips are cut and scaled (a scene only).
+        options: the model and how it runs.
+        progress: called as ``progress(done, total)`` after each batch.
+        cancel: polled between batches; returning ``True`` stops the run.
+        command: the command line recorded in the result's metadata.
+
+    Returns:
+        The path of the GeoPackage written.
+    """
     choice = ClassChoice(
         classes=tuple(classes) if classes is not None else None, class_set=class_set,
         templates=tuple(templates) if templates is not None else None, lang=lang,
@@ -82,6 +120,22 @@ def query(
 
     ``texts`` makes one query per text; ``queries`` gives full specs (texts
     combined with example tiles). Both may be given.
+
+    Args:
+        source: a scene (encoded first), or a result GeoPackage.
+        output: where to write; ``None`` with a result adds the layers to it.
+        texts: one query per text.
+        queries: full query specs (texts and example tiles or locations).
+        top_k: keep only the ``top_k`` best tiles of each text query.
+        threshold: keep only tiles with a cosine similarity of at least this.
+        read: how chips are cut and scaled (a scene only).
+        options: the model and how it runs.
+        progress: called as ``progress(done, total)`` after each batch.
+        cancel: polled between batches; returning ``True`` stops the run.
+        command: the command line recorded in the result's metadata.
+
+    Returns:
+        The path of the GeoPackage written.
     """
     specs = [QuerySpec(texts=(t,), top_k=top_k, threshold=threshold) for t in texts]
     specs += list(queries or [])

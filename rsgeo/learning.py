@@ -77,7 +77,23 @@ class Report:
 
 def refine(result: PathLike, layer: str = schema.LANDCOVER_LAYER, output: PathLike | None = None, *,
            new_layer: str | None = None, params: RefineParams = RefineParams(), overwrite: bool = False) -> Report:
-    """Refine land-cover layer ``layer`` of a result into ``new_layer`` (default ``<layer>_refined``)."""
+    """Refine land-cover layer ``layer`` of a result into ``new_layer`` (default ``<layer>_refined``).
+
+    Transductive (RS-TransCLIP): a Gaussian mixture over the stored embeddings,
+    started from the zero-shot scores, with neighbouring chips pulled to agree.
+    No model is loaded and no pixel is read (docs/refine.md).
+
+    Args:
+        result: a result GeoPackage with the land-cover layer.
+        layer: the land-cover layer to refine.
+        output: where to write; ``None`` adds the layer to ``result``.
+        new_layer: name of the refined layer.
+        params: the refinement's parameters.
+        overwrite: replace ``output`` if it exists.
+
+    Returns:
+        The report: the file written, the layer, its metadata and a one-line summary.
+    """
     res = open_result(result)
     name = check_layer_name(new_layer or layer + schema.REFINED_SUFFIX)
     classes, columns = _landcover_layer(res, layer)

@@ -172,7 +172,18 @@ def _search(sorted_ids: np.ndarray, t: int) -> int | None:
 
 
 class Result:
-    """A result GeoPackage opened for questions (see the module docstring)."""
+    """A result GeoPackage opened for questions: open it with :func:`open_result`.
+
+    The embeddings are loaded once, on the first question, into one matrix;
+    every answer after that is a scan of it and, for texts, a run of the text
+    encoder only. Answers are GeoDataFrames (or rasters on disk); the file
+    itself is not changed.
+
+    Attributes:
+        path: the GeoPackage.
+        metadata: its ``rsgeo_metadata`` record (model, classes, grid, scene, ...).
+        grid: the chip grid the tiles were cut on.
+    """
 
     def __init__(
         self, path: str | os.PathLike[str], *, encoder: Encoder | None = None, device: str | None = None,
@@ -190,10 +201,12 @@ class Result:
 
     @property
     def model_id(self) -> str:
+        """The model that made the embeddings (questions are answered with the same one)."""
         return str(stored_model(self.metadata, self.path.name)["model_id"])
 
     @property
     def layers(self) -> list[str]:
+        """The names of the layers rsgeo wrote to the file."""
         return list(self.metadata.get(schema.KEY_LAYERS, {}))
 
     @property
@@ -266,7 +279,28 @@ class Result:
         top_k: int | None = None,
         threshold: float | None = None,
     ) -> Any:
-        """Tiles ranked by similarity to texts and examples (best first)."""
+        """Tiles ranked by similarity to texts and examples (best first).
+
+        Texts and positive examples are averaged as unit vectors, half the mean
+        of the negative examples is subtracted, and the result re-normalised
+        (as ``rsgeo query`` does).
+
+        Args:
+            text: a text, or several combined into one query.
+            like_tiles: ids of tiles the answer should look like.
+            unlike_tiles: ids of tiles it should not look like.
+            like: example locations, ``"X,Y"`` or WKT, optionally ``"...@EPSG:4326"``.
+            unlike: negative example locations, as ``like``.
+            top_k: keep only the ``top_k`` best tiles.
+            threshold: keep only tiles with a cosine similarity of at least this.
+
+        Returns:
+            A GeoDataFrame with ``tile_id``, ``row``, ``col``, ``similarity``
+            and ``rank`` (1 = best), in the scene's CRS.
+
+        Raises:
+            OptionError: for a query with neither a text nor a positive example.
+        """
         texts = (text,) if isinstance(text, str) else tuple(text)
         spec = QuerySpec(texts, tuple(like_tiles), tuple(unlike_tiles), tuple(like), tuple(unlike), top_k, threshold)
         vector = self.query_vector(spec)
@@ -361,6 +395,19 @@ class Result:
 
         Give ``classes`` (names) or ``class_set`` (a built-in name or a file),
         exactly as ``rsgeo classify`` takes them.
+
+        Args:
+            classes: class names.
+            class_set: a built-in class set or a YAML/CSV file.
+            templates: prompt templates with ``{}`` for the class (default: the model's).
+            lang: language of the class names.
+
+        Returns:
+            A GeoDataFrame with ``tile_id``, ``row``, ``col``, ``valid_fraction``,
+            one softmax score column per class, ``top_class`` and ``top_score``.
+
+        Raises:
+            ResultError: when both or neither of ``classes`` and ``class_set`` are given.
         """
         if (classes is None) == (class_set is None):
             raise ResultError("give either classes or class_set")
@@ -413,6 +460,23 @@ def open_result(
     path: str | os.PathLike[str], *, encoder: Encoder | None = None, device: str | None = None,
     checkpoint: str | None = None, cache_dir: str | None = None,
 ) -> Result:
-    """Open an rsgeo result GeoPackage for in-memory questions (``checkpoint``: local weights
-    instead of the recorded or published ones; ``cache_dir``: where downloaded weights are kept)."""
+    """Open an rsgeo result GeoPackage for in-memory questions.
+
+    The file is checked when opened (missing or truncated tables, bad
+    metadata); nothing is loaded until the first question.
+
+    Args:
+        path: a GeoPackage written by rsgeo.
+        encoder: a text encoder to use instead of loading the recorded model
+            (it must be that model).
+        device: where the text encoder runs (default: cuda when present).
+        checkpoint: local weights instead of the recorded or published ones.
+        cache_dir: where downloaded weights are kept.
+
+    Returns:
+        The opened :class:`Result`.
+
+    Raises:
+        ResultError: when the file is not a complete rsgeo result.
+    """
     return Result(path, encoder=encoder, device=device, checkpoint=checkpoint, cache_dir=cache_dir)

@@ -51,7 +51,9 @@ class ReadOptions:
 
     Attributes:
         chip_size: chip side as ``int`` pixels, or a string ending in ``m``
-            (metres, e.g. ``"500m"``); ``None`` = the model's input size.
+            (metres, e.g. ``"500m"``); ``None`` = the ground side of the model's
+            training images in this scene's pixels (16-896 px; the model's input
+            size when its training scale is unknown).
         stride: step between chips in pixels (or ``"250m"``); ``None`` = no
             overlap (or as given by ``overlap``).
         overlap: fraction of a chip shared with its neighbour, in ``[0, 1)``;

@@ -1,6 +1,9 @@
 """Writes notebooks/quickstart.ipynb (cells kept here so diffs stay readable).
 
     python scripts/make_quickstart_notebook.py
+
+It writes the cells without outputs; `make notebooks` runs this, then executes the
+notebooks in place (scripts/run_notebooks.py) so they are committed with their outputs.
 """
 
 from pathlib import Path
@@ -28,6 +31,7 @@ cells = [
         "import rsgeo\n"
         "from rsgeo.pipeline import RunOptions\n"
         "from rsgeo.scene import ReadOptions\n\n"
+        "plt.rcParams['figure.dpi'] = 72  # the notebook is committed with its figures: keep them small\n"
         "SCENE = Path('..') / 'data' / 'sample' / 'L7_ETMs.tif'\n"
         "OUT = Path('quickstart-output')\n"
         "OUT.mkdir(exist_ok=True)\n"
@@ -91,7 +95,16 @@ cells = [
     ),
 ]
 
-nb = nbf.v4.new_notebook(cells=cells, metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
-path = Path(__file__).resolve().parents[1] / "notebooks" / "quickstart.ipynb"
-nbf.write(nb, path)
-print(f"wrote {path}")
+PATH = Path(__file__).resolve().parents[1] / "notebooks" / "quickstart.ipynb"
+
+
+def build() -> nbf.NotebookNode:
+    """The quickstart notebook, unexecuted."""
+    return nbf.v4.new_notebook(
+        cells=cells, metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}
+    )
+
+
+if __name__ == "__main__":
+    nbf.write(build(), PATH)
+    print(f"wrote {PATH}")

@@ -24,7 +24,7 @@ src, dist = Path(sys.argv[1]), Path(sys.argv[2])
 meta = configparser.ConfigParser()
 meta.read(src / "metadata.txt", encoding="utf-8")
 general = meta["general"]
-required = ["name", "qgisMinimumVersion", "description", "about", "version", "author", "email", "repository"]
+required = ["name", "qgisMinimumVersion", "description", "about", "version", "author", "email", "tracker", "repository"]
 missing = [k for k in required if not general.get(k, "").strip()]
 if missing:
     sys.exit(f"package-plugin: metadata.txt lacks {', '.join(missing)}")

@@ -90,6 +90,29 @@ cells = [
         "like[['tile_id', 'similarity', 'rank']]"
     ),
     nbf.v4.new_markdown_cell(
+        "## Maps: the class raster and a dense sub-chip map\n\n"
+        "Beside the GeoPackage, `classify` wrote Cloud-Optimised GeoTIFFs (listed under `rasters` in the\n"
+        "metadata): the top class, paletted with the classes' colours. With `dense=True` the ViT's patch\n"
+        "tokens are scored too (SegEarth-OV's training-free last block, docs/dense.md): 7 x 7 cells a chip,\n"
+        "blended where chips overlap. Random weights again: the grain, not the land cover."
+    ),
+    nbf.v4.new_code_cell(
+        "dense_path = rsgeo.classify(SCENE, OUT / 'olinda-dense.gpkg', classes=classes, read=READ,\n"
+        "                            options=RunOptions(model='arch:ViT-B-32', overwrite=True, dense=True))\n"
+        "rasters = rsgeo.open_result(dense_path).metadata['rasters']\n"
+        "fig, axes = plt.subplots(1, 2, figsize=(11, 5.5))\n"
+        "for ax, name in zip(axes, ['landcover_class', 'landcover_dense_class']):\n"
+        "    with rasterio.open(dense_path.parent / rasters[name]['path']) as src:\n"
+        "        band = src.read(1)\n"
+        "        palette = np.array([src.colormap(1)[i][:3] for i in range(256)], np.uint8)\n"
+        "        picture = np.where((band == src.nodata)[..., None], 255, palette[band])\n"
+        "        ax.imshow(rgb, extent=extent)\n"
+        "        ax.imshow(picture, extent=plotting_extent(src), alpha=0.7)\n"
+        "        ax.set_title(f'{name}: {src.width} x {src.height} cells')\n"
+        "plt.show()\n"
+        "sorted(rasters)"
+    ),
+    nbf.v4.new_markdown_cell(
         "The same file opens in QGIS with the styles stored in it; the rsgeo QGIS plugin adds\n"
         "live queries on top (see `docs/qgis.md`)."
     ),

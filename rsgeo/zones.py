@@ -68,7 +68,8 @@ def combine(embeddings: np.ndarray, weights: np.ndarray) -> np.ndarray:
     e = np.asarray(embeddings, np.float64)
     e = e / np.linalg.norm(e, axis=1, keepdims=True)
     z = (np.asarray(weights, np.float64)[:, None] * e).sum(axis=0)
-    return (z / np.linalg.norm(z)).astype(np.float32)
+    out: np.ndarray = (z / np.linalg.norm(z)).astype(np.float32)
+    return out
 
 
 def zone_embeddings(

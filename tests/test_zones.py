@@ -87,3 +87,23 @@ def test_stored_result_is_reused_without_the_scene(embedded: Path, zones_4326: P
     copy.write_bytes(embedded.read_bytes())
     answer = classify_zones(rsgeo.open_result(copy), f"{zones_4326}:lulc", ["river", "field"])
     assert (answer["status"] == STATUS_OK).sum() >= 1
+
+
+def test_cli_classify_zones(embedded: Path, zones_4326: Path, tmp_path: Path) -> None:
+    out = tmp_path / "answers.gpkg"
+    proc = run_cli("classify", str(embedded), "--zones", f"{zones_4326}:lulc", "--classes", ",".join(CLASSES),
+                   "--unsure-below", "0.2", "-o", str(out), "-q")
+    answer = gpd.read_file(out, layer="zones")
+    skipped = int((answer["status"] != STATUS_OK).sum())
+    assert proc.stderr.startswith(f"{skipped} of {len(answer)} zones not scored")
+    assert answer["status"].iloc[-1] == STATUS_TOO_SMALL
+    assert {"LULC_ID", "LULC_NAME", "status", "top_class", "top_score"} <= set(answer.columns)
+    scored = answer[answer["status"] == STATUS_OK]
+    assert set(scored["top_class"]) <= set(CLASSES) | {UNSURE}
+
+
+def test_cli_zones_on_a_scene_is_one_clear_line(zones_4326: Path, tmp_path: Path) -> None:
+    proc = run_cli("classify", str(shared("eolearn/s2_l1c_scene2_13band.tif")), "--zones", str(zones_4326),
+                   "--classes", "a,b", "-o", str(tmp_path / "x.gpkg"), check=False)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert "rsgeo embed" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1

@@ -9,8 +9,9 @@ area inside each chip ``a_i``, then re-normalised::
 Because only stored embeddings are used, a new question on a stored result costs
 no pixel reads. Zones are reprojected to the scene CRS, and answers are written
 in the scene CRS with the zones' own attributes kept. Zones smaller than
-``min_area_px`` pixels, or covering no stored chip (outside the scene, or only
-nodata chips), get a ``status`` and no scores.
+``min_area_px`` pixels, or mostly over nodata (a valid fraction under
+``min_valid``: outside the scene, or over chips skipped as nodata), get a
+``status`` and no scores.
 """
 
 from __future__ import annotations
@@ -74,29 +75,44 @@ def combine(embeddings: np.ndarray, weights: np.ndarray) -> np.ndarray:
 
 def zone_embeddings(
     zones: Any, grid: Any, tile_ids: np.ndarray, embeddings: np.ndarray, *, min_area_px: float = 1.0,
-) -> tuple[np.ndarray, list[str]]:
-    """One combined embedding per zone (NaN rows where not scored) and each zone's status."""
+    valid_fraction: np.ndarray | None = None, min_valid: float = 0.5,
+) -> tuple[np.ndarray, list[str], np.ndarray]:
+    """One combined embedding per zone (NaN rows where not scored), each zone's status and valid fraction.
+
+    A zone's valid fraction is the share of its area over valid pixels: stored chips count
+    with their own valid fraction, chips skipped as nodata and area outside the scene as 0
+    (with overlapping chips, as the share of its chip-weighted area). Under ``min_valid``
+    the zone is ``no_data``.
+    """
+    import shapely
+
     chips = polygons(grid, tile_ids)
+    every = polygons(grid, np.arange(len(grid)))
+    footprint = shapely.union_all(every)
+    fractions = np.ones(len(tile_ids)) if valid_fraction is None else np.asarray(valid_fraction, np.float64)
     pixel_area = abs(grid.transform.a * grid.transform.e - grid.transform.b * grid.transform.d)
     out = np.full((len(zones), embeddings.shape[1]), np.nan, np.float32)
+    valid = np.zeros(len(zones))
     status: list[str] = []
     for k, geom in enumerate(zones.geometry):
         if geom is None or geom.is_empty or geom.area < min_area_px * pixel_area:
             status.append(STATUS_TOO_SMALL)
             continue
         w = zone_weights(geom, chips)
+        covered = zone_weights(geom, every).sum() + geom.area - geom.intersection(footprint).area
+        valid[k] = float((w * fractions).sum() / covered) if covered > 0 else 0.0
         keep = w > 0
-        if not keep.any():
+        if not keep.any() or valid[k] < min_valid:
             status.append(STATUS_NO_DATA)
             continue
         out[k] = combine(embeddings[keep], w[keep])
         status.append(STATUS_OK)
-    return out, status
+    return out, status, valid
 
 
 def classify_zones(
     result: Any, zones: str | Any, classes: Sequence[str], *, unsure_below: float | None = None,
-    min_area_px: float = 1.0,
+    min_area_px: float = 1.0, min_valid: float = 0.5,
 ) -> Any:
     """Zero-shot scores per zone of an opened result (:func:`rsgeo.open_result`), no pixels read.
 
@@ -109,8 +125,9 @@ def classify_zones(
 
     frame = read_zones(zones, result.grid.crs) if isinstance(zones, str) else zones.to_crs(result.grid.crs)
     index = result.index
-    emb, status = zone_embeddings(
-        frame, result.grid, index.tile_ids, index.embeddings.astype(np.float32), min_area_px=min_area_px
+    emb, status, valid = zone_embeddings(
+        frame, result.grid, index.tile_ids, index.embeddings.astype(np.float32), min_area_px=min_area_px,
+        valid_fraction=index.valid_fraction, min_valid=min_valid,
     )
     resolved = class_embeddings(result.encoder, ClassChoice(classes=tuple(classes)))
     names = resolved.names
@@ -130,6 +147,7 @@ def classify_zones(
         logger.warning("%d of %d zones not scored (too small or no data): see the status column", skipped, len(frame))
     out = frame.copy()
     out["status"] = status
+    out["valid_fraction"] = valid.astype(np.float32)
     for j, col in enumerate(score_columns(names)):
         out[col] = scores[:, j]
     out["top_class"], out["top_score"] = top_class, top_score

@@ -15,7 +15,7 @@ import shapely
 
 import rsgeo
 from rsgeo.answers import polygons
-from rsgeo.zones import STATUS_OK, STATUS_TOO_SMALL, UNSURE, classify_zones, parse_zones, zone_embeddings
+from rsgeo.zones import STATUS_NO_DATA, STATUS_OK, STATUS_TOO_SMALL, UNSURE, classify_zones, parse_zones, zone_embeddings
 from tests.conftest import run_cli, shared
 
 LULC = "eolearn/TestEOPatch__vector_timeless__LULC.gpkg"
@@ -70,7 +70,7 @@ def test_combined_embedding_is_the_area_weighted_mean(embedded: Path, zones_4326
     result = rsgeo.open_result(embedded)
     zones = gpd.read_file(zones_4326, layer="lulc").to_crs(result.grid.crs)
     ids, emb = result.index.tile_ids, result.index.embeddings.astype(np.float64)
-    got, status = zone_embeddings(zones, result.grid, ids, emb.astype(np.float32))
+    got, status, _ = zone_embeddings(zones, result.grid, ids, emb.astype(np.float32))
     for k, geom in enumerate(zones.geometry):
         if status[k] != STATUS_OK:
             continue
@@ -107,3 +107,14 @@ def test_cli_zones_on_a_scene_is_one_clear_line(zones_4326: Path, tmp_path: Path
                    "--classes", "a,b", "-o", str(tmp_path / "x.gpkg"), check=False)
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     assert "rsgeo embed" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_zones_mostly_outside_the_scene_are_no_data(embedded: Path) -> None:
+    result = rsgeo.open_result(embedded)
+    left, bottom, right, top = shapely.box(*polygons(result.grid, result.index.tile_ids).tolist()[0].bounds).bounds
+    inside = shapely.box(left, bottom, left + 200, bottom + 200)  # 20 x 20 px inside the first chip
+    half_out = shapely.box(left - 900, bottom, left + 100, bottom + 200)  # 90 % outside the scene
+    zones = gpd.GeoDataFrame({"name": ["in", "out"]}, geometry=[inside, half_out], crs=result.grid.crs)
+    answer = classify_zones(result, zones, CLASSES)
+    assert answer["status"].tolist() == [STATUS_OK, STATUS_NO_DATA]
+    assert answer["valid_fraction"].iloc[1] == pytest.approx(0.1, abs=0.02)

@@ -54,6 +54,7 @@ def test_item_embeds_as_the_file_itself(item: Path, tmp_path: Path) -> None:
     run_cli("embed", str(shared(SCENE)), "-o", str(a), "--model", "test:hash", "--chip-size", "32", "--bands", "4,3,2", "-q")
     run_cli("embed", str(item), "-o", str(b), "--model", "test:hash", "--chip-size", "32", "-q")
     ea, eb = rsgeo.open_result(a).index, rsgeo.open_result(b).index
+    assert rsgeo.open_result(b).metadata["scene"]["stac_item_id"] == "S2_scene2"
     assert ea.tile_ids.tolist() == eb.tile_ids.tolist()
     assert not np.allclose(ea.embeddings[0], ea.embeddings[-1])  # the test encoder sees the pixels
     assert np.allclose(ea.embeddings.astype(np.float32), eb.embeddings.astype(np.float32), atol=1e-6)

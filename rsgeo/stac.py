@@ -46,32 +46,77 @@ def _href(href: str, base: Path) -> str:
     return str((base / href).resolve())
 
 
-def band_assets(item: dict[str, Any], base: Path, names: Sequence[str] = DEFAULT_BANDS) -> list[tuple[str, str, float, float]]:
-    """``(common_name, href, scale, offset)`` of each requested band, found through ``eo:bands``."""
-    found: dict[str, tuple[str, float, float]] = {}
+def single_band_assets(item: dict[str, Any], base: Path) -> list[tuple[str, str, float, float]]:
+    """``(common_name, href, scale, offset)`` of every single-band asset with ``eo:bands``, in item order."""
+    out: list[tuple[str, str, float, float]] = []
     for key, asset in item["assets"].items():
         eo = asset.get("eo:bands") or []
         raster = asset.get("raster:bands") or [{}]
         if len(eo) != 1:
             continue  # single-band assets only: one asset, one band of the scene
         name = eo[0].get("common_name") or eo[0].get("name") or key
-        found.setdefault(name, (_href(asset["href"], base), float(raster[0].get("scale", 1.0)),
-                                float(raster[0].get("offset", 0.0))))
+        out.append((name, _href(asset["href"], base), float(raster[0].get("scale", 1.0)),
+                    float(raster[0].get("offset", 0.0))))
+    return out
+
+
+def band_assets(item: dict[str, Any], base: Path, names: Sequence[str] = DEFAULT_BANDS) -> list[tuple[str, str, float, float]]:
+    """The single-band assets of ``names`` (common names), in that order."""
+    found: dict[str, tuple[str, str, float, float]] = {}
+    for band in single_band_assets(item, base):
+        found.setdefault(band[0], band)
     missing = [n for n in names if n not in found]
     if missing:
         raise SceneError(
             f"STAC item {item.get('id')!r} has no single-band asset with common name {', '.join(missing)}; "
             f"it has {', '.join(sorted(found)) or 'none'}"
         )
-    return [(n, *found[n]) for n in names]
+    return [found[n] for n in names]
 
 
-def item_vrt(path: str | os.PathLike[str], names: Sequence[str] = DEFAULT_BANDS) -> tuple[str, str]:
-    """``(item id, VRT XML)`` stacking the item's bands ``names``, scaled to physical values."""
+def _stacked(item: dict[str, Any], base: Path) -> list[tuple[str, str, float, float]]:
+    """The bands of the item's VRT: every single-band asset on the grid of the red (or first) one."""
+    import rasterio
+
+    bands = single_band_assets(item, base)
+    if not bands:
+        raise SceneError(f"STAC item {item.get('id')!r} has no single-band asset with eo:bands; rsgeo reads those")
+    names = [b[0] for b in bands]
+    ref = bands[names.index("red")] if "red" in names else bands[0]
+    with rasterio.open(ref[1]) as ds:
+        grid = (ds.width, ds.height, ds.transform)
+    kept = []
+    for band in bands:
+        with rasterio.open(band[1]) as ds:
+            if (ds.width, ds.height, ds.transform) == grid:
+                kept.append(band)
+    return kept
+
+
+def band_indices(path: str | os.PathLike[str], names: Sequence[str]) -> tuple[int, ...]:
+    """1-based bands of the item's VRT (:func:`item_vrt`) holding the common names ``names``."""
+    item = read_item(path)
+    stacked = [b[0] for b in _stacked(item, Path(path).resolve().parent)]
+    missing = [n for n in names if n not in stacked]
+    if missing:
+        raise SceneError(
+            f"STAC item {item.get('id')!r} has no band {', '.join(missing)} on the red band's grid; "
+            f"use common names among {', '.join(stacked)}"
+        )
+    return tuple(stacked.index(n) + 1 for n in names)
+
+
+def item_vrt(path: str | os.PathLike[str]) -> tuple[str, str]:
+    """``(item id, VRT XML)`` stacking the item's single-band assets, scaled to physical values.
+
+    Every single-band ``eo:bands`` asset on the red band's grid is a band, in item order,
+    with the colour interpretation of its common name (so the default band choice finds
+    red, green and blue); :func:`band_indices` turns common names into its band numbers.
+    """
     import rasterio
 
     item = read_item(path)
-    bands = band_assets(item, Path(path).resolve().parent, names)
+    bands = _stacked(item, Path(path).resolve().parent)
     with rasterio.open(bands[0][1]) as first:
         width, height, crs, t = first.width, first.height, first.crs, first.transform
     geo = ", ".join(str(v) for v in (t.c, t.a, t.b, t.f, t.d, t.e))

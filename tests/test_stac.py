@@ -13,7 +13,7 @@ import rasterio
 
 import rsgeo
 from rsgeo.errors import SceneError
-from rsgeo.stac import band_assets, read_item
+from rsgeo.stac import band_assets, band_indices, read_item
 from tests.conftest import run_cli, shared
 
 SCENE = "eolearn/s2_l1c_scene2_13band.tif"
@@ -27,7 +27,7 @@ def item(tmp_path_factory: pytest.TempPathFactory) -> Path:
         profile = src.profile | {"driver": "COG", "count": 1, "dtype": "float32"}
         profile.pop("blockxsize", None), profile.pop("blockysize", None), profile.pop("tiled", None)
         profile.pop("interleave", None)
-        for name, band, key in (("red", 4, "B04"), ("green", 3, "B03"), ("blue", 2, "B02")):
+        for name, band, key in (("blue", 2, "B02"), ("green", 3, "B03"), ("red", 4, "B04"), ("nir", 8, "B08")):
             with rasterio.open(root / f"{key}.tif", "w", **profile) as dst:
                 dst.write(src.read(band) * 2.0, 1)
             assets[key] = {"href": f"./{key}.tif", "type": "image/tiff; application=geotiff; profile=cloud-optimized",
@@ -45,8 +45,9 @@ def item(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_bands_found_by_common_name(item: Path) -> None:
     found = band_assets(read_item(item), item.parent)
     assert [f[0] for f in found] == ["red", "green", "blue"] and all(f[2] == 0.5 for f in found)
-    with pytest.raises(SceneError, match="nir"):
-        band_assets(read_item(item), item.parent, ["nir"])
+    assert band_indices(item, ["nir", "red", "green"]) == (4, 3, 2)
+    with pytest.raises(SceneError, match="swir16"):
+        band_assets(read_item(item), item.parent, ["swir16"])
 
 
 def test_item_embeds_as_the_file_itself(item: Path, tmp_path: Path) -> None:
@@ -58,3 +59,13 @@ def test_item_embeds_as_the_file_itself(item: Path, tmp_path: Path) -> None:
     assert ea.tile_ids.tolist() == eb.tile_ids.tolist()
     assert not np.allclose(ea.embeddings[0], ea.embeddings[-1])  # the test encoder sees the pixels
     assert np.allclose(ea.embeddings.astype(np.float32), eb.embeddings.astype(np.float32), atol=1e-6)
+
+
+def test_bands_by_common_name_on_the_command_line(item: Path, tmp_path: Path) -> None:
+    a, b = tmp_path / "direct.gpkg", tmp_path / "stac.gpkg"
+    run_cli("embed", str(shared(SCENE)), "-o", str(a), "--model", "test:hash", "--chip-size", "32", "--bands", "8,4,3", "-q")
+    run_cli("embed", str(item), "-o", str(b), "--model", "test:hash", "--chip-size", "32", "--bands", "nir,red,green", "-q")
+    ea, eb = rsgeo.open_result(a).index, rsgeo.open_result(b).index
+    assert np.allclose(ea.embeddings.astype(np.float32), eb.embeddings.astype(np.float32), atol=1e-6)
+    bad = run_cli("embed", str(item), "-o", str(tmp_path / "x.gpkg"), "--model", "test:hash", "--bands", "swir16,red,green", check=False)
+    assert bad.returncode != 0 and "Traceback" not in bad.stderr and "swir16" in bad.stderr

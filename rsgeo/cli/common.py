@@ -66,13 +66,13 @@ def add_verbosity(p: argparse.ArgumentParser) -> None:
 
 
 def read_options(args: argparse.Namespace) -> Any:
-    from rsgeo.scene import ReadOptions, parse_bands
+    from rsgeo.scene import ReadOptions
 
     return ReadOptions(  # lengths are read by the one parser, rsgeo.definitions.lengths
         chip_size=args.chip_size,
         stride=args.stride,
         overlap=args.overlap,
-        bands=parse_bands(args.bands) if args.bands else None,
+        bands=_bands(args) if args.bands else None,
         stretch=args.stretch,
         gsd=args.gsd,
         min_valid=args.min_valid,
@@ -114,6 +114,18 @@ def progress(args: argparse.Namespace) -> Any:
 def cancel_check(args: argparse.Namespace) -> Any:
     """The caller's cancellation check when the command runs embedded (:func:`rsgeo.cli.run_command`), else ``None``."""
     return getattr(args, "cancel_check", None)
+
+
+def _bands(args: argparse.Namespace) -> tuple[int, ...]:
+    """``--bands``: numbers, or for a STAC item common names such as red,green,blue."""
+    from rsgeo.scene import parse_bands
+    from rsgeo.stac import band_indices, is_stac_item
+
+    names = [b.strip() for b in args.bands.split(",")]
+    source = getattr(args, "source", None) or getattr(args, "scene", None)
+    if source is not None and is_stac_item(str(source)) and all(n.isidentifier() for n in names):
+        return band_indices(source, names)
+    return parse_bands(args.bands)
 
 
 def default_model_unless_result(args: argparse.Namespace) -> None:

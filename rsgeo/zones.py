@@ -110,6 +110,43 @@ def zone_embeddings(
     return out, status, valid
 
 
+def _zones_of(result: Any, zones: str | Any, min_area_px: float, min_valid: float) -> tuple[Any, np.ndarray, list[str], np.ndarray]:
+    frame = read_zones(zones, result.grid.crs) if isinstance(zones, str) else zones.to_crs(result.grid.crs)
+    index = result.index
+    emb, status, valid = zone_embeddings(
+        frame, result.grid, index.tile_ids, index.embeddings.astype(np.float32), min_area_px=min_area_px,
+        valid_fraction=index.valid_fraction, min_valid=min_valid,
+    )
+    return frame, emb, status, valid
+
+
+def query_zones(
+    result: Any, zones: str | Any, texts: Sequence[str], *, min_area_px: float = 1.0, min_valid: float = 0.5,
+) -> Any:
+    """Cosine similarity of each zone's combined embedding to the text query, best first.
+
+    The query vector is built as ``rsgeo query`` builds it from texts; unscored
+    zones (``status`` not ``ok``) come last with a NaN similarity.
+    """
+    from rsgeo.answers import QuerySpec
+
+    frame, emb, status, valid = _zones_of(result, zones, min_area_px, min_valid)
+    vector = result.query_vector(QuerySpec(texts=tuple(texts)))
+    ok = np.array([s == STATUS_OK for s in status], bool)
+    similarity = np.full(len(frame), np.nan, np.float32)
+    if ok.any():
+        similarity[ok] = emb[ok] @ np.asarray(vector, np.float32)
+    _report(int((~ok).sum()), len(frame))
+    out = frame.copy()
+    out["status"], out["valid_fraction"], out["similarity"] = status, valid.astype(np.float32), similarity
+    return out.sort_values("similarity", ascending=False, na_position="last", kind="stable")
+
+
+def _report(skipped: int, total: int) -> None:
+    if skipped:
+        logger.warning("%d of %d zones not scored (too small or no data): see the status column", skipped, total)
+
+
 def classify_zones(
     result: Any, zones: str | Any, classes: Sequence[str], *, unsure_below: float | None = None,
     min_area_px: float = 1.0, min_valid: float = 0.5,
@@ -123,12 +160,7 @@ def classify_zones(
     """
     from rsgeo.questions import ClassChoice, class_embeddings
 
-    frame = read_zones(zones, result.grid.crs) if isinstance(zones, str) else zones.to_crs(result.grid.crs)
-    index = result.index
-    emb, status, valid = zone_embeddings(
-        frame, result.grid, index.tile_ids, index.embeddings.astype(np.float32), min_area_px=min_area_px,
-        valid_fraction=index.valid_fraction, min_valid=min_valid,
-    )
+    frame, emb, status, valid = _zones_of(result, zones, min_area_px, min_valid)
     resolved = class_embeddings(result.encoder, ClassChoice(classes=tuple(classes)))
     names = resolved.names
     ok = np.array([s == STATUS_OK for s in status], bool)
@@ -142,9 +174,7 @@ def classify_zones(
         if unsure_below is not None:
             labels = np.where(best < unsure_below, UNSURE, labels)
         top_class[ok], top_score[ok] = labels, best
-    skipped = int((~ok).sum())
-    if skipped:
-        logger.warning("%d of %d zones not scored (too small or no data): see the status column", skipped, len(frame))
+    _report(int((~ok).sum()), len(frame))
     out = frame.copy()
     out["status"] = status
     out["valid_fraction"] = valid.astype(np.float32)

@@ -15,7 +15,7 @@ import shapely
 
 import rsgeo
 from rsgeo.answers import polygons
-from rsgeo.zones import STATUS_NO_DATA, STATUS_OK, STATUS_TOO_SMALL, UNSURE, classify_zones, parse_zones, zone_embeddings
+from rsgeo.zones import STATUS_NO_DATA, STATUS_OK, STATUS_TOO_SMALL, UNSURE, classify_zones, query_zones, parse_zones, zone_embeddings
 from tests.conftest import run_cli, shared
 
 LULC = "eolearn/TestEOPatch__vector_timeless__LULC.gpkg"
@@ -118,3 +118,14 @@ def test_zones_mostly_outside_the_scene_are_no_data(embedded: Path) -> None:
     answer = classify_zones(result, zones, CLASSES)
     assert answer["status"].tolist() == [STATUS_OK, STATUS_NO_DATA]
     assert answer["valid_fraction"].iloc[1] == pytest.approx(0.1, abs=0.02)
+
+
+def test_cli_query_zones_matches_the_library(embedded: Path, zones_4326: Path, tmp_path: Path) -> None:
+    out = tmp_path / "q.gpkg"
+    run_cli("query", str(embedded), "--zones", f"{zones_4326}:lulc", "--text", "a forest", "-o", str(out), "-q")
+    got = gpd.read_file(out, layer="zones")
+    expect = query_zones(rsgeo.open_result(embedded), f"{zones_4326}:lulc", ["a forest"])
+    assert got["RABA_ID"].tolist() == expect["RABA_ID"].tolist()
+    sims = got["similarity"].dropna().to_numpy()
+    assert len(sims) == (got["status"] == STATUS_OK).sum() and (np.diff(sims) <= 1e-7).all()  # best first
+    assert np.allclose(sims, expect["similarity"].dropna().to_numpy(), atol=1e-6)

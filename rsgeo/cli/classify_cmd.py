@@ -25,10 +25,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     g.add_argument("--templates-file", type=Path, metavar="FILE", help="prompt templates, one per line")
     g.add_argument("--lang", metavar="CODE", help="language of the class names (en, pt, zh, ...; class sets have names per language)")
     g.add_argument("--layer", default=None, metavar="NAME", help="layer name (default landcover; with --labels landcover_probe)")
-    z = p.add_argument_group("zones (one answer per polygon, from a result's stored embeddings: docs/inputs.md)")
-    z.add_argument("--zones", metavar="ZONES.gpkg[:layer]", help="score each polygon of this vector layer (any CRS) instead of each chip; the source must be a result GeoPackage and -o a new GeoPackage for the zone answers")
-    z.add_argument("--unsure-below", type=float, metavar="SCORE", help='with --zones: top_class is "unsure" where the top score is below SCORE')
-    z.add_argument("--min-zone-px", type=float, default=1.0, metavar="N", help="with --zones: zones under N pixels of area are reported (status too_small), not scored (default 1)")
+    common.add_zone_options(p, unsure=True)
     common.add_label_options(p, yes_no=False)
     common.add_read_options(p)
     common.add_run_options(p, default_model=None)
@@ -91,31 +88,15 @@ def _from_labels(args: argparse.Namespace, labels: Any, classes: list[str] | Non
 
 
 def _zones(args: argparse.Namespace, classes: list[str] | None) -> int:
-    import sys
-
     import rsgeo
     from rsgeo.errors import OptionError
-    from rsgeo.zones import STATUS_OK, classify_zones
+    from rsgeo.zones import classify_zones
 
-    if not common.source_is_result(args.source):
-        raise OptionError(
-            f"--zones answers from stored embeddings, and {args.source} is not an rsgeo GeoPackage; "
-            f"run `rsgeo embed {args.source} -o scene.gpkg` first, then `rsgeo classify scene.gpkg --zones ...`"
-        )
+    common.check_zone_run(args)
     if classes is None:
         raise OptionError("--zones needs --classes A,B,... (class sets are not yet supported with zones)")
-    if args.output is None:
-        raise OptionError("--zones writes a new GeoPackage: give it with -o ZONES_OUT.gpkg")
-    if args.output.exists() and not args.overwrite:
-        raise OptionError(f"{args.output} exists; pass --overwrite to replace it")
-    if args.output.exists():
-        args.output.unlink()
     answer = classify_zones(
         rsgeo.open_result(args.source), args.zones, classes, unsure_below=args.unsure_below,
         min_area_px=args.min_zone_px,
     )
-    answer.to_file(args.output, layer=args.layer or "zones")
-    skipped = int((answer["status"] != STATUS_OK).sum())
-    if skipped:
-        print(f"{skipped} of {len(answer)} zones not scored (too small or no data; see the status column)", file=sys.stderr)
-    return common.finish(args, common.progress(args), args.output)
+    return common.write_zones(args, answer)

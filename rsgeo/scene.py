@@ -111,6 +111,13 @@ def open_dataset(path: str | os.PathLike[str] | SceneSource) -> Any:
     what to check for its kind of storage (URL, credentials).
     """
     source = SceneSource.of(path)
+    from rsgeo.stac import is_stac_item
+
+    if not source.remote and is_stac_item(source.local):
+        from rsgeo.stac import item_vrt
+
+        _, vrt = item_vrt(source.local)
+        return rasterio.open(vrt)
     if not source.remote:
         local = source.local
         if not local.exists():

@@ -176,6 +176,8 @@ class SceneIdentity:
     bytes: int | None = None
     mtime_ns: int | None = None
     fingerprint: str | None = None
+    #: The id of the STAC item the scene was read through (rsgeo.stac), if any.
+    stac_item_id: str | None = None
 
     def journal_key(self) -> dict[str, Any]:
         """The scene's part of the journal identity (local: as before remote scenes existed)."""
@@ -188,6 +190,8 @@ class SceneIdentity:
         meta: dict[str, Any] = {"path": self.path, "bytes": self.bytes}
         if self.fingerprint is not None:
             meta["fingerprint"] = self.fingerprint
+        if self.stac_item_id is not None:
+            meta["stac_item_id"] = self.stac_item_id
         return meta
 
 
@@ -205,7 +209,10 @@ def identify(source: SceneSource, dataset: Any) -> SceneIdentity:
             raise SceneError(remote_read_failed(source.path, where, gdal_reason(exc), mid_run=False)) from None
     path = source.local
     stat = path.stat()
-    return SceneIdentity(str(path.resolve()), bytes=stat.st_size, mtime_ns=stat.st_mtime_ns)
+    from rsgeo.stac import is_stac_item, read_item
+
+    item_id = str(read_item(path).get("id", "")) if is_stac_item(path) else None
+    return SceneIdentity(str(path.resolve()), bytes=stat.st_size, mtime_ns=stat.st_mtime_ns, stac_item_id=item_id)
 
 
 def content_sha256(source: SceneSource) -> str | None:

@@ -25,6 +25,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     g.add_argument("--templates-file", type=Path, metavar="FILE", help="prompt templates, one per line")
     g.add_argument("--lang", metavar="CODE", help="language of the class names (en, pt, zh, ...; class sets have names per language)")
     g.add_argument("--layer", default=None, metavar="NAME", help="layer name (default landcover; with --labels landcover_probe)")
+    common.add_zone_options(p, unsure=True)
     common.add_label_options(p, yes_no=False)
     common.add_read_options(p)
     common.add_run_options(p, default_model=None)
@@ -54,6 +55,8 @@ def run(args: argparse.Namespace) -> int:
             raise OptionError(f"--templates-file {args.templates_file} holds no template; write one per line, with {{}}")
         templates += from_file
     classes = parse_class_list(args.classes) if args.classes is not None else None
+    if args.zones is not None:
+        return _zones(args, classes)
     labels = common.label_source(args)
     if labels is not None:
         return _from_labels(args, labels, classes, templates)
@@ -82,3 +85,18 @@ def _from_labels(args: argparse.Namespace, labels: Any, classes: list[str] | Non
         save_labels=args.save_labels, options=_options(args),
     )
     return common.finish(args, common.progress(args), report.output, report.summary)
+
+
+def _zones(args: argparse.Namespace, classes: list[str] | None) -> int:
+    import rsgeo
+    from rsgeo.errors import OptionError
+    from rsgeo.zones import classify_zones
+
+    common.check_zone_run(args)
+    if classes is None:
+        raise OptionError("--zones needs --classes A,B,... (class sets are not yet supported with zones)")
+    answer = classify_zones(
+        rsgeo.open_result(args.source), args.zones, classes, unsure_below=args.unsure_below,
+        min_area_px=args.min_zone_px,
+    )
+    return common.write_zones(args, answer)

@@ -66,13 +66,13 @@ def add_verbosity(p: argparse.ArgumentParser) -> None:
 
 
 def read_options(args: argparse.Namespace) -> Any:
-    from rsgeo.scene import ReadOptions, parse_bands
+    from rsgeo.scene import ReadOptions
 
     return ReadOptions(  # lengths are read by the one parser, rsgeo.definitions.lengths
         chip_size=args.chip_size,
         stride=args.stride,
         overlap=args.overlap,
-        bands=parse_bands(args.bands) if args.bands else None,
+        bands=_bands(args) if args.bands else None,
         stretch=args.stretch,
         gsd=args.gsd,
         min_valid=args.min_valid,
@@ -114,6 +114,18 @@ def progress(args: argparse.Namespace) -> Any:
 def cancel_check(args: argparse.Namespace) -> Any:
     """The caller's cancellation check when the command runs embedded (:func:`rsgeo.cli.run_command`), else ``None``."""
     return getattr(args, "cancel_check", None)
+
+
+def _bands(args: argparse.Namespace) -> tuple[int, ...]:
+    """``--bands``: numbers, or for a STAC item common names such as red,green,blue."""
+    from rsgeo.scene import parse_bands
+    from rsgeo.stac import band_indices, is_stac_item
+
+    names = [b.strip() for b in args.bands.split(",")]
+    source = getattr(args, "source", None) or getattr(args, "scene", None)
+    if source is not None and is_stac_item(str(source)) and all(n.isidentifier() for n in names):
+        return band_indices(source, names)
+    return parse_bands(args.bands)
 
 
 def default_model_unless_result(args: argparse.Namespace) -> None:
@@ -212,3 +224,41 @@ def label_source(args: argparse.Namespace) -> Any:
     from rsgeo.learning import LabelSource
 
     return LabelSource(args.labels, args.label_field, args.label_layer)
+
+
+def add_zone_options(p: argparse.ArgumentParser, *, unsure: bool) -> None:
+    z = p.add_argument_group("zones (one answer per polygon, from a result's stored embeddings: docs/inputs.md)")
+    z.add_argument("--zones", metavar="ZONES.gpkg[:layer]", help="answer for each polygon of this vector layer (any CRS) instead of each chip; the source must be a result GeoPackage and -o a new GeoPackage for the zone answers")
+    if unsure:
+        z.add_argument("--unsure-below", type=float, metavar="SCORE", help='with --zones: top_class is "unsure" where the top score is below SCORE')
+    z.add_argument("--min-zone-px", type=float, default=1.0, metavar="N", help="with --zones: zones under N pixels of area are reported (status too_small), not answered (default 1)")
+
+
+def check_zone_run(args: argparse.Namespace) -> None:
+    """``--zones`` answers from a result's embeddings into a new GeoPackage: refuse anything else."""
+    from rsgeo.errors import OptionError
+
+    if not source_is_result(args.source):
+        raise OptionError(
+            f"--zones answers from stored embeddings, and {args.source} is not an rsgeo GeoPackage; "
+            f"run `rsgeo embed {args.source} -o scene.gpkg` first, then `rsgeo {args.command} scene.gpkg --zones ...`"
+        )
+    if args.output is None:
+        raise OptionError("--zones writes a new GeoPackage: give it with -o ZONES_OUT.gpkg")
+    if args.output.exists() and not args.overwrite:
+        raise OptionError(f"{args.output} exists; pass --overwrite to replace it")
+
+
+def write_zones(args: argparse.Namespace, answer: Any) -> int:
+    """Write the zone answers (layer ``zones`` or ``--layer``); the count not answered on stderr."""
+    import sys
+
+    from rsgeo.zones import STATUS_OK
+
+    if args.output.exists():
+        args.output.unlink()
+    answer.to_file(args.output, layer=args.layer or "zones")
+    skipped = int((answer["status"] != STATUS_OK).sum())
+    if skipped:
+        print(f"{skipped} of {len(answer)} zones not scored (too small or no data; see the status column)", file=sys.stderr)
+    return finish(args, progress(args), args.output)

@@ -27,6 +27,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     g.add_argument("--threshold", type=float, metavar="S", help="keep only tiles with similarity >= S")
     g.add_argument("--layer", metavar="NAME", help="layer name for a combined query (default query_<slug>)")
     common.add_label_options(p, yes_no=True)
+    common.add_zone_options(p, unsure=False)
     common.add_read_options(p)
     common.add_run_options(p, default_model=None)
     common.add_dense_options(p)
@@ -38,6 +39,8 @@ def run(args: argparse.Namespace) -> int:
     from rsgeo.answers import QuerySpec
     from rsgeo.api import query
 
+    if args.zones is not None:
+        return _zones(args)
     labels = common.label_source(args)
     if labels is not None:
         return _from_labels(args, labels)
@@ -76,3 +79,15 @@ def _from_labels(args: argparse.Namespace, labels: object) -> int:
         options=common.run_options(args),
     )
     return common.finish(args, common.progress(args), report.output, report.summary)
+
+
+def _zones(args: argparse.Namespace) -> int:
+    import rsgeo
+    from rsgeo.errors import OptionError
+    from rsgeo.zones import query_zones
+
+    common.check_zone_run(args)
+    if not args.text or args.like_tile or args.unlike_tile or args.like or args.unlike:
+        raise OptionError("--zones answers text queries: give --text, without example tiles or locations")
+    answer = query_zones(rsgeo.open_result(args.source), args.zones, list(args.text), min_area_px=args.min_zone_px)
+    return common.write_zones(args, answer)

@@ -91,6 +91,9 @@ OPTIONS: dict[str, Option] = {
         Option("no_rasters", "--no-rasters", "No raster outputs", switch=True),
         Option("dense", "--dense", "Dense sub-chip maps", switch=True),
         Option("keep_patches", "--keep-patches", "Keep patch embeddings", switch=True),
+        Option("zones", "--zones", "Zones layer"),
+        Option("unsure_below", "--unsure-below", "Unsure below score"),
+        Option("min_zone_px", "--min-zone-px", "Minimum zone size (pixels)"),
     )
 }
 

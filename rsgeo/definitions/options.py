@@ -91,6 +91,8 @@ OPTIONS: dict[str, Option] = {
         Option("no_rasters", "--no-rasters", "No raster outputs", switch=True),
         Option("dense", "--dense", "Dense sub-chip maps", switch=True),
         Option("keep_patches", "--keep-patches", "Keep patch embeddings", switch=True),
+        Option("format", "--format", "Export format"),
+        Option("crs", "--crs", "Output CRS"),
     )
 }
 

@@ -93,6 +93,8 @@ OPTIONS: dict[str, Option] = {
         Option("keep_patches", "--keep-patches", "Keep patch embeddings", switch=True),
         Option("format", "--format", "Export format"),
         Option("crs", "--crs", "Output CRS"),
+        Option("index", "--index", "Archive index file"),
+        Option("rebuild_index", "--rebuild-index", "Rebuild a stale archive index", switch=True),
     )
 }
 

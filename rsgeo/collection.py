@@ -53,7 +53,8 @@ def expand_results(inputs: Sequence[str | Path], *, exclude: Sequence[Path] = ()
 
     A file given by name must be a result; in a folder or a pattern's matches,
     GeoPackages that are not rsgeo results (a merged file, an earlier answer)
-    are skipped with a warning. ``exclude``: files never taken (the output).
+    are skipped with a warning. ``exclude``: files a folder or pattern never
+    contributes (the output, which may lie in the folder asked).
     """
     excluded = {p.resolve() for p in exclude}
     found: dict[Path, Path] = {}
@@ -67,9 +68,8 @@ def expand_results(inputs: Sequence[str | Path], *, exclude: Sequence[Path] = ()
             files = sorted(Path(f) for f in glob.glob(text, recursive=True)
                            if Path(f).is_file() and Path(f).suffix.lower() == RESULT_SUFFIX)
             what = f"pattern {text!r}"
-        elif path.is_file():
-            if path.resolve() not in excluded:
-                found.setdefault(path.resolve(), path)
+        elif path.is_file():  # named: taken even when it is the output (the caller refuses that)
+            found.setdefault(path.resolve(), path)
             continue
         else:
             raise ResultError(f"{text}: no such result, folder or pattern; check the path")

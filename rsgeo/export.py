@@ -119,7 +119,7 @@ def check_export_output(path: Path, fmt: str, *, overwrite: bool) -> None:
                                 f"{opt('output')} path")
 
 
-def export(
+def export_results(
     results: Sequence[str | os.PathLike[str]],
     output: str | os.PathLike[str],
     *,
@@ -147,7 +147,7 @@ def write_geoparquet(
     members: Sequence[Member], output: Path, *, crs: Any, chunk: int = CHUNK,
     progress: Progress | None = None, cancel: Callable[[], bool] | None = None,
 ) -> Path:
-    """The file of :func:`export` for results already listed and checked for one model."""
+    """The file of :func:`export_results` for results already listed and checked for one model."""
     from rsgeo.resultcheck import connect_checked
 
     pa = _pyarrow()

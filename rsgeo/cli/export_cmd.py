@@ -25,9 +25,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def run(args: argparse.Namespace) -> int:
-    from rsgeo.export import export
+    from rsgeo.export import export_results
 
     bar = common.progress(args)
-    out = export(args.results, args.output, format=args.format, crs=args.crs, overwrite=args.overwrite,
+    out = export_results(args.results, args.output, format=args.format, crs=args.crs, overwrite=args.overwrite,
                  progress=bar, cancel=common.cancel_check(args))
     return common.finish(args, bar, out)

@@ -198,6 +198,7 @@ def query_archive(
     cache_dir: str | None = None,
     index: str | os.PathLike[str] | None = None,
     rebuild_index: bool = False,
+    exact_below: int | None = None,
     chunk: int = CHUNK,
     progress: Progress | None = None,
     cancel: Callable[[], bool] | None = None,
@@ -210,7 +211,8 @@ def query_archive(
     else EPSG:4326). Results made by different models are refused.
     ``index``: an approximate index file (:mod:`rsgeo.archive_index`), built
     if missing; one built from other embeddings is refused unless
-    ``rebuild_index``.
+    ``rebuild_index``; archives under ``exact_below`` tiles (default
+    :data:`rsgeo.archive_index.EXACT_BELOW`) are searched exactly all the same.
     """
     out = Path(output)
     specs = query_specs(texts, top_k=top_k, threshold=threshold)
@@ -227,13 +229,46 @@ def query_archive(
                               f"with {describe_model(members[0].model)}; give that model's encoder")
     vectors = text_vectors(encoder, specs)
     if index is not None:
-        from rsgeo.archive_index import indexed_search
-
-        hits = indexed_search(members, specs, vectors, Path(index), rebuild=rebuild_index, chunk=chunk,
+        hits = indexed_search(members, specs, vectors, Path(index), rebuild=rebuild_index, exact_below=exact_below,
+                              chunk=chunk,
                               progress=progress, cancel=cancel)
     else:
         hits = exact_search(members, specs, vectors, chunk=chunk, progress=progress, cancel=cancel)
     return write_answer(out, members, hits, target)
+
+
+def indexed_search(
+    members: Sequence[Member], specs: Sequence[QuerySpec], vectors: np.ndarray, path: Path, *,
+    rebuild: bool = False, exact_below: int | None = None, chunk: int = CHUNK,
+    progress: Progress | None = None, cancel: Callable[[], bool] | None = None,
+) -> list[Hits]:
+    """The best tiles of each query: by the index at ``path``, exactly below ``exact_below`` tiles.
+
+    A query without ``top_k`` (a threshold alone) is answered exactly too: the
+    index cannot bound how many tiles pass a threshold.
+    """
+    from rsgeo.archive_index import EXACT_BELOW, RERANK, open_index, rescore
+
+    exact_below = EXACT_BELOW if exact_below is None else exact_below
+    n = sum(tile_count(m.path) for m in members)
+    if n < exact_below or all(s.top_k is None for s in specs):
+        logger.info("archive of %d tiles: exact search (the index is for %d tiles or more, and top_k)", n, exact_below)
+        return exact_search(members, specs, vectors, chunk=chunk, progress=progress, cancel=cancel)
+    index = open_index(members, path, rebuild=rebuild, chunk=chunk, progress=progress, cancel=cancel)
+    out: list[Hits] = []
+    for spec, vector in zip(specs, vectors):
+        if spec.top_k is None:
+            out.extend(exact_search(members, [spec], vector[None, :], chunk=chunk, cancel=cancel))
+            continue
+        (rows,) = index.candidates(vector[None, :], spec.top_k * RERANK)
+        member, tiles = index.member[rows].astype(np.int32), index.tile_ids[rows]
+        sims = rescore(members, member, tiles, vector)
+        if spec.threshold is not None:
+            keep = sims >= spec.threshold
+            member, tiles, sims = member[keep], tiles[keep], sims[keep]
+        member, tiles, sims = keep_best(member, tiles, sims, spec.top_k)
+        out.append(Hits(spec, member, tiles, sims))
+    return out
 
 
 def write_answer(output: Path, members: Sequence[Member], hits: Sequence[Hits], crs: Any) -> Path:

@@ -61,8 +61,21 @@ def geometry_blobs(rings: np.ndarray, srs_id: int) -> np.ndarray:
     return out.view(np.uint8).reshape(n, rec.itemsize)
 
 
-def build_result(path: Path, n_tiles: int, *, dim: int = 512, chip: int = 224, seed: int = 0) -> dict[str, float]:
-    """Write the result at ``path``; returns seconds per step."""
+def cluster_centres(clusters: int, dim: int, seed: int = 0) -> np.ndarray:
+    """``clusters`` random unit vectors (float32), the same for the same seed (queries are drawn near them)."""
+    c = np.random.default_rng([seed, 1]).standard_normal((clusters, dim)).astype(np.float32)
+    return c / np.linalg.norm(c, axis=1, keepdims=True)
+
+
+def build_result(
+    path: Path, n_tiles: int, *, dim: int = 512, chip: int = 224, seed: int = 0, clusters: int = 0,
+    spread: float = 0.75,
+) -> dict[str, float]:
+    """Write the result at ``path``; returns seconds per step.
+
+    ``clusters`` > 0 draws the vectors around that many random unit centres (noise of norm about
+    ``spread``), as real embeddings cluster by land cover; results of any ``seed`` share the centres.
+    """
     import pyogrio
     from affine import Affine
     from rasterio.crs import CRS
@@ -126,11 +139,14 @@ def build_result(path: Path, n_tiles: int, *, dim: int = 512, chip: int = 224, s
 
     t0 = time.perf_counter()
     rng = np.random.default_rng(seed)
+    centres = cluster_centres(clusters, dim) if clusters > 0 else None  # shared by every seed: one archive
     ensure_rsgeo_tables(db)
     insert_embedding = f"INSERT INTO {schema.EMBEDDINGS_TABLE} ({schema.COL_TILE_ID}, {schema.COL_EMBEDDING}) VALUES (?, ?)"
     for start in range(0, n_tiles, CHUNK):
         k = min(CHUNK, n_tiles - start)
         emb = rng.standard_normal((k, dim), dtype=np.float32)
+        if centres is not None:
+            emb = centres[rng.integers(0, len(centres), k)] + emb * np.float32(spread / math.sqrt(dim))
         emb /= np.linalg.norm(emb, axis=1, keepdims=True)
         emb = emb.astype("<f4", copy=False)
         db.executemany(insert_embedding, zip(range(start, start + k), emb.view(np.uint8).reshape(k, -1)))

@@ -13,7 +13,7 @@ from typing import Any
 from rsgeo.version import __version__
 
 __all__ = ["__version__", "classify", "embed", "open_result", "query", "ReadOptions", "RunOptions", "QuerySpec", "assess",
-           "sample", "refine"]
+           "sample", "refine", "query_archive", "export_results"]
 
 
 def __getattr__(name: str) -> Any:
@@ -43,6 +43,14 @@ def __getattr__(name: str) -> Any:
 
         return getattr(assessment, name)
 
+    if name == "query_archive":  # one query over many results (docs/archive.md)
+        from rsgeo.archive import query_archive
+
+        return query_archive
+    if name == "export_results":
+        from rsgeo.export import export_results
+
+        return export_results
     if name == "refine":
         from rsgeo.learning import refine
 

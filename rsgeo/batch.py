@@ -291,6 +291,21 @@ def refuse_merge_into_inputs(merged: Path, inputs: Sequence[Path | str]) -> None
             )
 
 
+def common_crs(crss: Sequence[Any], crs: Any = None) -> Any:
+    """The one CRS layers of many scenes are written in: ``crs`` if given, else the scenes' CRS
+    if they share one, else EPSG:4326 (a ``pyproj.CRS``; the merged file and archive answers alike)."""
+    from pyproj import CRS
+    from pyproj.exceptions import CRSError
+
+    if crs is not None:
+        try:
+            return CRS.from_user_input(crs)
+        except CRSError as exc:
+            raise OptionError(f"{crs!r} is not a CRS pyproj knows ({exc}); give one such as EPSG:4326") from None
+    first = CRS.from_user_input(crss[0]) if crss else CRS.from_epsg(4326)
+    return first if all(CRS.from_user_input(c) == first for c in crss) else CRS.from_epsg(4326)
+
+
 def _merge_checked(
     items: Sequence[tuple[str, Path]], metas: list[dict[str, Any]], merged: Path, *, crs: Any = None
 ) -> Path:
@@ -302,7 +317,7 @@ def _merge_checked(
 
     layers = list(metas[0].get("layers", {}))
     crss = [CRS.from_wkt(m["grid"]["crs"]) for m in metas]
-    target = CRS.from_user_input(crs) if crs is not None else (crss[0] if all(c == crss[0] for c in crss) else CRS.from_epsg(4326))
+    target = common_crs(crss, crs)
     for (name, path), meta in zip(items, metas):
         if list(meta.get("layers", {})) != layers:
             raise OptionError(f"{path} has layers {list(meta.get('layers', {}))}, not {layers}: merge results of one batch")

@@ -255,6 +255,13 @@ def ensure_rsgeo_tables(db: sqlite3.Connection) -> None:
         f"CREATE TABLE IF NOT EXISTS {EMBEDDINGS_TABLE} (tile_id INTEGER PRIMARY KEY NOT NULL, embedding BLOB NOT NULL)"
     )
     db.execute(f"CREATE TABLE IF NOT EXISTS {METADATA_TABLE} (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL)")
+    _register_attributes(db, EMBEDDINGS_TABLE, "rsgeo tile embeddings (see rsgeo_metadata.embeddings)")
+    _register_attributes(db, METADATA_TABLE, "rsgeo run metadata (JSON values)")
+    ensure_styles_table(db)
+
+
+def ensure_styles_table(db: sqlite3.Connection) -> None:
+    """Create (if missing) QGIS's default-style table, registered in ``gpkg_contents``."""
     db.execute(
         f"""CREATE TABLE IF NOT EXISTS {STYLES_TABLE} (
             id INTEGER PRIMARY KEY AUTOINCREMENT, f_table_catalog TEXT(256), f_table_schema TEXT(256),
@@ -262,8 +269,6 @@ def ensure_rsgeo_tables(db: sqlite3.Connection) -> None:
             styleSLD TEXT, useAsDefault BOOLEAN, description TEXT, owner TEXT(30), ui TEXT(30),
             update_time DATETIME DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')))"""
     )
-    _register_attributes(db, EMBEDDINGS_TABLE, "rsgeo tile embeddings (see rsgeo_metadata.embeddings)")
-    _register_attributes(db, METADATA_TABLE, "rsgeo run metadata (JSON values)")
     _register_attributes(db, STYLES_TABLE, "QGIS layer styles")
 
 

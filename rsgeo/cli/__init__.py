@@ -23,6 +23,7 @@ COMMANDS = [
     "rsgeo.cli.query_cmd",
     "rsgeo.cli.embed_cmd",
     "rsgeo.cli.batch_cmd",
+    "rsgeo.cli.export_cmd",
     "rsgeo.cli.models_cmd",
     "rsgeo.cli.eval_cmd",
     "rsgeo.cli.sample_cmd",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from rsgeo.cli import common
 
@@ -15,6 +16,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "form one combined query.",
     )
     p.add_argument("source", help="a scene (a file, or a GDAL path or URL such as /vsis3/bucket/x.tif), or a GeoPackage written by rsgeo (answers from its embeddings)")
+    p.add_argument("more", nargs="*", metavar="RESULT", help="more results (files, glob patterns, folders): one ranked answer over the whole archive, written to -o (docs/archive.md)")
     common.add_output_options(p, required=False)
     common.add_raster_options(p)
     g = p.add_argument_group("query")
@@ -26,6 +28,10 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     g.add_argument("--top-k", type=int, metavar="K", help="keep only the K most similar tiles")
     g.add_argument("--threshold", type=float, metavar="S", help="keep only tiles with similarity >= S")
     g.add_argument("--layer", metavar="NAME", help="layer name for a combined query (default query_<slug>)")
+    a = p.add_argument_group("archive (several results, a folder or a pattern; see docs/archive.md)")
+    a.add_argument("--crs", metavar="CRS", help="CRS of the answer, e.g. EPSG:4326 (default: the results' CRS if they share one, else EPSG:4326)")
+    a.add_argument("--index", type=Path, metavar="FILE", help="approximate index of the archive's embeddings (built there if missing; needs rsgeo[archive])")
+    a.add_argument("--rebuild-index", action="store_true", help="rebuild --index when it was built from other embeddings (default: refuse it)")
     common.add_label_options(p, yes_no=True)
     common.add_zone_options(p, unsure=False)
     common.add_read_options(p)
@@ -41,6 +47,13 @@ def run(args: argparse.Namespace) -> int:
 
     if args.zones is not None:
         return _zones(args)
+    if is_archive(args):
+        return _archive(args)
+    if args.index is not None or args.rebuild_index or args.crs is not None:
+        from rsgeo.errors import OptionError, opt
+
+        raise OptionError(f"{opt('index')}, {opt('rebuild_index')} and {opt('crs')} are for an archive query: "
+                          "give several results, a folder or a pattern")
     labels = common.label_source(args)
     if labels is not None:
         return _from_labels(args, labels)
@@ -87,7 +100,37 @@ def _zones(args: argparse.Namespace) -> int:
     from rsgeo.zones import query_zones
 
     common.check_zone_run(args)
+    if is_archive(args):
+        raise OptionError("--zones answers one result at a time: give one result GeoPackage, not several or a folder")
     if not args.text or args.like_tile or args.unlike_tile or args.like or args.unlike:
         raise OptionError("--zones answers text queries: give --text, without example tiles or locations")
     answer = query_zones(rsgeo.open_result(args.source), args.zones, list(args.text), min_area_px=args.min_zone_px)
     return common.write_zones(args, answer)
+def is_archive(args: argparse.Namespace) -> bool:
+    """Several results, a folder or a glob pattern: one answer over the whole archive."""
+
+    source = str(args.source)
+    return bool(args.more) or Path(source).is_dir() or (any(c in source for c in "*?[") and not Path(source).exists())
+
+
+def _archive(args: argparse.Namespace) -> int:
+    from rsgeo.archive import query_archive
+    from rsgeo.errors import OptionError, opt
+
+    if args.output is None:
+        raise OptionError(f"an archive query writes a new GeoPackage: give it with {opt('output', 'ANSWER.gpkg')}")
+    asked = [name for name in ("like_tile", "unlike_tile", "like", "unlike") if getattr(args, name)]
+    asked += [name for name in ("labels", "layer") if getattr(args, name) is not None]
+    asked += [name for name in ("dense", "keep_patches") if getattr(args, name)]
+    if asked:
+        raise OptionError(f"{opt(asked[0])} is for one result; an archive query takes {opt('text')} "
+                          f"(with {opt('top_k')}, {opt('threshold')}, {opt('crs')}, {opt('index')})")
+    if args.model is not None:
+        raise OptionError(f"an archive query is answered by the model that encoded it; leave out {opt('model')}")
+    bar = common.progress(args)
+    out = query_archive(
+        [args.source, *args.more], args.text, args.output, top_k=args.top_k, threshold=args.threshold, crs=args.crs,
+        overwrite=args.overwrite, device=args.device, checkpoint=args.checkpoint, cache_dir=args.cache_dir,
+        index=args.index, rebuild_index=args.rebuild_index, progress=bar, cancel=common.cancel_check(args),
+    )
+    return common.finish(args, bar, out)

@@ -94,6 +94,10 @@ OPTIONS: dict[str, Option] = {
         Option("zones", "--zones", "Zones layer"),
         Option("unsure_below", "--unsure-below", "Unsure below score"),
         Option("min_zone_px", "--min-zone-px", "Minimum zone size (pixels)"),
+        Option("format", "--format", "Export format"),
+        Option("crs", "--crs", "Output CRS"),
+        Option("index", "--index", "Archive index file"),
+        Option("rebuild_index", "--rebuild-index", "Rebuild a stale archive index", switch=True),
     )
 }
 

@@ -33,6 +33,7 @@ from rsgeo.answers import LayerPlan, TileValues
 from rsgeo.cells import axis_boundaries, nearest_chip_index
 from rsgeo.cog import CogOptions, remove_raster, write_cog
 from rsgeo.definitions import schema
+from rsgeo.definitions.colours import LAYER_OPACITY  # as the vector layers' styles: the scene shows through
 from rsgeo.definitions.schema import RasterRecord
 from rsgeo.errors import OptionError, opt
 from rsgeo.grid import ChipGrid
@@ -246,7 +247,7 @@ def paletted_qml(classes: Sequence[str], colours: Sequence[tuple[int, int, int]]
     return (
         "<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>\n"
         '<qgis version="3.22.0" styleCategories="AllStyleCategories"><pipe>'
-        '<rasterrenderer type="paletted" band="1" opacity="1" alphaBand="-1" nodataColor="">'
+        f'<rasterrenderer type="paletted" band="1" opacity="{LAYER_OPACITY}" alphaBand="-1" nodataColor="">'
         f"<rasterTransparency/><colorPalette>{entries}</colorPalette></rasterrenderer>"
         '<brightnesscontrast brightness="0" contrast="0"/><huesaturation saturation="0" grayscaleMode="0" colorizeOn="0"/>'
         "<rasterresampler maxOversampling=\"2\"/></pipe><blendMode>0</blendMode></qgis>"
@@ -269,7 +270,7 @@ def ramp_qml(low: float, high: float, *, band: int = 1) -> str:
     return (
         "<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>\n"
         '<qgis version="3.22.0" styleCategories="AllStyleCategories"><pipe>'
-        f'<rasterrenderer type="singlebandpseudocolor" band="{band}" opacity="1" alphaBand="-1" '
+        f'<rasterrenderer type="singlebandpseudocolor" band="{band}" opacity="{LAYER_OPACITY}" alphaBand="-1" '
         f'classificationMin="{low:.6f}" classificationMax="{high:.6f}" nodataColor="">'
         "<rasterTransparency/><rastershader>"
         f'<colorrampshader colorRampType="INTERPOLATED" classificationMode="1" clip="0" '

@@ -6,51 +6,20 @@ hidden), expands its legend, takes the screenshot and quits.
 """
 
 import os
-import subprocess
+import sys
+
+sys.path.insert(0, os.environ["RSGEO_SHOT_TOOLS"])  # shot_common, beside this script
 
 import processing
-import qgis.utils
-from qgis.core import QgsApplication, QgsProcessingFeedback, QgsProject, QgsRasterLayer
+from qgis.core import QgsProject, QgsRasterLayer
 from qgis.PyQt.QtCore import QCoreApplication, QTimer
-from qgis.PyQt.QtWidgets import QDockWidget
+from shot_common import LogFeedback, iface, prepare_window, shooter
 
-iface = qgis.utils.iface
-OUT = os.environ["RSGEO_SHOT_OUT"]
-LOG = os.environ["RSGEO_SHOT_LOG"]
-shot = False
-
-
-class LogFeedback(QgsProcessingFeedback):
-    def __init__(self) -> None:
-        super().__init__()
-        self.lines: list[str] = []
-
-    def pushInfo(self, info: str) -> None:  # noqa: N802
-        self.lines.append(info)
-
-    def reportError(self, error: str, fatalError: bool = False) -> None:  # noqa: N802,N803
-        self.lines.append("ERROR: " + error)
-
-
-def shoot() -> None:
-    global shot
-    if shot:
-        return
-    shot = True
-    for _ in range(30):
-        QCoreApplication.processEvents()
-    subprocess.run(["import", "-window", "root", OUT], check=False)
-    QgsProject.instance().clear()  # QGIS 3.22 may crash on exit with layers loaded
-    QgsApplication.exit(0)
+shoot = shooter()
 
 
 def start() -> None:
-    window = iface.mainWindow()
-    window.setGeometry(0, 0, 1600, 1000)  # Xvfb has no window manager to maximise it
-    for name in ("Browser", "Browser2"):
-        browser = window.findChild(QDockWidget, name)
-        if browser is not None:
-            browser.hide()
+    prepare_window()
     scene = QgsRasterLayer(os.environ["RSGEO_SHOT_SCENE"], "RGB.byte.tif")
     QgsProject.instance().addMapLayer(scene)
     params = {
@@ -62,8 +31,7 @@ def start() -> None:
         processing.runAndLoadResults("rsgeo:classify", params, feedback=feedback)
     except Exception as exc:  # noqa: BLE001 - the log says what happened
         feedback.lines.append(f"FAILED: {exc}")
-    with open(LOG, "w", encoding="utf-8") as f:
-        f.write("\n".join(feedback.lines) + "\n")
+    feedback.write()
     for _ in range(20):
         QCoreApplication.processEvents()
     root = QgsProject.instance().layerTreeRoot()

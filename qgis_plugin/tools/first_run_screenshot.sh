@@ -25,40 +25,8 @@ torch.manual_seed(0)
 torch.save(open_clip.create_model("ViT-B-32-quickgelu").state_dict(), sys.argv[1])
 PY
 
-PROFILE="$WORK/profiles/profiles/default"
-mkdir -p "$PROFILE/python/plugins" "$PROFILE/QGIS"
-cp -r "$ROOT/qgis_plugin/rsgeo_qgis" "$PROFILE/python/plugins/"
-rm -f "$PROFILE/python/plugins/rsgeo_qgis/definitions"
-cp -r "$ROOT/rsgeo/definitions" "$PROFILE/python/plugins/rsgeo_qgis/definitions"
-cat > "$PROFILE/QGIS/QGIS3.ini" <<INI
-[PythonPlugins]
-rsgeo_qgis=true
-
-[qgis]
-checkVersion=false
-showTips322=false
-showTips=false
-newProjectDefault=false
-
-[rsgeo]
-python=$RSGEO_PYTHON
-backend=external
-model=georsclip-vit-b-32
-checkpoint=$WORK/RS5M_ViT-B-32.pt
-INI
-
-export RSGEO_SHOT_SCENE="$DATA/L7_ETMs.tif" RSGEO_SHOT_OUTPUT="$WORK/L7_ETMs.gpkg" RSGEO_SHOT_OUT="$OUT"
-export RSGEO_SHOT_LOG="$WORK/run.log"
-export XDG_RUNTIME_DIR="$WORK/runtime"
-mkdir -m 700 "$XDG_RUNTIME_DIR"
-unset QT_QPA_PLATFORM PYTHONPATH
-xvfb-run -a -s "-screen 0 1600x1000x24" \
-    qgis --nologo --noversioncheck --profiles-path "$WORK/profiles" \
-    --code "$ROOT/qgis_plugin/tools/first_run_startup.py" >"$WORK/qgis.log" 2>&1 || true
-cat "$RSGEO_SHOT_LOG" 2>/dev/null || true
-if [ ! -s "$OUT" ]; then
-    echo "screenshot: no image written; QGIS log:" >&2
-    tail -40 "$WORK/qgis.log" >&2
-    exit 1
-fi
-echo "$OUT"
+. "$ROOT/qgis_plugin/tools/shot_common.sh"
+shot_profile "$WORK" "model=georsclip-vit-b-32
+checkpoint=$WORK/RS5M_ViT-B-32.pt"
+export RSGEO_SHOT_SCENE="$DATA/L7_ETMs.tif" RSGEO_SHOT_OUTPUT="$WORK/L7_ETMs.gpkg" RSGEO_SHOT_LOG="$WORK/run.log"
+shot_run "$WORK" "$ROOT/qgis_plugin/tools/first_run_startup.py" "$OUT"

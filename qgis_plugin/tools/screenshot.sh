@@ -21,35 +21,7 @@ env -u PYTHONPATH "$RSGEO_PYTHON" -m rsgeo embed "$DATA/RGB.byte.tif" -o "$WORK/
     --model test:hash --chip-size 32 -q
 
 # A fresh QGIS profile with the plugin installed and enabled.
-PROFILE="$WORK/profiles/profiles/default"
-mkdir -p "$PROFILE/python/plugins" "$PROFILE/QGIS"
-cp -r "$ROOT/qgis_plugin/rsgeo_qgis" "$PROFILE/python/plugins/"
-cat > "$PROFILE/QGIS/QGIS3.ini" <<INI
-[PythonPlugins]
-rsgeo_qgis=true
-
-[qgis]
-checkVersion=false
-showTips322=false
-showTips=false
-newProjectDefault=false
-
-[rsgeo]
-python=$RSGEO_PYTHON
-backend=external
-top_k=12
-INI
-
-export RSGEO_SHOT_SCENE="$DATA/RGB.byte.tif" RSGEO_SHOT_RESULT="$WORK/RGB.byte.gpkg" RSGEO_SHOT_OUT="$OUT"
-export XDG_RUNTIME_DIR="$WORK/runtime"
-mkdir -m 700 "$XDG_RUNTIME_DIR"
-unset QT_QPA_PLATFORM PYTHONPATH
-xvfb-run -a -s "-screen 0 1600x1000x24" \
-    qgis --nologo --noversioncheck --profiles-path "$WORK/profiles" \
-    --code "$ROOT/qgis_plugin/tools/screenshot_startup.py" >"$WORK/qgis.log" 2>&1 || true
-if [ ! -s "$OUT" ]; then
-    echo "screenshot: no image written; QGIS log:" >&2
-    tail -40 "$WORK/qgis.log" >&2
-    exit 1
-fi
-echo "$OUT"
+. "$ROOT/qgis_plugin/tools/shot_common.sh"
+shot_profile "$WORK" "top_k=12"
+export RSGEO_SHOT_SCENE="$DATA/RGB.byte.tif" RSGEO_SHOT_RESULT="$WORK/RGB.byte.gpkg"
+shot_run "$WORK" "$ROOT/qgis_plugin/tools/screenshot_startup.py" "$OUT"

@@ -5,25 +5,24 @@ with the test encoder (colour statistics) that is a question whose answer can be
 """
 
 import os
-import subprocess
+import sys
+
+sys.path.insert(0, os.environ["RSGEO_SHOT_TOOLS"])  # shot_common, beside this script
 
 import qgis.utils
-from qgis.core import QgsApplication, QgsProject, QgsRasterLayer
-from qgis.PyQt.QtCore import QCoreApplication, Qt, QTimer
+from qgis.core import QgsProject, QgsRasterLayer
+from qgis.PyQt.QtCore import Qt, QTimer
 from qgis.PyQt.QtWidgets import QDockWidget
-
-iface = qgis.utils.iface
-OUT = os.environ["RSGEO_SHOT_OUT"]
+from shot_common import iface, prepare_window, shooter
 
 
-def shoot() -> None:
+def expand_legend() -> None:
     root = QgsProject.instance().layerTreeRoot()
     iface.layerTreeView().expandAll()  # the graduated legend
     root.findLayer(scene.id()).setExpanded(False)
-    for _ in range(20):
-        QCoreApplication.processEvents()
-    subprocess.run(["import", "-window", "root", OUT], check=False)
-    QgsApplication.exit(0)
+
+
+shoot = shooter(expand_legend, clear=False)
 
 
 def answered(_summary: dict) -> None:
@@ -55,12 +54,8 @@ def ready() -> None:
 
 def start() -> None:
     global scene, dock
+    prepare_window()
     window = iface.mainWindow()
-    window.setGeometry(0, 0, 1600, 1000)  # Xvfb has no window manager to maximise it
-    for name in ("Browser", "Browser2"):
-        browser = window.findChild(QDockWidget, name)
-        if browser is not None:
-            browser.hide()
     layers = window.findChild(QDockWidget, "Layers")
     scene = QgsRasterLayer(os.environ["RSGEO_SHOT_SCENE"], "RGB.byte.tif (Landsat 7, Bahamas)")
     QgsProject.instance().addMapLayer(scene)

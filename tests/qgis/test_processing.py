@@ -97,6 +97,9 @@ def test_classify_scene_styled_and_rendered(plugin, external, project, data_dir:
     raster = loaded("landcover_class (classify)", QgsRasterLayer)
     assert isinstance(raster, QgsRasterLayer) and raster.renderer().type() == "paletted"
     assert [c.label for c in raster.renderer().classes()] == ["water", "forest", "urban area"]
+    from rsgeo_qgis.definitions.colours import LAYER_OPACITY
+
+    assert raster.renderer().opacity() == pytest.approx(LAYER_OPACITY)  # as transparent as the stored vector styles
     assert raster.crs() == layer.crs()
     stats = render([raster], tmp_path / "classify_raster.png")
     assert stats["painted"] > 0.5 * stats["sampled"], stats  # the cells cover the scene

@@ -232,3 +232,25 @@ def test_shipped_xlm_roberta_config_builds_the_published_rs_m_clip_size(tmp_path
     assert round(nbytes / 1e9, 2) == 1.46
     with pytest.raises(ModelError, match=r"does not match the architecture: \d+ tensors differ in shape"):
         load_weights_strict(model, rs_m_clip_layout_folder() / "open_clip_model.safetensors")
+
+
+def test_folder_model_with_random_weights_is_finite_and_seeded(tmp_path: Path) -> None:
+    """``random_weights=True`` draws seeded weights; the default draws none (loaded next)."""
+    import open_clip
+    import torch
+
+    from rsgeo.zoo.openclip_build import create_folder_model, read_open_clip_config
+
+    folder = tmp_path / "vit"
+    folder.mkdir()
+    cfg = {"model_cfg": open_clip.get_model_config("ViT-B-32"), "preprocess_cfg": {}}
+    (folder / "open_clip_config.json").write_text(json.dumps(cfg))
+    config = read_open_clip_config(folder)
+    first = create_folder_model(folder, config, None, random_weights=True).state_dict()
+    torch.manual_seed(123)  # the caller's generator state does not matter
+    second = create_folder_model(folder, config, None, random_weights=True).state_dict()
+    assert all(torch.isfinite(v).all() for v in first.values())
+    assert all(torch.equal(first[k], second[k]) for k in first)
+    undrawn = create_folder_model(folder, config, None).state_dict()
+    drawn_params = [k for k in first if k.endswith("weight") and first[k].ndim == 2]
+    assert any(not torch.equal(first[k], undrawn[k]) for k in drawn_params)

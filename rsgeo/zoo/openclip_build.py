@@ -148,8 +148,20 @@ def _text_tower_source(
     return None, shipped
 
 
-def create_folder_model(folder: Path, config: Mapping[str, Any], text_config: Mapping[str, Any] | None = None) -> Any:
-    """The open_clip model ``folder``'s config describes, with random weights, built offline.
+def create_folder_model(
+    folder: Path,
+    config: Mapping[str, Any],
+    text_config: Mapping[str, Any] | None = None,
+    *,
+    random_weights: bool = False,
+) -> Any:
+    """The open_clip model ``folder``'s config describes, built offline.
+
+    By default no initial weights are drawn: the parameters hold whatever memory
+    they were given (possibly NaN) and must be loaded next, strictly
+    (:func:`build_from_folder`). ``random_weights=True`` draws the usual random
+    initial weights instead, seeded with 0 (tests and benchmarks of the
+    architecture).
 
     A Hugging Face text tower is built from a ``config.json`` next to the open_clip
     config, a local ``hf_model_name`` folder, or a shipped config
@@ -172,8 +184,16 @@ def create_folder_model(folder: Path, config: Mapping[str, Any], text_config: Ma
         if tower_dir is not None:
             kwargs["text_cfg"] = {**text_cfg, "hf_model_name": str(tower_dir), "hf_model_pretrained": False}
         try:
-            # Every parameter is loaded strictly next (build_from_folder): no random draws.
-            with quiet_open_clip(), without_random_init():
+            # Unless asked for random weights, every parameter is loaded strictly next: no draws.
+            if random_weights:
+                import torch
+
+                draws: Any = torch.random.fork_rng(devices=[])
+            else:
+                draws = without_random_init()
+            with quiet_open_clip(), draws:
+                if random_weights:
+                    torch.manual_seed(0)
                 return open_clip.create_model(
                     f"local-dir:{folder}",
                     load_weights=False,

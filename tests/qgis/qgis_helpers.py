@@ -24,7 +24,8 @@ from qgis.PyQt.QtGui import QColor, QImage
 REPO = Path(__file__).resolve().parents[2]
 PLUGIN_DIR = REPO / "qgis_plugin"
 #: The algorithms that read a scene through the model (they have the chip and weights fields).
-ENCODING_ALGORITHM_IDS = ("rsgeo:embed", "rsgeo:classify", "rsgeo:textquery", "rsgeo:querybyexample")
+ENCODING_ALGORITHM_IDS = ("rsgeo:embed", "rsgeo:classify", "rsgeo:textquery", "rsgeo:querybyexample",
+                          "rsgeo:classifyzones", "rsgeo:queryzones")
 #: Every algorithm of the provider: those, and the assessment ones, which read only layers.
 ALGORITHM_IDS = (*ENCODING_ALGORITHM_IDS, "rsgeo:sample", "rsgeo:assess")
 

@@ -6,8 +6,10 @@ from .embed import EmbedAlgorithm
 from .query_example import QueryByExampleAlgorithm
 from .query_text import TextQueryAlgorithm
 from .sample import SampleAlgorithm
+from .zones import ClassifyZonesAlgorithm, QueryZonesAlgorithm
 
-ALGORITHMS = (EmbedAlgorithm, ClassifyAlgorithm, TextQueryAlgorithm, QueryByExampleAlgorithm, SampleAlgorithm,
-              AssessAlgorithm)
+ALGORITHMS = (EmbedAlgorithm, ClassifyAlgorithm, TextQueryAlgorithm, QueryByExampleAlgorithm, ClassifyZonesAlgorithm,
+              QueryZonesAlgorithm, SampleAlgorithm, AssessAlgorithm)
 
-__all__ = ["ALGORITHMS", "AssessAlgorithm", "ClassifyAlgorithm", "EmbedAlgorithm", "QueryByExampleAlgorithm", "SampleAlgorithm", "TextQueryAlgorithm"]
+__all__ = ["ALGORITHMS", "AssessAlgorithm", "ClassifyAlgorithm", "ClassifyZonesAlgorithm", "EmbedAlgorithm",
+           "QueryByExampleAlgorithm", "QueryZonesAlgorithm", "SampleAlgorithm", "TextQueryAlgorithm"]

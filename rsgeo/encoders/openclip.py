@@ -43,15 +43,27 @@ class OpenClipEncoder(TorchClipEncoder):
             model, tokenizer, image_spec=image_spec, identity=identity, device=device,
             precision=precision, languages=languages,
         )
-        with torch.inference_mode():
-            probe_tokens = self.tokenizer(["probe", "a satellite photo of a solar farm."]).to(self.device)
-            probe = self.model.encode_text(probe_tokens[:1])
-        self.embedding_dim = int(probe.shape[-1])
-        # Texts run on their real token length, not the padded 77 (exact; see text_length.py).
-        hf_tokenizer = getattr(tokenizer, "tokenizer", None)
-        self._encode_text = TextLengthTrimmer(
-            self.model, pad_id=getattr(hf_tokenizer, "pad_token_id", None), probe=probe_tokens
-        )
+        dim = getattr(getattr(self.model, "visual", None), "output_dim", None)
+        if not isinstance(dim, int):  # a tower that does not say its width: one text forward tells
+            with torch.inference_mode():
+                dim = int(self.model.encode_text(self.tokenizer(["probe"]).to(self.device)).shape[-1])
+        self.embedding_dim = dim
+        # Built (and checked against encode_text) on the first text: an embed run never pays for it.
+        self._trimmer: TextLengthTrimmer | None = None
+
+    @property
+    def _encode_text(self) -> TextLengthTrimmer:
+        """``encode_text`` on the texts' real token length, not the padded 77 (exact; see text_length.py)."""
+        if self._trimmer is None:
+            import torch
+
+            hf_tokenizer = getattr(self.tokenizer, "tokenizer", None)
+            with torch.inference_mode():
+                probe_tokens = self.tokenizer(["probe", "a satellite photo of a solar farm."]).to(self.device)
+                self._trimmer = TextLengthTrimmer(
+                    self.model, pad_id=getattr(hf_tokenizer, "pad_token_id", None), probe=probe_tokens
+                )
+        return self._trimmer
 
     @classmethod
     def from_name(

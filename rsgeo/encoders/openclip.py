@@ -163,7 +163,10 @@ def load_checkpoint_strict(model: Any, checkpoint: str | Path) -> str:
     if not path.is_file():
         raise ModelError(f"checkpoint {path} does not exist; check the path given with {opt('checkpoint')}")
     try:
-        incompatible = open_clip.load_checkpoint(model, str(path), strict=False)
+        if path.suffix in (".npz", ".npy"):  # big_vision (SigLIP) weights: open_clip converts them
+            incompatible = open_clip.load_checkpoint(model, str(path), strict=False)
+        else:
+            incompatible = _load_in_place(model, path)
     except RuntimeError as exc:
         # torch reports tensors of the wrong shape even with strict=False:
         # the architecture does not match, the file is not damaged.
@@ -189,6 +192,64 @@ def load_checkpoint_strict(model: Any, checkpoint: str | Path) -> str:
             "pick the architecture (arch:ARCH) the checkpoint was trained with"
         )
     return file_sha256(path)
+
+
+def _read_state_dict(path: Path) -> dict[str, Any]:
+    """The file's tensors, memory-mapped where the format allows (safetensors, torch's zip format)."""
+    import torch
+
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        state: Any = load_file(str(path), device="cpu")
+    else:
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        except RuntimeError as exc:
+            if "mmap" not in str(exc):  # the legacy (pre-zip) format cannot be mapped: read it
+                raise
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict) or not state:
+        raise RuntimeError("no state dict in the file")
+    if next(iter(state)).startswith("module."):
+        state = {k[len("module."):]: v for k, v in state.items()}
+    out: dict[str, Any] = state
+    return out
+
+
+def _load_in_place(model: Any, path: Path) -> Any:
+    """Load ``path`` into ``model`` as ``open_clip.load_checkpoint`` does, without a second copy.
+
+    The same conversions of third-party and older layouts run (open_clip's own
+    functions); then, where every tensor already has the parameter's dtype and
+    shape, the parameters *become* the file's memory-mapped tensors (copy-on-write
+    pages: nothing is read before it is used, and the weights are never held
+    twice). Otherwise they are copied in as usual.
+    """
+    import torch
+    from open_clip.convert import convert_state_dict
+    from open_clip.model import convert_to_custom_text_state_dict, resize_pos_embed, resize_text_pos_embed
+
+    state = convert_state_dict(model, _read_state_dict(path))
+    if "positional_embedding" in state and not hasattr(model, "positional_embedding"):
+        state = convert_to_custom_text_state_dict(state)
+    for name in ("logit_scale", "logit_bias"):
+        own = getattr(model, name, None)
+        if name in state and isinstance(own, torch.Tensor) and own.ndim != state[name].ndim:
+            state[name] = state[name].reshape(own.shape)
+    if "logit_bias" not in state and getattr(model, "logit_bias", None) is not None:
+        state["logit_bias"] = torch.zeros_like(state["logit_scale"])
+    own_state = model.state_dict()
+    if "text.transformer.embeddings.position_ids" not in own_state:  # a buffer transformers >= 4.31 no longer saves
+        state.pop("text.transformer.embeddings.position_ids", None)
+    resize_pos_embed(state, model)
+    resize_text_pos_embed(state, model)
+    assign = all(
+        k in own_state and own_state[k].dtype == v.dtype and own_state[k].shape == v.shape for k, v in state.items()
+    )
+    return model.load_state_dict(state, strict=False, assign=assign)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -47,6 +47,17 @@ the worker writes ``{"event": "ready", "version": ...}``. Operations:
     writes the labels as a layer (``tile_id``, ``label`` yes/no) of ``target`` (default: the result).
 ``load_labels``
     ``{"path", "labels", "field", "layer"?}`` → ``{"yes": [ids], "no": [ids]}`` from a vector file or a saved layer.
+``open_archive``
+    ``{"paths": [..], "device"?, "checkpoint"?, "cache_dir"?}`` (result files, patterns or folders)
+    → ``{"results", "tiles", "model_id", "seconds"}``; checks that one model made them all and
+    loads its text encoder (kept for the archive's queries). No embeddings are read.
+``archive_query``
+    ``{"paths": [..], "text": [..], "output", "top_k"?: 20, "threshold"?}`` → the query put to
+    every result at once (:func:`rsgeo.archive.query_archive`, exact, streamed in chunks: only
+    the best tiles are ever held): ``{"output", "layers", "count", "seconds"}``, the answer
+    written to ``output`` (a new GeoPackage, replaced if it exists) as one styled ranked layer
+    per text with the scene of each tile. The folder is listed again on every query: results
+    added since are searched.
 ``close``
     ``{"path"}``; ``shutdown`` ``{}`` ends the process.
 
@@ -103,8 +114,10 @@ class Worker:
             "ping": self.ping, "open": self.open, "warm": self.warm, "query": self.query,
             "classify": self.classify, "class_sets": self.class_sets, "close": self.close,
             "search": self.search, "save_labels": self.save_labels, "load_labels": self.load_labels,
-            "tile_at": self.tile_at,
+            "tile_at": self.tile_at, "open_archive": self.open_archive, "archive_query": self.archive_query,
         }
+        #: Text encoders of the archives opened, by the archive's model id.
+        self._archive_encoders: dict[str, Any] = {}
         self._searches: dict[tuple[str, tuple[str, ...]], Any] = {}
 
     def handle(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -269,6 +282,49 @@ class Worker:
         except ImportError:
             return {"names": []}
         return {"names": [str(n) for n in list_class_sets()]}
+
+    def open_archive(self, request: dict[str, Any]) -> dict[str, Any]:
+        from rsgeo.archive import load_text_encoder, tile_count
+        from rsgeo.collection import open_collection
+
+        paths = _strings(request.get("paths"), "paths")
+        start = time.perf_counter()
+        members = open_collection(paths)
+        model_id = str(members[0].model.get("model_id"))
+        if model_id not in self._archive_encoders:
+            encoder = load_text_encoder(members[0], device=request.get("device") or None,
+                                        checkpoint=request.get("checkpoint") or None,
+                                        cache_dir=request.get("cache_dir") or None)
+            encoder.encode_texts(["warm-up"])
+            self._archive_encoders[model_id] = encoder
+        return {"results": len(members), "tiles": sum(tile_count(m.path) for m in members), "model_id": model_id,
+                "seconds": round(time.perf_counter() - start, 3)}
+
+    def archive_query(self, request: dict[str, Any]) -> dict[str, Any]:
+        import pyogrio
+
+        from rsgeo.archive import query_archive
+        from rsgeo.collection import open_collection
+
+        paths = _strings(request.get("paths"), "paths")
+        texts = _strings(request.get("text"), "text")
+        output = request.get("output")
+        if not isinstance(output, str) or not output:
+            raise ValueError("'output' must be a file path")
+        top_k = request.get("top_k", 20)
+        if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1:
+            raise ValueError("'top_k' must be a whole number of at least 1")
+        threshold = request.get("threshold")
+        model_id = str(open_collection(paths)[0].model.get("model_id"))
+        if model_id not in self._archive_encoders:
+            self.open_archive(request)
+        start = time.perf_counter()
+        out = query_archive(paths, texts, output, top_k=top_k, overwrite=True,
+                            threshold=None if threshold is None else float(threshold),
+                            encoder=self._archive_encoders[model_id])
+        layers = [name for name, _ in pyogrio.list_layers(out) if str(name).startswith("query_")]
+        count = sum(int(pyogrio.read_info(out, layer=name)["features"]) for name in layers)
+        return {"output": str(out), "layers": layers, "count": count, "seconds": round(time.perf_counter() - start, 3)}
 
     def close(self, request: dict[str, Any]) -> dict[str, Any]:
         path = request.get("path")

@@ -126,3 +126,29 @@ def test_a_folder_skips_geopackages_that_are_not_results(archive: dict[str, Path
     shutil.copyfile(archive["merged"], folder / "merged.gpkg")  # a merged file: no embeddings of its own
     out = rsgeo.query_archive([folder], [TEXTS[0]], tmp_path / "skip.gpkg", top_k=3)
     assert set(pyogrio.read_dataframe(out, layer="query_coral_reef")["scene"]) == {"L7_ETMs"}
+
+
+def test_the_worker_answers_over_the_archive_as_the_api_does(archive: dict[str, Path], tmp_path: Path) -> None:
+    """The QGIS panel's archive search: one encoder load, then each query over the folder as query_archive."""
+    from rsgeo.worker import Worker
+
+    worker = Worker()
+    opened = worker.handle({"id": 1, "op": "open_archive", "paths": [str(archive["dir"])]})
+    assert opened["ok"], opened
+    assert opened["result"]["results"] == len(SCENES)
+    assert opened["result"]["tiles"] == sum(len(pyogrio.read_dataframe(archive["dir"] / f"{Path(s).stem}.gpkg",
+                                                                        layer="tiles")) for s in SCENES)
+    out = tmp_path / "panel.gpkg"
+    for rid in (2, 3):  # asked twice: the answer file is replaced, not refused
+        reply = worker.handle({"id": rid, "op": "archive_query", "paths": [str(archive["dir"])],
+                               "text": ["coral reef"], "top_k": 4, "output": str(out)})
+        assert reply["ok"], reply
+    assert reply["result"]["layers"] == ["query_coral_reef"] and reply["result"]["count"] == 4
+    want = tmp_path / "api.gpkg"
+    rsgeo.query_archive([archive["dir"]], ["coral reef"], want, top_k=4)
+    got, ref = (pyogrio.read_dataframe(p, layer="query_coral_reef") for p in (out, want))
+    assert list(got["scene"]) == list(ref["scene"]) and list(got["tile_id"]) == list(ref["tile_id"])
+    np.testing.assert_allclose(got["similarity"], ref["similarity"], atol=1e-6, rtol=0)
+    bad = worker.handle({"id": 4, "op": "archive_query", "paths": [str(archive["dir"])], "text": ["x"],
+                         "top_k": 0, "output": str(out)})
+    assert not bad["ok"] and "top_k" in bad["error"]

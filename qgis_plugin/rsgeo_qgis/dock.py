@@ -12,11 +12,14 @@ the land-cover layer. Answers come from a long-lived worker that keeps the
 embeddings in memory and the text encoder loaded. Results of more than
 ``search_map.MAP_TILES`` tiles are answered as a similarity raster the worker
 writes, plus the top tiles, so that no tile is copied into QGIS's memory; their land cover
-comes as a paletted class raster the same way.
+comes as a paletted class raster the same way. A folder of results is an
+archive: each query is put to every result at once and the best tiles of the whole
+archive come back as one small layer with the scene of each tile (archive_answers).
 """
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from pathlib import Path
@@ -27,6 +30,7 @@ from qgis.gui import QgsDockWidget, QgsFileWidget
 from qgis.PyQt.QtCore import QCoreApplication, Qt, pyqtSignal
 from qgis.PyQt.QtWidgets import (
     QComboBox,
+    QFileDialog,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
@@ -44,6 +48,7 @@ from qgis.PyQt.QtWidgets import (
 )
 
 from . import settings as plugin_settings
+from .archive_answers import ArchiveAnswers
 from .backend import Backend, BackendError, find_backend
 from .layers import open_result_layer
 from .map_tools import PointPickTool, TilePickTool
@@ -108,6 +113,8 @@ class RsgeoDock(QgsDockWidget):
         self._result_model: str | None = None
         #: Centres (result CRS) of the listed tiles of the last map answer.
         self.centres: dict[int, tuple[float, float]] = {}
+        #: Set when a folder of results is open (an archive): then path is the folder.
+        self.archive: ArchiveAnswers | None = None
         self._build_ui()
         QgsProject.instance().layerWillBeRemoved.connect(self._layer_removed)
 
@@ -124,9 +131,14 @@ class RsgeoDock(QgsDockWidget):
         from_layer.setText(tr("Active layer"))
         from_layer.setToolTip(tr("Use the GeoPackage of the active layer"))
         from_layer.clicked.connect(self._from_active_layer)
+        folder = QToolButton(body)
+        folder.setText(tr("Folder…"))
+        folder.setToolTip(tr("Search a folder of rsgeo results at once (an archive of scenes)"))
+        folder.clicked.connect(self._choose_archive)
         row = QHBoxLayout()
         row.addWidget(self.file, 1)
         row.addWidget(from_layer)
+        row.addWidget(folder)
         root.addLayout(row)
         self.status = QLabel(tr("Open a GeoPackage written by rsgeo (Embed scene)."), body)
         self.status.setWordWrap(True)
@@ -218,7 +230,11 @@ class RsgeoDock(QgsDockWidget):
         for w in (self.query, self.search_button, self.pick, self.classify_button, self.class_sets, self.classes,
                   self.learn, *self.label_buttons):
             w.setEnabled(on)
-        if self.map is not None:  # a raster answer: no tiles to hide, no learning (land cover comes as a raster)
+        if self.archive is not None:  # an archive: text queries only, over every result
+            for w in (self.only_top, self.pick, self.learn, *self.label_buttons, self.classify_button,
+                      self.class_sets, self.classes):
+                w.setEnabled(False)
+        elif self.map is not None:  # a raster answer: no tiles to hide, no learning (land cover comes as a raster)
             for w in (self.only_top, self.learn, *self.label_buttons):
                 w.setEnabled(False)
         else:
@@ -256,6 +272,27 @@ class RsgeoDock(QgsDockWidget):
         raw = meta.get(KEY_RASTERS)
         self._rasters = raw if isinstance(raw, dict) else {}
         self._fill_class_choices(meta)
+        self._look_for_backend()
+        return True
+
+    def open_archive(self, folder: str) -> bool:
+        """Open a folder of results: each query then ranks the tiles of all of them at once."""
+        if not os.path.isdir(folder):
+            self._say(tr("{} is not a folder").format(folder))
+            return False
+        self.close_result()
+        self.archive = ArchiveAnswers(folder)
+        self.path = self.archive.folder
+        self.class_sets.clear()
+        self._look_for_backend()
+        return True
+
+    def _choose_archive(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, tr("A folder of rsgeo results"))
+        if folder:
+            self.open_archive(folder)
+
+    def _look_for_backend(self) -> None:
         # Finding rsgeo starts its Python once (``import rsgeo``: 0.4 s or more): not on the main thread.
         self._opening += 1
         opening, settings = self._opening, plugin_settings.load()
@@ -269,7 +306,6 @@ class RsgeoDock(QgsDockWidget):
 
         self._say(tr("Looking for rsgeo…"))
         threading.Thread(target=lookup, name="rsgeo-backend-lookup", daemon=True).start()
-        return True
 
     def _start_worker(self, opening: int, found: object) -> None:
         if opening != self._opening or self.path is None:
@@ -286,6 +322,10 @@ class RsgeoDock(QgsDockWidget):
         self.client.start()
         started = time.monotonic()
         s = plugin_settings.load()  # the settings' weights are the default model's
+        if self.archive is not None:
+            self.client.request("open_archive", lambda ok, r: self._archive_opened(ok, r, started),
+                                paths=[self.archive.folder], device=self._device(), cache_dir=s.cache_dir or None)
+            return
         own = s.checkpoint if self._result_model == s.model else ""
         self.client.request("open", self._opened, path=self.path, device=self._device(),
                             checkpoint=own or None, cache_dir=s.cache_dir or None)
@@ -313,6 +353,15 @@ class RsgeoDock(QgsDockWidget):
         self._tiles = int(result.get("tiles", 0))
         self._model = str(result.get("model_id", ""))
         self._say(tr("{} tiles, model {}; loading the text encoder…").format(self._tiles, self._model))
+
+    def _archive_opened(self, ok: bool, result: Any, started: float) -> None:
+        if not ok or self.archive is None:
+            self._say(tr("Cannot open the folder: {}").format(result))
+            self.failed.emit(str(result))
+            return
+        self._set_enabled(True)
+        self._say(tr("Ready: {} results, {} tiles in {}, model {} (ready in {:.1f} s). Type a query.").format(
+            result["results"], result["tiles"], self.archive.name, result["model_id"], time.monotonic() - started))
 
     def _warmed(self, ok: bool, result: Any, started: float) -> None:
         if not ok:
@@ -359,6 +408,9 @@ class RsgeoDock(QgsDockWidget):
         if self.landcover_map is not None:
             classes, self.landcover_map = self.landcover_map, None
             classes.close()
+        if self.archive is not None:
+            archive, self.archive = self.archive, None
+            archive.close()
         self._rasters = {}
         self.grid = None
         self.like, self.unlike, self.ranked, self.centres, self.candidates = [], [], [], {}, []
@@ -389,6 +441,8 @@ class RsgeoDock(QgsDockWidget):
             self.map.forget_layer(layer_id)
         if self.landcover_map is not None:
             self.landcover_map.forget_layer(layer_id)
+        if self.archive is not None:
+            self.archive.forget_layer(layer_id)
 
     def _worker_failed(self, message: str) -> None:
         self._set_enabled(False)
@@ -408,6 +462,15 @@ class RsgeoDock(QgsDockWidget):
             return
         label = self._label(words)
         asked_at = time.monotonic()
+        if self.archive is not None:
+            if not words:
+                self._say(tr("Type a query: an archive is searched by text."))
+                return
+            self.client.request("archive_query", lambda ok, r: self._answered_archive(ok, r, label, asked_at),
+                                replace="query", paths=[self.archive.folder], text=[words],
+                                top_k=self.top_k.value(), output=self.archive.next_output())
+            self._say(tr("Searching {}…").format(self.archive.name))
+            return
         if self.learning:
             self.client.request("search", lambda ok, r: self._answered(ok, r, label, asked_at), replace="query",
                                 path=self.path, text=[words] if words else [], yes=list(self.like),
@@ -455,6 +518,29 @@ class RsgeoDock(QgsDockWidget):
             self._say(tr("{}: {} tiles ranked in {:.2f} s").format(label, len(ids), seconds))
         self.answered.emit(summary)
 
+    def _answered_archive(self, ok: bool, result: Any, label: str, asked_at: float) -> None:
+        if not ok or self.archive is None:
+            self._say(tr("Query failed: {}").format(result))
+            self.failed.emit(str(result))
+            return
+        layers = list(result.get("layers") or [])
+        if not layers:
+            self._say(tr("Query failed: the answer has no layer"))
+            self.failed.emit("the answer has no layer")
+            return
+        layer = self.archive.show(str(result["output"]), layers[0], tr("rsgeo: {} ({})").format(label, self.archive.name))
+        self._refresh_legend(layer)
+        self.ranked = [(h.tile_id, h.similarity) for h in self.archive.hits]
+        self._show_ranked()
+        seconds = time.monotonic() - asked_at
+        scenes = sorted({h.scene for h in self.archive.hits})
+        self._say(tr("{}: the best {} tiles of {} in {:.2f} s, from {} scenes").format(
+            label, len(self.archive.hits), self.archive.name, seconds, len(scenes)))
+        self.answered.emit({"query": label, "tiles": len(self.archive.hits), "seconds": seconds,
+                            "worker_seconds": float(result.get("seconds", 0.0)), "scenes": scenes,
+                            "top": [(h.scene, h.tile_id, h.similarity) for h in self.archive.hits],
+                            "layer": layer.id()})
+
     def _answered_map(self, ok: bool, result: Any, label: str, asked_at: float) -> None:
         if not ok or self.map is None:
             self._say(tr("Query failed: {}").format(result))
@@ -483,8 +569,9 @@ class RsgeoDock(QgsDockWidget):
         self.map.show(str(result["raster"]), tr("rsgeo: {}").format(label), result["breaks"], shown)
 
     def _top_k_changed(self) -> None:
-        if self.map is not None and self.ranked and self.top_k.value() > len(self.ranked) and self.query.isEnabled():
-            self.ask()  # a map answer holds only the top tiles asked for
+        partial = self.map is not None or self.archive is not None  # answers holding only the top tiles asked for
+        if partial and self.ranked and self.top_k.value() > len(self.ranked) and self.query.isEnabled():
+            self.ask()
         else:
             self._show_ranked()
 
@@ -515,6 +602,13 @@ class RsgeoDock(QgsDockWidget):
 
     def _show_ranked(self) -> None:
         self.results.clear()
+        if self.archive is not None:
+            for hit in self.archive.hits[: self.top_k.value()]:
+                item = QListWidgetItem(tr("{}. {} · tile {} — {:.3f}").format(hit.rank, hit.scene, hit.tile_id,
+                                                                            hit.similarity))
+                item.setData(Qt.ItemDataRole.UserRole, -1 - hit.fid)  # negative: a feature of the answer layer
+                self.results.addItem(item)
+            return
         marks = {**{t: " ✓" for t in self.like}, **{t: " ✗" for t in self.unlike}}
         for rank, (tid, sim) in enumerate(self.ranked[: self.top_k.value()], start=1):
             item = QListWidgetItem(tr("{}. tile {} — {:.3f}{}").format(rank, tid, sim, marks.get(int(tid), "")))
@@ -524,7 +618,7 @@ class RsgeoDock(QgsDockWidget):
 
     def _results_menu(self, pos: Any) -> None:
         item = self.results.itemAt(pos)
-        if item is None or self.client is None:
+        if item is None or self.client is None or self.archive is not None:
             return
         tid = int(item.data(Qt.ItemDataRole.UserRole))
         menu = QMenu(self.results)
@@ -540,7 +634,17 @@ class RsgeoDock(QgsDockWidget):
             self.search.layer.setSubsetString(subset)
 
     def _zoom_to_item(self, item: QListWidgetItem) -> None:
-        self.zoom_to_tile(int(item.data(Qt.ItemDataRole.UserRole)))
+        value = int(item.data(Qt.ItemDataRole.UserRole))
+        if self.archive is not None:
+            self.zoom_to_archive_hit(-1 - value)
+            return
+        self.zoom_to_tile(value)
+
+    def zoom_to_archive_hit(self, fid: int) -> None:
+        """Centre the map on a tile of the archive answer (feature ``fid``) and flash it."""
+        found = self.archive.geometry(fid) if self.archive is not None else None
+        if found is not None and self.iface is not None:
+            self._zoom_to(*found)
 
     def zoom_to_tile(self, tile_id: int) -> None:
         """Centre the map on a tile (a few tiles around it visible) and flash it."""
@@ -559,6 +663,9 @@ class RsgeoDock(QgsDockWidget):
             if feature is None:
                 return
             geom, crs = feature.geometry(), self.search.layer.crs()
+        self._zoom_to(geom, crs)
+
+    def _zoom_to(self, geom: Any, crs: Any) -> None:
         canvas = self.iface.mapCanvas()
         dest = canvas.mapSettings().destinationCrs()
         if dest.isValid() and crs.isValid() and dest != crs:

@@ -31,11 +31,10 @@ def run(args: argparse.Namespace) -> int:
     if args.zones is not None:
         from rsgeo.zones import embed_zones
 
-        zones = embed_zones(
+        embed_zones(  # the zones not scored are one warning of the library's
             args.scene, args.zones, output=args.output, read=common.read_options(args), options=common.run_options(args),
             min_area_px=args.min_zone_px, command=common.command_line(args), progress=bar, cancel=common.cancel_check(args),
         )
-        common.report_zones(zones.status)
         return common.finish(args, bar, args.output)
     out = embed(args.scene, args.output, read=common.read_options(args), options=common.run_options(args),
                 progress=bar, cancel=common.cancel_check(args), command=common.command_line(args))

@@ -317,7 +317,7 @@ def _command_text(command: str | Sequence[str]) -> str:
 
 
 def _bounds(b: Any) -> str:
-    return "(" + ", ".join(f"{v:.6g}" for v in b) + ")"
+    return "(" + ", ".join(f"{v:.10g}" for v in b) + ")"
 
 
 def _zone_frame(frame: Any, label: str) -> Any:
@@ -326,7 +326,7 @@ def _zone_frame(frame: Any, label: str) -> Any:
     if clash:
         raise OptionError(
             f"zones {label} have an attribute {clash[0]!r}, a column rsgeo writes; rename it "
-            f"(e.g. with `ogr2ogr -sql \"SELECT *, {clash[0]} AS my_{clash[0]} ...\"`) and run again"
+            f"(in QGIS, or with `ogr2ogr -sql`) and run again"
         )
     out = frame.reset_index(drop=True)
     out.insert(0, schema.COL_ZONE_ID, np.arange(len(out), dtype=np.int64))

@@ -273,3 +273,26 @@ def test_a_zones_result_takes_no_more_zones(zones_result: Path, zones_4326: Path
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     assert "already holds zone embeddings" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "x.gpkg").exists()
+
+
+def test_a_damaged_zones_result_is_one_line(zones_result: Path, tmp_path: Path) -> None:
+    import sqlite3
+
+    copy = tmp_path / "cut.gpkg"
+    copy.write_bytes(zones_result.read_bytes())
+    with sqlite3.connect(copy) as db:
+        db.execute("DELETE FROM rsgeo_zone_embeddings WHERE zone_id = (SELECT min(zone_id) FROM rsgeo_zone_embeddings)")
+    proc = run_cli("classify", str(copy), "--classes", "a,b", "-o", str(tmp_path / "x.gpkg"), check=False)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert "is damaged" in proc.stderr and "truncated" in proc.stderr
+    assert not (tmp_path / "x.gpkg").exists()
+
+
+def test_embed_zones_never_replaces_an_output_without_overwrite(zones_4326: Path, tmp_path: Path) -> None:
+    out = tmp_path / "zones.gpkg"
+    out.write_bytes(b"an earlier file")
+    proc = run_cli("embed", str(shared(SCENE)), "--zones", f"{zones_4326}:lulc", "-o", str(out), "--model", "test:hash",
+                   *READ, check=False)
+    assert proc.returncode == 1 and "already exists" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert out.read_bytes() == b"an earlier file"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["zones.gpkg"]

@@ -95,31 +95,38 @@ class ZoneResult:
 def write_zone_result(result: ZoneResult, output: str | os.PathLike[str], *, overwrite: bool = False,
                       command: str = "") -> Path:
     """Write ``result`` to ``output`` under its lock, atomically; ``result.path`` becomes ``output``."""
-    import pyogrio
-
-    from rsgeo.gpkg import atomic_output, check_output, connect, ensure_zone_tables, set_metadata
+    from rsgeo.gpkg import check_output
     from rsgeo.locks import OutputLock
 
     out = Path(output)
     check_output(out, overwrite=overwrite)
+    with OutputLock(out, command=command):
+        return write_zone_file(result, out, overwrite=overwrite)
+
+
+def write_zone_file(result: ZoneResult, output: Path, *, overwrite: bool) -> Path:
+    """:func:`write_zone_result` for a caller already holding the output's lock."""
+    import pyogrio
+
+    from rsgeo.gpkg import atomic_output, check_output, connect, ensure_zone_tables, set_metadata
+
+    check_output(output, overwrite=overwrite)  # again: another run may have written it meanwhile
     record = schema.EmbeddingsRecord.from_dict(result.metadata[schema.KEY_EMBEDDINGS])
     dtype = np.dtype(schema.EMBEDDING_DTYPES[record.dtype])
     ok = [k for k, s in enumerate(result.status) if s == "ok"]
     ids = np.asarray(result.frame[schema.COL_ZONE_ID], np.int64)
-    with OutputLock(out, command=command):
-        check_output(out, overwrite=overwrite)
-        with atomic_output(out) as tmp:
-            pyogrio.write_dataframe(result.frame, tmp, layer=schema.ZONES_LAYER, driver="GPKG",
-                                    dataset_options={"VERSION": "1.2"})
-            with connect(tmp) as db:
-                ensure_zone_tables(db)
-                db.executemany(
-                    f"INSERT INTO {schema.ZONE_EMBEDDINGS_TABLE} (zone_id, embedding) VALUES (?, ?)",
-                    [(int(ids[k]), result.embeddings[k].astype(dtype).tobytes()) for k in ok],
-                )
-                set_metadata(db, result.metadata)
-    result.path = out
-    return out
+    with atomic_output(output) as tmp:
+        pyogrio.write_dataframe(result.frame, tmp, layer=schema.ZONES_LAYER, driver="GPKG",
+                                dataset_options={"VERSION": "1.2"})
+        with connect(tmp) as db:
+            ensure_zone_tables(db)
+            db.executemany(
+                f"INSERT INTO {schema.ZONE_EMBEDDINGS_TABLE} (zone_id, embedding) VALUES (?, ?)",
+                [(int(ids[k]), result.embeddings[k].astype(dtype).tobytes()) for k in ok],
+            )
+            set_metadata(db, result.metadata)
+    result.path = output
+    return output
 
 
 def is_zone_result(path: str | os.PathLike[str]) -> bool:

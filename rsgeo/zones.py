@@ -30,6 +30,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -258,23 +259,35 @@ def embed_zones(
     with ``output`` it is also stored there (atomically, under the output's lock),
     for :func:`classify_zones` and :func:`query_zones` to answer later.
     """
-    from pathlib import Path
-
-    from rsgeo.definitions.models import DEFAULT_MODEL
     from rsgeo.gpkg import check_output
     from rsgeo.preflight import refuse_output_is_input
-    from rsgeo.scene import Scene
     from rsgeo.sources import SceneSource
-    from rsgeo.zone_chips import plan_zone_chips, scene_footprint
-    from rsgeo.zone_results import write_zone_result
 
     for flag, name in ((options.resume, "resume"), (options.cluster is not None, "cluster"), (options.dense, "dense")):
         if flag:
             raise OptionError(f"{opt(name)} is not available with {opt('zones')}; leave it out")
     source = SceneSource.of(scene)
-    if output is not None:
-        check_output(Path(output), overwrite=options.overwrite)
-        refuse_output_is_input(source, Path(output))
+    if output is None:
+        return _embed_zones(source, zones, None, encoder, read, options, min_area_px, min_valid, command, progress, cancel)
+    from rsgeo.locks import OutputLock
+
+    check_output(Path(output), overwrite=options.overwrite)
+    refuse_output_is_input(source, Path(output))
+    with OutputLock(Path(output), command=_command_text(command)):  # one run at a time writes an output
+        return _embed_zones(source, zones, Path(output), encoder, read, options, min_area_px, min_valid, command,
+                            progress, cancel)
+
+
+def _embed_zones(
+    source: Any, zones: str | Any, output: Path | None, encoder: Encoder | None, read: ReadOptions,
+    options: RunOptions, min_area_px: float, min_valid: float, command: str | Sequence[str],
+    progress: ProgressCallback | None, cancel: CancelCheck | None,
+) -> ZoneResult:
+    from rsgeo.definitions.models import DEFAULT_MODEL
+    from rsgeo.scene import Scene
+    from rsgeo.zone_chips import plan_zone_chips, scene_footprint
+    from rsgeo.zone_results import write_zone_file
+
     label = repr(zones) if isinstance(zones, str) else "given"
     with Scene(source, read) as opened:
         d = opened.dataset
@@ -306,7 +319,7 @@ def embed_zones(
     result = ZoneResult(frame, emb, meta, chips=tuple(chips), chip_embeddings=chip_emb, chip_valid=chip_valid,
                         encoder_override=enc)
     if output is not None:
-        write_zone_result(result, output, overwrite=options.overwrite, command=_command_text(command))
+        write_zone_file(result, output, overwrite=options.overwrite)
     return result
 
 
@@ -417,7 +430,7 @@ def _zones_metadata(
         schema.KEY_ZONES: {
             "source": label.strip("'"), "chip_size_px": size_px, "min_area_px": min_area_px, "min_valid": min_valid,
             "mask_rgb": [int(v) for v in mask_colour(encoder.image_spec)],
-            "mask_rule": "pixels outside the zone (pixel centres) and nodata pixels set to mask_rgb, the model's mean colour",
+            "mask_rule": "pixels outside the zone (by pixel centre) and nodata pixels set to mask_rgb, the mean colour",
             "combine": "area-weighted mean of the unit chip embeddings, re-normalised",
         },
     }

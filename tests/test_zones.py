@@ -296,3 +296,22 @@ def test_embed_zones_never_replaces_an_output_without_overwrite(zones_4326: Path
     assert proc.returncode == 1 and "already exists" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
     assert out.read_bytes() == b"an earlier file"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["zones.gpkg"]
+
+
+def test_query_on_the_scene_equals_query_on_the_zones_result(zones_result: Path, zones_4326: Path, tmp_path: Path) -> None:
+    stored, direct = tmp_path / "stored.gpkg", tmp_path / "direct.gpkg"
+    run_cli("query", str(zones_result), "--text", "a river", "-o", str(stored), "-q")
+    run_cli("query", str(shared(SCENE)), "--zones", f"{zones_4326}:lulc", "--text", "a river", "--model", "test:hash",
+            *READ, "-o", str(direct), "-q")
+    a, b = gpd.read_file(stored, layer="zones"), gpd.read_file(direct, layer="zones")
+    assert a.drop(columns="geometry").equals(b.drop(columns="geometry"))
+
+
+def test_a_cancelled_embed_writes_nothing(zones_4326: Path, tmp_path: Path) -> None:
+    from rsgeo.errors import Cancelled
+
+    out = tmp_path / "zones.gpkg"
+    with pytest.raises(Cancelled):
+        embed_zones(shared(SCENE), f"{zones_4326}:lulc", output=out, read=ReadOptions(chip_size=32, bands=(4, 3, 2)),
+                    options=RunOptions(encoder=HashEncoder(), batch_size=4), cancel=lambda: True)
+    assert list(tmp_path.iterdir()) == []  # no output, no temporary file, no lock left

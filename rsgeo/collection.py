@@ -117,6 +117,9 @@ def _metadata(path: Path) -> dict[str, Any]:
                           "written by rsgeo embed/classify/query") from None
     except ValueError as exc:
         raise DamagedResultError(f"{path} is damaged: {exc}; encode its scene again") from None
+    if meta.get(schema.KEY_RESULT_KIND) == schema.RESULT_KIND_ZONES:
+        raise ResultError(f"{path} is a zones result (rsgeo embed --zones), not tiles; its zones layer is a GeoPackage "
+                          "layer already: read it with GDAL/QGIS, or answer it with rsgeo classify/query")
     for key in (schema.KEY_MODEL, schema.KEY_GRID, schema.KEY_EMBEDDINGS):
         if not isinstance(meta.get(key), dict):
             raise DamagedResultError(f"{path} is damaged: its metadata has no {key!r} record; encode its scene again")

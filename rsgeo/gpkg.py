@@ -30,6 +30,7 @@ from rsgeo.definitions.schema import (
     SCHEMA_VERSION,
     SQLITE_SIDE_SUFFIXES,
     STYLES_TABLE,
+    ZONE_EMBEDDINGS_TABLE,
     decode_metadata,
     encode_metadata,
     temporary_name,
@@ -41,7 +42,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "EMBEDDINGS_TABLE", "GEOMETRY_COLUMN", "METADATA_TABLE", "SCHEMA_VERSION", "STYLES_TABLE",
-    "atomic_output", "check_output", "connect", "copy_journal_embeddings", "ensure_rsgeo_tables", "is_disk_full",
+    "atomic_output", "check_output", "connect", "copy_journal_embeddings", "ensure_rsgeo_tables", "ensure_zone_tables", "is_disk_full",
     "is_geopackage", "read_metadata", "set_metadata", "set_style", "use_large_pages", "write_layer",
 ]
 #: SQLite page size for files holding embeddings (the largest SQLite allows): with
@@ -256,6 +257,17 @@ def ensure_rsgeo_tables(db: sqlite3.Connection) -> None:
     )
     db.execute(f"CREATE TABLE IF NOT EXISTS {METADATA_TABLE} (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL)")
     _register_attributes(db, EMBEDDINGS_TABLE, "rsgeo tile embeddings (see rsgeo_metadata.embeddings)")
+    _register_attributes(db, METADATA_TABLE, "rsgeo run metadata (JSON values)")
+    ensure_styles_table(db)
+
+
+def ensure_zone_tables(db: sqlite3.Connection) -> None:
+    """Create (if missing) a zones result's own tables: zone embeddings, metadata, styles."""
+    db.execute(
+        f"CREATE TABLE IF NOT EXISTS {ZONE_EMBEDDINGS_TABLE} (zone_id INTEGER PRIMARY KEY NOT NULL, embedding BLOB NOT NULL)"
+    )
+    db.execute(f"CREATE TABLE IF NOT EXISTS {METADATA_TABLE} (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL)")
+    _register_attributes(db, ZONE_EMBEDDINGS_TABLE, "rsgeo zone embeddings (see rsgeo_metadata.embeddings)")
     _register_attributes(db, METADATA_TABLE, "rsgeo run metadata (JSON values)")
     ensure_styles_table(db)
 

@@ -96,6 +96,12 @@ def _validate(db: sqlite3.Connection, path: Path) -> dict[str, Any]:
         metadata = schema.decode_metadata(db.execute(f"SELECT key, value FROM {schema.METADATA_TABLE}").fetchall())
     except ValueError as exc:
         raise _damaged(path, f"its metadata is not JSON ({exc})") from None
+    if metadata.get(schema.KEY_RESULT_KIND) == schema.RESULT_KIND_ZONES:
+        raise ResultError(
+            f"{path} is a zones result (one embedding per zone, from `rsgeo embed --zones`), not tiles; "
+            f"ask it with `rsgeo classify {path.name} --classes ...` or `rsgeo query {path.name} --text ...`, "
+            "or in Python with rsgeo.zones.open_zones"
+        )
     for table in schema.RESULT_TABLES:
         if table.casefold() not in tables:
             raise _damaged(path, f"its {table} table is missing", metadata)

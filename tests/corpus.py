@@ -454,3 +454,48 @@ def zero_header(path: Path) -> None:
     data = bytearray(path.read_bytes())
     data[:100] = bytes(100)
     path.write_bytes(bytes(data))
+
+
+# -- zones (issue 19): vector layers of polygons to answer for ---------------------------------
+
+
+def _zones(path: Path, polygons: list[Any], crs: Any, **columns: list[Any]) -> Path:
+    import geopandas as gpd
+
+    frame = gpd.GeoDataFrame({"name": [f"zone {i}" for i in range(len(polygons))], **columns}, geometry=polygons, crs=crs)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with warnings.catch_warnings(action="ignore", category=UserWarning):  # "crs was not provided": the point
+        frame.to_file(path, layer="zones", driver="GPKG")
+    return path
+
+
+def _inside_boxes() -> list[Any]:
+    """Two fields inside the default scene (UTM 33N): one within a chip, one over four chips."""
+    import shapely
+
+    x0, y0 = TRANSFORM.c, TRANSFORM.f
+    return [shapely.box(x0 + 200, y0 - 500, x0 + 500, y0 - 200), shapely.box(x0 + 400, y0 - 1400, x0 + 1400, y0 - 400)]
+
+
+def zones(directory: Path) -> Path:
+    """Good zones, in EPSG:4326 (the scene is in UTM 33N)."""
+    import geopandas as gpd
+
+    return _zones(directory / "zones.gpkg", list(gpd.GeoSeries(_inside_boxes(), crs=UTM).to_crs("EPSG:4326")), "EPSG:4326")
+
+
+def zones_without_crs(directory: Path) -> Path:
+    """Zones drawn in the scene's coordinates but saved without a CRS."""
+    return _zones(directory / "no_crs_zones.gpkg", _inside_boxes(), None)
+
+
+def zones_elsewhere(directory: Path) -> Path:
+    """Zones that miss the scene: valid polygons, on another continent (EPSG:4326, in Brazil)."""
+    import shapely
+
+    return _zones(directory / "far_zones.gpkg", [shapely.box(-47.9, -15.8, -47.8, -15.7)], "EPSG:4326")
+
+
+def zones_with_status(directory: Path) -> Path:
+    """Zones whose attributes include ``status``, a column rsgeo writes."""
+    return _zones(directory / "status_zones.gpkg", _inside_boxes(), UTM, status=["planted", "fallow"])

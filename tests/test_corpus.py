@@ -732,3 +732,37 @@ def test_temporary_file_of_a_killed_run_is_removed_by_the_next(tmp_path: Path) -
     assert_ok(classify(scene, out, *CHIPS), out)
     assert not stale.exists()
     assert other.exists() and alive.exists()
+
+
+# -- zones (issue 19) ---------------------------------------------------------------------------------------
+
+BAD_ZONES = [
+    # (id, maker, words the message must hold)
+    ("zones-without-crs", C.zones_without_crs, ["no_crs_zones.gpkg", "no CRS", "ogr2ogr -a_srs"]),
+    ("zones-elsewhere", C.zones_elsewhere, ["none of the 1 zones", "overlaps rgb.tif", "check the zones' CRS"]),
+    ("zones-with-a-status-attribute", C.zones_with_status, ["'status'", "a column rsgeo writes", "rename it"]),
+]
+
+
+@pytest.mark.parametrize("make, words", [(m, w) for _, m, w in BAD_ZONES], ids=[i for i, _, _ in BAD_ZONES])
+@pytest.mark.parametrize("command", ["embed", "classify"])
+def test_bad_zones_are_one_line(tmp_path: Path, make: Maker, words: list[str], command: str) -> None:
+    out = tmp_path / "out.gpkg"
+    extra = CLASSES if command == "classify" else []
+    proc = rsgeo(command, C.rgb(tmp_path), "--zones", f"{make(tmp_path)}:zones", "-o", out, *MODEL, *CHIPS, *extra)
+    assert_one_line_error(proc, *words, code=2)
+    assert_nothing_written(out)
+
+
+def test_zones_over_nodata_are_reported_not_scored(tmp_path: Path) -> None:
+    """A zone over nodata pixels gets status no_data; the zone beside it is scored from its valid pixels."""
+    mask = np.ones((C.HEIGHT, C.WIDTH), bool)
+    mask[:, :60] = False  # the first zone (columns 20-50) lies in nodata; the second (40-140) a fifth in it
+    scene = C.write(tmp_path / "masked.tif", C.pattern(3, C.HEIGHT, C.WIDTH), mask=mask)
+    out = tmp_path / "zones_out.gpkg"
+    proc = rsgeo("embed", scene, "--zones", C.zones(tmp_path), "-o", out, *MODEL, *CHIPS)
+    assert_ok(proc, out, warnings=["rsgeo: WARNING: 1 of 2 zones not scored (too small or no data): see the status column"])
+    zones = pyogrio.read_dataframe(out, layer="zones")
+    assert zones["status"].tolist() == ["no_data", "ok"]
+    assert zones["valid_fraction"].tolist() == pytest.approx([0.0, 0.8], abs=0.02)
+    assert zones["n_chips"].tolist() == [1, 4]

@@ -1,25 +1,44 @@
-"""Zones (issue 19): one answer per real land-use polygon, from stored chip embeddings.
+"""Zones (issue 19): one answer per real land-use polygon.
 
 The eo-learn Sentinel-2 scene is embedded with 32-pixel chips by the test encoder; its own
-land-use polygons (EPSG:32633), reprojected to EPSG:4326, are the zones.
+land-use polygons (EPSG:32633), reprojected to EPSG:4326, are the zones. They are answered
+from a tiles result's stored chip embeddings, and (``embed --zones``) from each zone's own
+chips with the pixels outside it masked, stored as a zones result.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
 import pytest
+import rasterio
 import shapely
+from rasterio.features import geometry_mask
+from rasterio.windows import bounds as window_bounds
 
 import rsgeo
 from rsgeo.answers import polygons
-from rsgeo.zones import STATUS_NO_DATA, STATUS_OK, STATUS_TOO_SMALL, UNSURE, classify_zones, query_zones, parse_zones, zone_embeddings
+from rsgeo.encoders.testing import HashEncoder
+from rsgeo.errors import ResultError
+from rsgeo.options import RunOptions
+from rsgeo.preprocess import fit_chip
+from rsgeo.scene import ReadOptions, Scene
+from rsgeo.zone_results import open_zones
+from rsgeo.zones import (
+    STATUS_NO_DATA, STATUS_OK, STATUS_TOO_SMALL, UNSURE, classify_zones, embed_zones, parse_zones, query_zones,
+    zone_embeddings,
+)
 from tests.conftest import run_cli, shared
 
 LULC = "eolearn/TestEOPatch__vector_timeless__LULC.gpkg"
+SCENE = "eolearn/s2_l1c_scene2_13band.tif"
 CLASSES = ["forest", "cultivated land", "water"]
+READ = ["--chip-size", "32", "--bands", "4,3,2"]
+#: A fixed stretch, so that a copy of the scene with other pixels reads the same pixels the same way.
+STRETCH = "range:0,0.2"
 
 
 @pytest.fixture(scope="module")
@@ -102,13 +121,6 @@ def test_cli_classify_zones(embedded: Path, zones_4326: Path, tmp_path: Path) ->
     assert set(scored["top_class"]) <= set(CLASSES) | {UNSURE}
 
 
-def test_cli_zones_on_a_scene_is_one_clear_line(zones_4326: Path, tmp_path: Path) -> None:
-    proc = run_cli("classify", str(shared("eolearn/s2_l1c_scene2_13band.tif")), "--zones", str(zones_4326),
-                   "--classes", "a,b", "-o", str(tmp_path / "x.gpkg"), check=False)
-    assert proc.returncode != 0 and "Traceback" not in proc.stderr
-    assert "rsgeo embed" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
-
-
 def test_zones_mostly_outside_the_scene_are_no_data(embedded: Path) -> None:
     result = rsgeo.open_result(embedded)
     left, bottom, right, top = shapely.box(*polygons(result.grid, result.index.tile_ids).tolist()[0].bounds).bounds
@@ -129,3 +141,177 @@ def test_cli_query_zones_matches_the_library(embedded: Path, zones_4326: Path, t
     sims = got["similarity"].dropna().to_numpy()
     assert len(sims) == (got["status"] == STATUS_OK).sum() and (np.diff(sims) <= 1e-7).all()  # best first
     assert np.allclose(sims, expect["similarity"].dropna().to_numpy(), atol=1e-6)
+
+
+# -- zones encoded from their own masked chips (embed --zones) ----------------------------
+
+
+@pytest.fixture(scope="module")
+def zones_result(tmp_path_factory: pytest.TempPathFactory, zones_4326: Path) -> Path:
+    out = tmp_path_factory.mktemp("zr") / "zones.gpkg"
+    run_cli("embed", str(shared(SCENE)), "--zones", f"{zones_4326}:lulc", "-o", str(out), "--model", "test:hash",
+            *READ, "-q")
+    return out
+
+
+def _embed(scene: Path, zones: Any, **read: Any) -> Any:
+    return embed_zones(scene, zones, read=ReadOptions(chip_size=32, bands=(4, 3, 2), **read),
+                       options=RunOptions(encoder=HashEncoder()))
+
+
+def test_embed_zones_stores_the_zones_in_the_scene_crs(zones_result: Path, zones_4326: Path) -> None:
+    source = gpd.read_file(zones_4326, layer="lulc")
+    stored = open_zones(zones_result)
+    with rasterio.open(shared(SCENE)) as d:
+        assert stored.frame.crs == d.crs != source.crs
+    for col in source.columns.drop("geometry"):
+        assert stored.frame[col].tolist() == source[col].tolist()
+    back = gpd.GeoSeries(stored.frame.geometry.values, crs=stored.frame.crs).to_crs(source.crs)
+    assert back.geom_equals_exact(source.geometry, tolerance=1e-9).all()
+    assert stored.status[-1] == STATUS_TOO_SMALL and np.isnan(stored.embeddings[-1]).all()
+    ok = np.asarray(stored.status) == STATUS_OK
+    assert ok.sum() >= 10 and np.allclose(np.linalg.norm(stored.embeddings[ok], axis=1), 1, atol=1e-5)
+    assert (stored.frame["n_chips"][ok] >= 1).all()
+    assert stored.metadata["result_kind"] == "zones" and stored.metadata["zones"]["mask_rgb"] == [128, 128, 128]
+    with pytest.raises(ResultError, match="zones result"):
+        rsgeo.open_result(zones_result)
+
+
+def test_a_zone_over_several_chips_is_the_area_weighted_mean_of_its_masked_chips(zones_4326: Path) -> None:
+    scene = shared(SCENE)
+    result = _embed(scene, f"{zones_4326}:lulc")
+    chips, emb = result.chips, result.chip_embeddings
+    big = [k for k, n in enumerate(result.frame["n_chips"]) if n > 1 and result.status[k] == STATUS_OK]
+    assert big, "no zone spans several chips"
+    encoder = HashEncoder()
+    with Scene(scene, ReadOptions(chip_size=32, bands=(4, 3, 2))) as opened:
+        for k in big:
+            geom = result.frame.geometry.iloc[k]
+            rows = [i for i, c in enumerate(chips) if c.zone == k]
+            expect = np.zeros(emb.shape[1])
+            for i in rows:
+                window = chips[i].window
+                box = shapely.box(*window_bounds(window, opened.dataset.transform))
+                area = box.intersection(geom).area
+                assert area > 0 and chips[i].area == pytest.approx(area)
+                # the chip the model saw, masked here independently: zone pixel centres kept, the rest grey
+                rgb, _ = opened.read_chip(window)
+                inside = geometry_mask([geom], out_shape=rgb.shape[:2], transform=chips[i].transform, invert=True)
+                masked = np.where(inside[:, :, None], rgb, 128).astype(np.uint8)
+                own = encoder.encode_images(fit_chip(masked, encoder.image_spec)[None])[0]
+                assert np.allclose(emb[i], own, atol=1e-6)
+                expect += area * own / np.linalg.norm(own)
+            assert np.allclose(result.embeddings[k], expect / np.linalg.norm(expect), atol=1e-5)
+            # the chips cover the zone's part inside the scene
+            union = shapely.union_all([shapely.box(*window_bounds(chips[i].window, opened.dataset.transform)) for i in rows])
+            footprint = shapely.box(*opened.dataset.bounds)
+            assert geom.intersection(footprint).difference(union).area < 1e-6 * geom.area
+
+
+def _changed_copy(tmp_path: Path, name: str, change: Any) -> Path:
+    with rasterio.open(shared(SCENE)) as src:
+        data, profile = src.read(), src.profile
+    data = change(data)
+    out = tmp_path / name
+    with rasterio.open(out, "w", **profile) as dst:
+        dst.write(data)
+    return out
+
+
+def test_masking_is_real(tmp_path: Path, zones_4326: Path) -> None:
+    """Pixels outside a zone do not change its embedding; pixels inside do."""
+    original = _embed(shared(SCENE), f"{zones_4326}:lulc", stretch=STRETCH)
+    k = next(k for k, s in enumerate(original.status) if s == STATUS_OK and original.frame["n_chips"][k] == 1)
+    geom = original.frame.geometry.iloc[k]
+    with rasterio.open(shared(SCENE)) as d:
+        inside = geometry_mask([geom], out_shape=(d.height, d.width), transform=d.transform, invert=True)
+    rng = np.random.default_rng(0)
+
+    def outside(data: np.ndarray) -> np.ndarray:
+        noise = rng.uniform(0, 0.2, data.shape).astype(data.dtype)
+        return np.where(inside[None], data, noise)
+
+    def within(data: np.ndarray) -> np.ndarray:
+        return np.where(inside[None], data * 0.5, data).astype(data.dtype)
+
+    others = [j for j, s in enumerate(original.status) if s == STATUS_OK and j != k]
+    moved = _embed(_changed_copy(tmp_path, "outside.tif", outside), f"{zones_4326}:lulc", stretch=STRETCH)
+    assert np.array_equal(moved.embeddings[k], original.embeddings[k])
+    assert not np.allclose(moved.embeddings[others], original.embeddings[others])  # the noise was really there
+    darker = _embed(_changed_copy(tmp_path, "inside.tif", within), f"{zones_4326}:lulc", stretch=STRETCH)
+    assert not np.allclose(darker.embeddings[k], original.embeddings[k], atol=1e-4)
+
+
+def test_embed_then_classify_equals_classify_on_the_scene(zones_result: Path, zones_4326: Path, tmp_path: Path) -> None:
+    stored, direct = tmp_path / "stored.gpkg", tmp_path / "direct.gpkg"
+    proc = run_cli("classify", str(zones_result), "--classes", ",".join(CLASSES), "-o", str(stored), "-q")
+    run_cli("classify", str(shared(SCENE)), "--zones", f"{zones_4326}:lulc", "--classes", ",".join(CLASSES),
+            "--model", "test:hash", *READ, "-o", str(direct), "-q")
+    a, b = gpd.read_file(stored, layer="zones"), gpd.read_file(direct, layer="zones")
+    assert a.drop(columns="geometry").equals(b.drop(columns="geometry"))
+    assert proc.stderr.startswith(f"{int((a['status'] != STATUS_OK).sum())} of {len(a)} zones not scored")
+    ok = a["status"] == STATUS_OK
+    assert set(a["top_class"][ok]) <= set(CLASSES) and a["top_class"][~ok].isna().all()
+    expect = classify_zones(open_zones(zones_result), None, CLASSES)
+    assert np.allclose(a["top_score"].to_numpy(float), expect["top_score"].to_numpy(float), equal_nan=True, atol=1e-6)
+
+
+def test_query_a_zones_result_matches_the_library(zones_result: Path, tmp_path: Path) -> None:
+    out = tmp_path / "q.gpkg"
+    run_cli("query", str(zones_result), "--text", "a forest", "-o", str(out), "-q")
+    got = gpd.read_file(out, layer="zones")
+    expect = query_zones(open_zones(zones_result), None, ["a forest"])
+    assert got["zone_id"].tolist() == expect["zone_id"].tolist()
+    sims = got["similarity"].dropna().to_numpy()
+    assert len(sims) == (got["status"] == STATUS_OK).sum() and (np.diff(sims) <= 1e-7).all()
+    assert np.allclose(sims, expect["similarity"].dropna().to_numpy(), atol=1e-6)
+
+
+def test_a_zones_result_takes_no_more_zones(zones_result: Path, zones_4326: Path, tmp_path: Path) -> None:
+    proc = run_cli("classify", str(zones_result), "--zones", str(zones_4326), "--classes", "a,b",
+                   "-o", str(tmp_path / "x.gpkg"), check=False)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert "already holds zone embeddings" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "x.gpkg").exists()
+
+
+def test_a_damaged_zones_result_is_one_line(zones_result: Path, tmp_path: Path) -> None:
+    import sqlite3
+
+    copy = tmp_path / "cut.gpkg"
+    copy.write_bytes(zones_result.read_bytes())
+    with sqlite3.connect(copy) as db:
+        db.execute("DELETE FROM rsgeo_zone_embeddings WHERE zone_id = (SELECT min(zone_id) FROM rsgeo_zone_embeddings)")
+    proc = run_cli("classify", str(copy), "--classes", "a,b", "-o", str(tmp_path / "x.gpkg"), check=False)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert "is damaged" in proc.stderr and "truncated" in proc.stderr
+    assert not (tmp_path / "x.gpkg").exists()
+
+
+def test_embed_zones_never_replaces_an_output_without_overwrite(zones_4326: Path, tmp_path: Path) -> None:
+    out = tmp_path / "zones.gpkg"
+    out.write_bytes(b"an earlier file")
+    proc = run_cli("embed", str(shared(SCENE)), "--zones", f"{zones_4326}:lulc", "-o", str(out), "--model", "test:hash",
+                   *READ, check=False)
+    assert proc.returncode == 1 and "already exists" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert out.read_bytes() == b"an earlier file"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["zones.gpkg"]
+
+
+def test_query_on_the_scene_equals_query_on_the_zones_result(zones_result: Path, zones_4326: Path, tmp_path: Path) -> None:
+    stored, direct = tmp_path / "stored.gpkg", tmp_path / "direct.gpkg"
+    run_cli("query", str(zones_result), "--text", "a river", "-o", str(stored), "-q")
+    run_cli("query", str(shared(SCENE)), "--zones", f"{zones_4326}:lulc", "--text", "a river", "--model", "test:hash",
+            *READ, "-o", str(direct), "-q")
+    a, b = gpd.read_file(stored, layer="zones"), gpd.read_file(direct, layer="zones")
+    assert a.drop(columns="geometry").equals(b.drop(columns="geometry"))
+
+
+def test_a_cancelled_embed_writes_nothing(zones_4326: Path, tmp_path: Path) -> None:
+    from rsgeo.errors import Cancelled
+
+    out = tmp_path / "zones.gpkg"
+    with pytest.raises(Cancelled):
+        embed_zones(shared(SCENE), f"{zones_4326}:lulc", output=out, read=ReadOptions(chip_size=32, bands=(4, 3, 2)),
+                    options=RunOptions(encoder=HashEncoder(), batch_size=4), cancel=lambda: True)
+    assert list(tmp_path.iterdir()) == []  # no output, no temporary file, no lock left

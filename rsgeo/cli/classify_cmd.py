@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
             raise OptionError(f"--templates-file {args.templates_file} holds no template; write one per line, with {{}}")
         templates += from_file
     classes = parse_class_list(args.classes) if args.classes is not None else None
-    if args.zones is not None:
+    if args.zones is not None or common.source_is_zone_result(args.source):
         return _zones(args, classes)
     labels = common.label_source(args)
     if labels is not None:
@@ -88,15 +88,12 @@ def _from_labels(args: argparse.Namespace, labels: Any, classes: list[str] | Non
 
 
 def _zones(args: argparse.Namespace, classes: list[str] | None) -> int:
-    import rsgeo
     from rsgeo.errors import OptionError
     from rsgeo.zones import classify_zones
 
     common.check_zone_run(args)
     if classes is None:
-        raise OptionError("--zones needs --classes A,B,... (class sets are not yet supported with zones)")
-    answer = classify_zones(
-        rsgeo.open_result(args.source), args.zones, classes, unsure_below=args.unsure_below,
-        min_area_px=args.min_zone_px,
-    )
+        raise OptionError("zones need --classes A,B,... (class sets are not yet supported with zones)")
+    source, zones = common.zone_source(args)
+    answer = classify_zones(source, zones, classes, unsure_below=args.unsure_below, min_area_px=args.min_zone_px)
     return common.write_zones(args, answer)

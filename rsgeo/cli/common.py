@@ -227,38 +227,81 @@ def label_source(args: argparse.Namespace) -> Any:
 
 
 def add_zone_options(p: argparse.ArgumentParser, *, unsure: bool) -> None:
-    z = p.add_argument_group("zones (one answer per polygon, from a result's stored embeddings: docs/inputs.md)")
-    z.add_argument("--zones", metavar="ZONES.gpkg[:layer]", help="answer for each polygon of this vector layer (any CRS) instead of each chip; the source must be a result GeoPackage and -o a new GeoPackage for the zone answers")
+    z = p.add_argument_group("zones (one answer per polygon: docs/inputs.md)")
+    z.add_argument("--zones", metavar="ZONES.gpkg[:layer]", help="encode or answer each polygon of this vector layer (any CRS) instead of each chip, into a new GeoPackage -o: from a scene, each zone is encoded from its own chips with the pixels outside it masked; from a result GeoPackage, the stored embeddings of the chips it overlaps are combined")
     if unsure:
-        z.add_argument("--unsure-below", type=float, metavar="SCORE", help='with --zones: top_class is "unsure" where the top score is below SCORE')
+        z.add_argument("--unsure-below", type=float, metavar="SCORE", help='with zones: top_class is "unsure" where the top score is below SCORE')
     z.add_argument("--min-zone-px", type=float, default=1.0, metavar="N", help="with --zones: zones under N pixels of area are reported (status too_small), not answered (default 1)")
 
 
+def source_is_zone_result(path: str | Path) -> bool:
+    """Whether the input is a zones result (``rsgeo embed SCENE --zones``)."""
+    from rsgeo.sources import is_remote
+    from rsgeo.zone_results import is_zone_result
+
+    return not is_remote(path) and is_zone_result(path)
+
+
 def check_zone_run(args: argparse.Namespace) -> None:
-    """``--zones`` answers from a result's embeddings into a new GeoPackage: refuse anything else."""
+    """Zone answers go to a new GeoPackage; a zones result already has its zones."""
     from rsgeo.errors import OptionError
 
-    if not source_is_result(args.source):
+    if args.zones is not None and source_is_zone_result(args.source):
         raise OptionError(
-            f"--zones answers from stored embeddings, and {args.source} is not an rsgeo GeoPackage; "
-            f"run `rsgeo embed {args.source} -o scene.gpkg` first, then `rsgeo {args.command} scene.gpkg --zones ...`"
+            f"{args.source} already holds zone embeddings; leave out --zones to answer for its zones, "
+            "or give the scene to encode other zones"
         )
     if args.output is None:
-        raise OptionError("--zones writes a new GeoPackage: give it with -o ZONES_OUT.gpkg")
+        raise OptionError("zone answers go to a new GeoPackage: give it with -o ZONES_OUT.gpkg")
     if args.output.exists() and not args.overwrite:
         raise OptionError(f"{args.output} exists; pass --overwrite to replace it")
 
 
-def write_zones(args: argparse.Namespace, answer: Any) -> int:
-    """Write the zone answers (layer ``zones`` or ``--layer``); the count not answered on stderr."""
+def zone_source(args: argparse.Namespace) -> tuple[Any, str | None]:
+    """What zones are answered from, and the zones to pass with it: a zones result (its own zones),
+    a tiles result (``--zones``), or a scene, whose ``--zones`` are encoded now (not stored)."""
+    from rsgeo.errors import OptionError
+
+    if source_is_zone_result(args.source):
+        from rsgeo.definitions.models import canonical_model_id
+        from rsgeo.zone_results import open_zones
+
+        zones = open_zones(args.source, device=args.device, checkpoint=args.checkpoint, cache_dir=args.cache_dir)
+        if args.model is not None and canonical_model_id(args.model) != zones.model_id:
+            raise OptionError(f"{zones.name} was encoded with model {zones.model_id!r}, not {args.model!r}; leave out --model")
+        return zones, None
+    if source_is_result(args.source):
+        import rsgeo
+
+        return rsgeo.open_result(args.source), args.zones
+    from rsgeo.zones import embed_zones
+
+    default_model_unless_result(args)
+    return embed_zones(
+        args.source, args.zones, read=read_options(args), options=run_options(args), min_area_px=args.min_zone_px,
+        command=command_line(args), progress=progress(args), cancel=cancel_check(args),
+    ), None
+
+
+def report_zones(status: Any) -> None:
+    """The count of zones not answered, on stderr (also under -q: it says why rows are empty)."""
     import sys
 
     from rsgeo.zones import STATUS_OK
 
-    if args.output.exists():
-        args.output.unlink()
-    answer.to_file(args.output, layer=args.layer or "zones")
-    skipped = int((answer["status"] != STATUS_OK).sum())
+    skipped = sum(str(s) != STATUS_OK for s in status)
     if skipped:
-        print(f"{skipped} of {len(answer)} zones not scored (too small or no data; see the status column)", file=sys.stderr)
+        print(f"{skipped} of {len(status)} zones not scored (too small or no data; see the status column)", file=sys.stderr)
+
+
+def write_zones(args: argparse.Namespace, answer: Any) -> int:
+    """Write the zone answers (layer ``zones`` or ``--layer``) atomically; the count not answered on stderr."""
+    from rsgeo.gpkg import atomic_output, check_output
+    from rsgeo.locks import OutputLock
+
+    check_output(args.output, overwrite=args.overwrite)
+    with OutputLock(args.output, command=" ".join(map(str, getattr(args, "argv", None) or [])) or str(args.command)):
+        with atomic_output(args.output) as tmp:
+            answer.to_file(tmp, layer=args.layer or "zones", driver="GPKG")
+    report_zones(answer["status"])
     return finish(args, progress(args), args.output)

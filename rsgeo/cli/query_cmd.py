@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     from rsgeo.answers import QuerySpec
     from rsgeo.api import query
 
-    if args.zones is not None:
+    if args.zones is not None or (not args.more and common.source_is_zone_result(args.source)):
         return _zones(args)
     if is_archive(args):
         return _archive(args)
@@ -95,17 +95,19 @@ def _from_labels(args: argparse.Namespace, labels: object) -> int:
 
 
 def _zones(args: argparse.Namespace) -> int:
-    import rsgeo
     from rsgeo.errors import OptionError
     from rsgeo.zones import query_zones
 
-    common.check_zone_run(args)
     if is_archive(args):
-        raise OptionError("--zones answers one result at a time: give one result GeoPackage, not several or a folder")
+        raise OptionError("zones are answered one source at a time: give one scene or result, not several or a folder")
+    common.check_zone_run(args)
     if not args.text or args.like_tile or args.unlike_tile or args.like or args.unlike:
-        raise OptionError("--zones answers text queries: give --text, without example tiles or locations")
-    answer = query_zones(rsgeo.open_result(args.source), args.zones, list(args.text), min_area_px=args.min_zone_px)
+        raise OptionError("zones answer text queries: give --text, without example tiles or locations")
+    source, zones = common.zone_source(args)
+    answer = query_zones(source, zones, list(args.text), min_area_px=args.min_zone_px)
     return common.write_zones(args, answer)
+
+
 def is_archive(args: argparse.Namespace) -> bool:
     """Several results, a folder or a glob pattern: one answer over the whole archive."""
 

@@ -449,6 +449,32 @@ MAX_CLASSES = MAX_LAYER_COLUMNS - len(LANDCOVER_FIXED_COLUMNS)
 #: Tables every complete result holds (the tiles layer and rsgeo's two own tables; styles are optional).
 RESULT_TABLES = (TILES_LAYER, EMBEDDINGS_TABLE, METADATA_TABLE)
 
+# -- zones results (issue 19: ``rsgeo embed SCENE --zones ZONES``; docs/inputs.md) ----------
+
+#: Metadata key naming what kind of result a file is; absent in a tiles result (the original kind).
+KEY_RESULT_KIND = "result_kind"
+#: :data:`KEY_RESULT_KIND` of a result holding one embedding per zone instead of per tile.
+RESULT_KIND_ZONES = "zones"
+#: The zones layer: the zones in the scene CRS, their own attributes and the columns below.
+ZONES_LAYER = "zones"
+#: One embedding per scored zone: ``zone_id`` and a little-endian float blob.
+ZONE_EMBEDDINGS_TABLE = "rsgeo_zone_embeddings"
+#: How the zones were embedded: the zones' source, chip size, masking, thresholds.
+KEY_ZONES = "zones"
+#: Layer kind of :data:`ZONES_LAYER`.
+KIND_ZONES = "zones"
+COL_ZONE_ID = "zone_id"
+COL_STATUS = "status"
+COL_N_CHIPS = "n_chips"
+#: Columns rsgeo adds to the zones layer (a zones file with an attribute of one of these names is refused).
+ZONE_COLUMNS = (COL_ZONE_ID, COL_STATUS, COL_VALID_FRACTION, COL_N_CHIPS)
+#: Tables every complete zones result holds.
+ZONE_RESULT_TABLES = (ZONES_LAYER, ZONE_EMBEDDINGS_TABLE, METADATA_TABLE)
+#: The keys every complete zones result has (no grid: each zone has chips of its own).
+ZONE_REQUIRED_KEYS = (
+    KEY_SCHEMA_VERSION, KEY_RUN, KEY_MODEL, KEY_SCENE, KEY_READ, KEY_EMBEDDINGS, KEY_LAYERS, KEY_RESULT_KIND, KEY_ZONES,
+)
+
 
 def reserved_table_names() -> frozenset[str]:
     """Every exact table name the schema keeps (case-folded as SQLite compares them)."""

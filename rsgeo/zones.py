@@ -233,7 +233,22 @@ def classify_zones(
     for j, col in enumerate(score_columns(names)):
         out[col] = scores[:, j]
     out["top_class"], out["top_score"] = top_class, top_score
+    out.attrs["classes"] = list(names)
+    out.attrs["colours"] = resolved.colours
     return out
+
+
+def zone_style(answer: Any) -> str:
+    """The QGIS style of a zone answer: by top class (``unsure`` grey), or graduated by similarity."""
+    from rsgeo.styles import categorized_qml, category_colours, graduated_qml
+
+    if "top_class" in answer.columns:
+        names = list(answer.attrs.get("classes") or sorted({str(c) for c in answer["top_class"].dropna()} - {UNSURE}))
+        colours = category_colours(names, answer.attrs.get("colours"))
+        if (answer["top_class"] == UNSURE).any():
+            names, colours = [*names, UNSURE], [*colours, "160,160,160"]
+        return categorized_qml("top_class", names, colours)
+    return graduated_qml("similarity", answer["similarity"].to_numpy(np.float64))
 
 
 def embed_zones(

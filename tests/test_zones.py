@@ -119,6 +119,18 @@ def test_cli_classify_zones(embedded: Path, zones_4326: Path, tmp_path: Path) ->
     assert {"LULC_ID", "LULC_NAME", "status", "top_class", "top_score"} <= set(answer.columns)
     scored = answer[answer["status"] == STATUS_OK]
     assert set(scored["top_class"]) <= set(CLASSES) | {UNSURE}
+    qml = _stored_style(out, "zones")  # QGIS opens it coloured by class, every class in the legend
+    assert 'attr="top_class"' in qml and all(f'value="{c}"' in qml for c in CLASSES)
+    assert ('value="unsure"' in qml) == bool((answer["top_class"] == UNSURE).any())
+
+
+def _stored_style(path: Path, layer: str) -> str:
+    import sqlite3
+
+    with sqlite3.connect(path) as db:
+        rows = db.execute("SELECT styleQML FROM layer_styles WHERE f_table_name = ?", (layer,)).fetchall()
+    assert len(rows) == 1, rows
+    return str(rows[0][0])
 
 
 def test_zones_mostly_outside_the_scene_are_no_data(embedded: Path) -> None:
@@ -141,6 +153,8 @@ def test_cli_query_zones_matches_the_library(embedded: Path, zones_4326: Path, t
     sims = got["similarity"].dropna().to_numpy()
     assert len(sims) == (got["status"] == STATUS_OK).sum() and (np.diff(sims) <= 1e-7).all()  # best first
     assert np.allclose(sims, expect["similarity"].dropna().to_numpy(), atol=1e-6)
+    qml = _stored_style(out, "zones")
+    assert 'type="graduatedSymbol"' in qml and 'attr="similarity"' in qml
 
 
 # -- zones encoded from their own masked chips (embed --zones) ----------------------------

@@ -296,12 +296,16 @@ def report_zones(status: Any) -> None:
 
 def write_zones(args: argparse.Namespace, answer: Any) -> int:
     """Write the zone answers (layer ``zones`` or ``--layer``) atomically; the count not answered on stderr."""
-    from rsgeo.gpkg import atomic_output, check_output
+    from rsgeo.gpkg import atomic_output, check_output, connect, ensure_styles_table, set_style
     from rsgeo.locks import OutputLock
+    from rsgeo.zones import zone_style
 
     check_output(args.output, overwrite=args.overwrite)
     with OutputLock(args.output, command=" ".join(map(str, getattr(args, "argv", None) or [])) or str(args.command)):
         with atomic_output(args.output) as tmp:
             answer.to_file(tmp, layer=args.layer or "zones", driver="GPKG")
+            with connect(tmp) as db:  # styled: QGIS opens the answer coloured by class or similarity
+                ensure_styles_table(db)
+                set_style(db, args.layer or "zones", zone_style(answer))
     report_zones(answer["status"])
     return finish(args, progress(args), args.output)

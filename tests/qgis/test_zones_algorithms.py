@@ -95,6 +95,8 @@ def test_classify_zones_from_a_memory_layer_equals_the_cli(plugin, external, pro
     loaded = [lyr for lyr in QgsProject.instance().mapLayers().values() if lyr.source().endswith("layername=zones")]
     assert len(loaded) == 1 and loaded[0].featureCount() == 3
     assert loaded[0].crs().authid() == "EPSG:32618"  # the scene's CRS, not the zones'
+    assert loaded[0].renderer().type() == "categorizedSymbol"  # the style rsgeo stored
+    assert {c.value() for c in loaded[0].renderer().categories()} >= {"sea", "island", "cloud"}
     got = _answers(str(out), "zones")
     assert {k: v["status"] for k, v in got.items()} == {"big": "ok", "tiny": "too_small", "away": "no_data"}
     assert got["big"]["top_class"] in {"sea", "island", "cloud"}
@@ -142,3 +144,33 @@ def test_zones_need_two_classes_or_a_query(plugin, project, embedded: Path) -> N
     with pytest.raises(QgsProcessingException, match="at least one query"):
         QgsApplication.processingRegistry().createAlgorithmById("rsgeo:queryzones").build_command(
             {"RESULT": str(embedded), "ZONES": zones, "TEXT": "  "}, QgsProcessingContext())
+
+
+def test_classify_zones_of_a_scene_masks_each_zone(plugin, external, project, embedded: Path, data_dir: Path,
+                                                   tmp_path: Path, rsgeo_python: str) -> None:
+    """A raster layer as input: each zone is encoded from its own chips, pixels outside it masked."""
+    from qgis.core import QgsRasterLayer
+
+    zones = _zones_layer(embedded)
+    scene = QgsRasterLayer(str(data_dir / "RGB.byte.tif"), "rgb")
+    QgsProject.instance().addMapLayer(scene)
+    out = tmp_path / "scene_zones.gpkg"
+    result = _run("rsgeo:classifyzones", {
+        "INPUT": scene, "ZONES": zones, "CLASSES": CLASSES, "MODEL": "test:hash", "CHIP_SIZE": "64px",
+        "OUTPUT": str(out),
+    })
+    assert result["LAYER_NAMES"] == "zones"
+    got = _answers(str(out), "zones")
+    assert {k: v["status"] for k, v in got.items()} == {"big": "ok", "tiny": "too_small", "away": "no_data"}
+    cli_out = tmp_path / "cli_scene.gpkg"
+    _cli(rsgeo_python, "classify", str(data_dir / "RGB.byte.tif"), "--zones",
+         _file_copy(zones, tmp_path / "fields.gpkg"), "--classes", CLASSES.replace(" ", ""), "--model", "test:hash",
+         "--chip-size", "64px", "-o", str(cli_out))
+    want = _answers(str(cli_out), "zones")
+    assert got["big"]["top_class"] == want["big"]["top_class"]
+    assert got["big"]["top_score"] == pytest.approx(want["big"]["top_score"], abs=1e-6)
+    # Masked chips, not the stored whole chips: the answer differs from the one from the embedded result.
+    stored = tmp_path / "stored.gpkg"
+    _cli(rsgeo_python, "classify", str(embedded), "--zones", _file_copy(zones, tmp_path / "f2.gpkg"),
+         "--classes", CLASSES.replace(" ", ""), "-o", str(stored))
+    assert _answers(str(stored), "zones")["big"]["top_score"] != pytest.approx(got["big"]["top_score"], abs=1e-6)

@@ -113,11 +113,12 @@ def open_dataset(path: str | os.PathLike[str] | SceneSource) -> Any:
     source = SceneSource.of(path)
     from rsgeo.stac import is_stac_item
 
-    if not source.remote and is_stac_item(source.local):
+    if is_stac_item(source.path):  # a local item file, or an item URL
         from rsgeo.stac import item_vrt
 
-        _, vrt = item_vrt(source.local)
-        return rasterio.open(vrt)
+        _, vrt = item_vrt(source.path)
+        with rasterio.Env(**remote_gdal_options()):
+            return rasterio.open(vrt)
     if not source.remote:
         local = source.local
         if not local.exists():

@@ -43,11 +43,12 @@ def item(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_bands_found_by_common_name(item: Path) -> None:
-    found = band_assets(read_item(item), item.parent)
-    assert [f[0] for f in found] == ["red", "green", "blue"] and all(f[2] == 0.5 for f in found)
+    found = band_assets(read_item(item), str(item.parent))
+    assert [f.name for f in found] == ["red", "green", "blue"] and all(f.scale == 0.5 for f in found)
     assert band_indices(item, ["nir", "red", "green"]) == (4, 3, 2)
+    assert band_indices(item, ["B08", "red", "B03"]) == (4, 3, 2)  # eo:bands names and asset keys too
     with pytest.raises(SceneError, match="swir16"):
-        band_assets(read_item(item), item.parent, ["swir16"])
+        band_assets(read_item(item), str(item.parent), ["swir16"])
 
 
 def test_item_embeds_as_the_file_itself(item: Path, tmp_path: Path) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from rsgeo.cli import common
+from rsgeo.cli import common, search
 from rsgeo.definitions.models import DEFAULT_MODEL
 
 
@@ -14,8 +14,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         description="Encode every chip of SCENE with the image encoder and store the tiles and their embeddings "
         "in OUT.gpkg, so that classify and query answer later without reading the scene.",
     )
-    p.add_argument("scene", help="the scene (GeoTIFF or any raster GDAL reads; also a GDAL path or URL such as /vsis3/bucket/x.tif)")
+    p.add_argument("scene", nargs="?", help="the scene (GeoTIFF or any raster GDAL reads; also a GDAL path or URL such as /vsis3/bucket/x.tif, or a STAC item file or URL); none with --stac-search")
     common.add_output_options(p, required=True)
+    search.add_options(p)
     common.add_read_options(p)
     common.add_run_options(p, default_model=DEFAULT_MODEL)
     common.add_verbosity(p)
@@ -25,6 +26,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 def run(args: argparse.Namespace) -> int:
     from rsgeo.api import embed
 
+    if search.asked(args, args.scene):
+        return search.run(args)
     bar = common.progress(args)
     out = embed(args.scene, args.output, read=common.read_options(args), options=common.run_options(args),
                 progress=bar, cancel=common.cancel_check(args), command=common.command_line(args))

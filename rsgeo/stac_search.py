@@ -114,7 +114,7 @@ def search_items(search: StacSearch, *, timeout: float = SEARCH_TIMEOUT_S) -> li
 
     failures = (APIError, PystacClientWarning, pystac.STACError, requests.RequestException, ValueError, KeyError)
     server_filters = False
-    with warnings.catch_warnings(record=True) as caught:
+    with warnings.catch_warnings(record=True) as caught, _quiet_retries():
         warnings.simplefilter("always", PystacClientWarning)
         try:
             client = pystac_client.Client.open(search.url, timeout=timeout)
@@ -126,7 +126,7 @@ def search_items(search: StacSearch, *, timeout: float = SEARCH_TIMEOUT_S) -> li
             )
             items = _kept(found.items_as_dicts(), search)
         except failures as exc:
-            reason = " ".join(str(exc).split())[:300] or type(exc).__name__
+            reason = _reason(exc)
             raise SceneError(
                 f"the STAC search at {search.url} failed ({reason}); check the URL of the API's landing page "
                 "(try it with curl), the collection ids and --datetime"
@@ -143,6 +143,25 @@ def search_items(search: StacSearch, *, timeout: float = SEARCH_TIMEOUT_S) -> li
             f"widen {opt('bbox')}, {opt('datetime')} or {opt('max_cloud')}, or check {opt('collection')}"
         )
     return [absolute_hrefs(item, search.url) for item in items]
+
+
+@contextmanager
+def _quiet_retries() -> Iterator[None]:
+    """urllib3 logs each retry of a failed connection as a warning; the one error line says it all."""
+    pool = logging.getLogger("urllib3.connectionpool")
+    before = pool.level
+    pool.setLevel(max(before, logging.ERROR))
+    try:
+        yield
+    finally:
+        pool.setLevel(before)
+
+
+def _reason(exc: BaseException) -> str:
+    """The gist of a failure: the OS error of a failed connection (``[Errno 111] Connection refused``), else the message."""
+    text = " ".join(str(exc).split())
+    errno = re.findall(r"\[Errno -?\d+\] [^'\")]+", text)
+    return errno[-1] if errno else text[:300] or type(exc).__name__
 
 
 def _kept(found: Iterator[dict[str, Any]], search: StacSearch) -> list[dict[str, Any]]:

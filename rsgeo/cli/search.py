@@ -68,8 +68,9 @@ def run(args: argparse.Namespace, *, classes: tuple[str, ...] | None = None, cla
 
     out_dir = args.output
     if out_dir is None or not out_dir.is_dir():
+        fix = "" if out_dir is None else ", not a GeoPackage" if out_dir.suffix.lower() == ".gpkg" else f" (mkdir -p {out_dir})"
         raise OptionError(f"{opt('stac_search')} writes one result per item into a folder: give an existing folder "
-                          f"with {opt('output', 'OUT_DIR')}" + (f" (mkdir -p {out_dir})" if out_dir is not None else ""))
+                          f"with {opt('output', 'OUT_DIR')}{fix}")
     search = StacSearch(
         args.stac_search, collections=tuple(args.collection or ()),
         bbox=parse_bbox(args.bbox, args.bbox_crs) if args.bbox is not None else None, datetime=args.datetime,

@@ -20,8 +20,6 @@ import json
 import logging
 import math
 import os
-import urllib.error
-import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,6 +98,9 @@ def stac_item_id(path: str | os.PathLike[str]) -> str | None:
 
 def fetch_json(url: str, *, what: str, timeout: float = FETCH_TIMEOUT_S) -> Any:
     """The JSON document at ``url``; one :class:`SceneError` line saying what to check if it cannot be had."""
+    import urllib.error
+    import urllib.request
+
     request = urllib.request.Request(url, headers={"Accept": "application/geo+json, application/json"})
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310  (http(s) only: is_item_url)

@@ -279,8 +279,24 @@ def test_stac_search_by_get_takes_max_items(item: Path, www: str, tmp_path: Path
     assert [i["id"] for i in found.items_as_dicts()] == list(CLOUDS)  # GET paging, one item a page
     out = tmp_path / "found"
     out.mkdir()
-    run_cli("embed", "--stac-search", f"{www}/api", "--max-items", "1", "-o", str(out), *MODEL, "-q")
+    run_cli("query", "--stac-search", f"{www}/api", "--max-items", "1", "-o", str(out), *MODEL, "--text", "a river", "-q")
     assert [p.name for p in out.glob("*.gpkg")] == ["S2_clear.gpkg"]
+    assert "query_a_river" in rsgeo.open_result(out / "S2_clear.gpkg").metadata["layers"]
+
+
+def test_bbox_in_another_crs_is_searched_in_degrees() -> None:
+    from pyproj import Transformer
+
+    from rsgeo.stac_search import parse_bbox
+
+    assert parse_bbox("14,45,15,46") == (14.0, 45.0, 15.0, 46.0)
+    west, south, east, north = parse_bbox("500000,5000000,510000,5010000", "EPSG:32633")
+    assert west == pytest.approx(15.0)  # x = 500000 is UTM 33N's central meridian, 15° E
+    to_lonlat = Transformer.from_crs("EPSG:32633", "EPSG:4326", always_xy=True)
+    for x in (500000, 505000, 510000):
+        for y in (5000000, 5010000):
+            lon, lat = to_lonlat.transform(x, y)
+            assert west - 1e-9 <= lon <= east + 1e-9 and south - 1e-9 <= lat <= north + 1e-9
 
 
 @pytest.mark.parametrize("case", ["no-items", "missing-band", "unreachable-item", "unreachable-api"])

@@ -200,7 +200,8 @@ class _Placed:
     nodata: float | None
 
 
-def _open(asset: BandAsset, item_id: object) -> Any:
+def open_asset(asset: BandAsset, item_id: object) -> Any:
+    """The asset opened with rasterio; one :class:`SceneError` line if it cannot be."""
     import rasterio
     from rasterio.errors import RasterioIOError
 
@@ -236,7 +237,7 @@ def _stacked(item: dict[str, Any], base: str) -> tuple[tuple[Any, Any, int, int]
     grids: dict[int, tuple[Any, Any, int, int]] = {}
     nodata: dict[int, float | None] = {}
     for i in order:
-        with _open(bands[i], item.get("id")) as ds:
+        with open_asset(bands[i], item.get("id")) as ds:
             grids[i], nodata[i] = (ds.crs, ds.transform, ds.width, ds.height), ds.nodata
     grid = grids[order[0]]
     placed = []

@@ -211,6 +211,8 @@ STAC_MISTAKES = [
      ["--max-cloud", "[0, 100]"]),
     ("search-with-zones", ["classify", "--stac-search", f"{UNREACHABLE}/api", "-o", "{out}", *CLASSES, "--zones", "z.gpkg"],
      ["--zones does not go with --stac-search"]),
+    ("search-mosaic-into-a-folder", ["embed", "--stac-search", f"{UNREACHABLE}/api", "--mosaic", "-o", "{out}"],
+     ["--mosaic writes one result", "-o OUT.gpkg"]),
     ("search-query-without-text", ["query", "--stac-search", f"{UNREACHABLE}/api", "-o", "{out}"], ["--text"]),
 ]
 

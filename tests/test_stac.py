@@ -30,7 +30,7 @@ import rasterio
 from rasterio.enums import Resampling
 
 import rsgeo
-from rsgeo.errors import SceneError
+from rsgeo.errors import OptionError, SceneError
 from rsgeo.stac import band_assets, band_indices, read_item
 from tests.conftest import ROOT, run_cli, shared
 from tests.test_remote import RangeRequestHandler
@@ -317,6 +317,51 @@ def test_stac_mistakes_are_one_line_and_write_nothing(item: Path, www: str, tmp_
         proc = run_cli("query", "--stac-search", "http://127.0.0.1:9/api", "-o", str(out), *MODEL, "--text", "a", check=False)
         one_error_line(proc, "the STAC search at http://127.0.0.1:9/api failed", "check the URL")
     assert list(out.iterdir()) == []
+
+
+def test_a_mosaic_of_two_halves_is_the_whole_scene(tmp_path: Path) -> None:
+    from rasterio.windows import Window
+    from rasterio.windows import transform as window_transform
+
+    from rsgeo.scene import open_dataset
+    from rsgeo.stac_mosaic import mosaic_item
+
+    paths = []
+    with rasterio.open(shared(SCENE)) as src:
+        full = src.read([2, 3, 4])
+        for side, window in (("left", Window(0, 0, 50, src.height)), ("right", Window(50, 0, src.width - 50, src.height))):
+            (tmp_path / side).mkdir()
+            profile = src.profile | {"driver": "GTiff", "count": 1, "width": int(window.width),
+                                     "height": int(window.height), "transform": window_transform(window, src.transform)}
+            for band, key in ((2, "B02"), (3, "B03"), (4, "B04")):
+                with rasterio.open(tmp_path / side / f"{key}.tif", "w", **profile) as dst:
+                    dst.write(src.read(band, window=window) * 2.0, 1)
+            doc = item_doc(f"S2_{side}", "./")
+            doc["assets"] = {k: v for k, v in doc["assets"].items() if k in ("B02", "B03", "B04")}
+            (tmp_path / side / "item.json").write_text(json.dumps(doc))
+            paths.append(tmp_path / side / "item.json")
+        mosaic, written = mosaic_item(paths, tmp_path / "mosaic", "both")
+        assert mosaic in written and read_item(mosaic)["id"] == "mosaic of S2_left, S2_right"
+        with open_dataset(mosaic) as ds:
+            assert (ds.width, ds.height, ds.count) == (src.width, src.height, 3)
+            assert ds.transform.almost_equals(src.transform)
+            assert np.allclose(ds.read(), full, rtol=1e-6)
+    assert mosaic_item(paths, tmp_path / "mosaic", "both")[1] == []  # unchanged: nothing rewritten (--resume)
+    with pytest.raises(OptionError, match="no nodata value"):  # a gap between the halves, and no nodata to mark it
+        with rasterio.open(tmp_path / "right" / "B04.tif", "r+") as f:
+            f.transform = f.transform * f.transform.translation(5, 0)
+        mosaic_item(paths, tmp_path / "mosaic", "gap")
+
+
+def test_stac_search_mosaic_is_one_result_naming_its_items(item: Path, www: str, tmp_path: Path) -> None:
+    ref = tmp_path / "local.gpkg"
+    run_cli("embed", str(item), "-o", str(ref), *MODEL, "--bands", "swir16,red,green")
+    out = tmp_path / "mosaic.gpkg"
+    done = run_cli("embed", "--stac-search", f"{www}/api", "--mosaic", "-o", str(out), *MODEL, "--bands", "swir16,red,green")
+    assert done.stderr.strip().splitlines()[-1] == f"rsgeo: wrote {out} (a mosaic of 3 STAC items)"
+    assert rsgeo.open_result(out).metadata["scene"]["stac_item_id"] == "mosaic of S2_clear, S2_hazy, S2_cloudy"
+    assert np.allclose(embeddings(out), embeddings(ref), atol=1e-6)  # three items of the same pixels
+    assert sorted(p.name for p in tmp_path.glob("*.gpkg")) == ["local.gpkg", "mosaic.gpkg"]
 
 
 if __name__ == "__main__":

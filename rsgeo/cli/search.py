@@ -10,12 +10,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
+from pathlib import Path
 from typing import Any
 
 from rsgeo.cli import common
 
 #: The search options other than --stac-search itself, with their defaults (given without it: a mistake).
-_FILTERS = {"collection": None, "bbox": None, "bbox_crs": "EPSG:4326", "datetime": None, "max_cloud": None, "max_items": None}
+_FILTERS = {"collection": None, "bbox": None, "bbox_crs": "EPSG:4326", "datetime": None, "max_cloud": None, "max_items": None,
+            "mosaic": False}
 
 
 def add_options(p: argparse.ArgumentParser) -> None:
@@ -27,6 +29,7 @@ def add_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--datetime", metavar="WHEN", help="a date, instant or interval, e.g. 2024-06-01/2024-06-30")
     g.add_argument("--max-cloud", type=float, metavar="PCT", help="only items whose eo:cloud_cover is at most PCT percent")
     g.add_argument("--max-items", type=int, metavar="N", help="at most N items (default 10)")
+    g.add_argument("--mosaic", action="store_true", help="one scene from all items found (one CRS; later items drawn over earlier ones) and one result, -o OUT.gpkg")
 
 
 def asked(args: argparse.Namespace, scene: str | None) -> bool:
@@ -64,13 +67,19 @@ def run(args: argparse.Namespace, *, classes: tuple[str, ...] | None = None, cla
     from rsgeo.cli.batch_cmd import BatchProgress
     from rsgeo.definitions.schema import LANDCOVER_LAYER
     from rsgeo.errors import OptionError, opt
-    from rsgeo.stac_search import DEFAULT_MAX_ITEMS, StacSearch, parse_bbox, search_items, staged_items
+    from rsgeo.stac_search import DEFAULT_MAX_ITEMS, ITEMS_FOLDER, StacSearch, parse_bbox, search_items, staged_items
 
     out_dir = args.output
-    if out_dir is None or not out_dir.is_dir():
+    if args.mosaic:
+        if out_dir is None or out_dir.suffix.lower() != ".gpkg":
+            raise OptionError(f"{opt('mosaic')} writes one result: give it with {opt('output', 'OUT.gpkg')}")
+        out_dir = out_dir.parent
+        if not out_dir.is_dir():
+            raise OptionError(f"output folder {out_dir} does not exist; create it first (mkdir -p {out_dir})")
+    elif out_dir is None or not out_dir.is_dir():
         fix = "" if out_dir is None else ", not a GeoPackage" if out_dir.suffix.lower() == ".gpkg" else f" (mkdir -p {out_dir})"
         raise OptionError(f"{opt('stac_search')} writes one result per item into a folder: give an existing folder "
-                          f"with {opt('output', 'OUT_DIR')}{fix}")
+                          f"with {opt('output', 'OUT_DIR')}{fix} (or one mosaic of the items with {opt('mosaic')})")
     search = StacSearch(
         args.stac_search, collections=tuple(args.collection or ()),
         bbox=parse_bbox(args.bbox, args.bbox_crs) if args.bbox is not None else None, datetime=args.datetime,
@@ -79,20 +88,36 @@ def run(args: argparse.Namespace, *, classes: tuple[str, ...] | None = None, cla
     options = common.run_options(args)
     read = common.read_options(args, for_items=True)
     items = search_items(search)
+    written: list[Path] = []
     with staged_items(items, out_dir) as paths:
-        if args.bands and read.bands is None:  # common names: the same bands in every item
-            read = dataclasses.replace(read, bands=_item_bands(args.bands, paths))
-        job = BatchJob(
-            output_dir=out_dir, inputs=tuple(paths), classes=classes, class_set=class_set, templates=templates,
-            lang=lang, layer=layer or LANDCOVER_LAYER, texts=texts, top_k=top_k, threshold=threshold,
-            read=read, options=options,
-        )
-        batch = Batch.plan(job)
+        try:
+            scenes = paths
+            if args.mosaic:
+                from rsgeo.stac_mosaic import mosaic_item
+
+                mosaic, written = mosaic_item(paths, out_dir / ITEMS_FOLDER / "mosaic", args.output.stem)
+                scenes = [mosaic]
+            if args.bands and read.bands is None:  # common names: the same bands in every item
+                read = dataclasses.replace(read, bands=_item_bands(args.bands, scenes))
+            job = BatchJob(
+                output_dir=out_dir, inputs=tuple(scenes), classes=classes, class_set=class_set, templates=templates,
+                lang=lang, layer=layer or LANDCOVER_LAYER, texts=texts, top_k=top_k, threshold=threshold,
+                read=read, options=options,
+            )
+            batch = Batch.plan(job)
+        except BaseException:
+            for path in written:
+                path.unlink(missing_ok=True)
+            for folder in (out_dir / ITEMS_FOLDER / "mosaic" / args.output.stem, out_dir / ITEMS_FOLDER / "mosaic"):
+                if args.mosaic and folder.is_dir() and not any(folder.iterdir()):
+                    folder.rmdir()
+            raise
     outputs = batch.run(progress=BatchProgress("none" if args.quiet else args.progress, batch.scenes))
-    args.written = out_dir
+    args.written = outputs[0] if args.mosaic else out_dir
+    what = f"{args.output} (a mosaic of {len(items)} STAC items)" if args.mosaic else \
+        f"{len(outputs)} results to {out_dir} (one per STAC item)"
     if not args.quiet and not getattr(args, "embedded", False):
-        common.announce(args, lambda: print(f"rsgeo: wrote {len(outputs)} results to {out_dir} (one per STAC item)",
-                                            file=sys.stderr))
+        common.announce(args, lambda: print(f"rsgeo: wrote {what}", file=sys.stderr))
     return 0
 
 

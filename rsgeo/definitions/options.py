@@ -105,6 +105,7 @@ OPTIONS: dict[str, Option] = {
         Option("datetime", "--datetime", "Search date or interval"),
         Option("max_cloud", "--max-cloud", "Maximum cloud cover (%)"),
         Option("max_items", "--max-items", "Maximum items"),
+        Option("mosaic", "--mosaic", "Mosaic the items", switch=True),
     )
 }
 

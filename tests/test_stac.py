@@ -22,7 +22,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import numpy as np
 import pytest
@@ -89,7 +89,8 @@ class StacApiHandler(RangeRequestHandler):
     """The folder's files (range requests), and a STAC API at ``/api`` over ``items/*.json``.
 
     ``/api/search`` takes ``collections``, ``limit`` and ``query`` (``eo:cloud_cover`` ``lte``)
-    by GET or POST, and pages one item at a time (``next`` links, as pystac-client follows them).
+    by GET or POST, and pages ``limit`` items at a time, one without it (``next`` links, as
+    pystac-client follows them).
     """
 
     def do_GET(self) -> None:  # noqa: N802  (http.server's name)
@@ -141,7 +142,7 @@ class StacApiHandler(RangeRequestHandler):
         most = (body.get("query") or {}).get("eo:cloud_cover", {}).get("lte")
         if most is not None:
             items = [i for i in items if i["properties"]["eo:cloud_cover"] <= most]
-        page, per_page = int(body.get("page", 0)), 1  # one a page: the client must follow next links
+        page, per_page = int(body.get("page", 0)), int(body.get("limit") or 1)  # by default one a page: next links
         shown = items[page * per_page:(page + 1) * per_page]
         links = []
         if (page + 1) * per_page < len(items):
@@ -149,8 +150,8 @@ class StacApiHandler(RangeRequestHandler):
             if method == "POST":
                 links.append({"rel": "next", "href": f"{self._base()}/api/search", "method": "POST", "body": nxt})
             else:
-                query = "&".join(f"{k}={json.dumps(v) if isinstance(v, dict) else ','.join(v) if isinstance(v, list) else v}"
-                                 for k, v in nxt.items())
+                query = urlencode({k: json.dumps(v) if isinstance(v, dict) else ",".join(v) if isinstance(v, list) else v
+                                   for k, v in nxt.items()})
                 links.append({"rel": "next", "href": f"{self._base()}/api/search?{query}", "method": "GET"})
         return {"type": "FeatureCollection", "features": shown, "links": links, "numberMatched": len(items)}
 
@@ -275,8 +276,11 @@ def test_stac_search_writes_one_result_per_item_within_the_cloud_cover(item: Pat
 def test_stac_search_by_get_takes_max_items(item: Path, www: str, tmp_path: Path) -> None:
     import pystac_client
 
-    found = pystac_client.Client.open(f"{www}/api").search(collections=["s2-test"], method="GET", max_items=3)
+    api = pystac_client.Client.open(f"{www}/api")
+    found = api.search(collections=["s2-test"], method="GET", max_items=3)
     assert [i["id"] for i in found.items_as_dicts()] == list(CLOUDS)  # GET paging, one item a page
+    pages = list(api.search(collections=["s2-test"], method="GET", limit=2).pages_as_dicts())
+    assert [[i["id"] for i in p["features"]] for p in pages] == [["S2_clear", "S2_hazy"], ["S2_cloudy"]]
     out = tmp_path / "found"
     out.mkdir()
     run_cli("query", "--stac-search", f"{www}/api", "--max-items", "1", "-o", str(out), *MODEL, "--text", "a river", "-q")

@@ -266,11 +266,17 @@ def test_stac_search_writes_one_result_per_item_within_the_cloud_cover(item: Pat
         assert result.metadata["scene"]["stac_item_id"] == name
         assert "landcover" in result.metadata["layers"]
         assert np.allclose(embeddings(out / f"{name}.gpkg"), embeddings(ref), atol=1e-6)
-    kept = json.loads((out / ".stac-items" / "S2_clear.json").read_text())
-    assert kept["assets"]["B04"]["href"] == f"{www}/B04.tif"  # resolved against the item's self link
-    again = run_cli("classify", "--stac-search", f"{www}/api", "--collection", "s2-test", "--max-cloud", "50",
-                    "-o", str(out), *MODEL, "--classes", "forest,water,urban area", "--resume")
-    assert again.returncode == 0
+    kept = out / ".stac-items" / "S2_clear.json"
+    assert json.loads(kept.read_text())["assets"]["B04"]["href"] == f"{www}/B04.tif"  # resolved against the self link
+    before = kept.stat().st_mtime_ns
+    run_cli("classify", "--stac-search", f"{www}/api", "--collection", "s2-test", "--max-cloud", "50",
+            "-o", str(out), *MODEL, "--classes", "forest,water,urban area", "--resume")
+    assert kept.stat().st_mtime_ns == before  # the same item, the same scene file: --resume knows it
+    finished = (out / "S2_clear.gpkg").stat().st_mtime_ns
+    (out / "S2_hazy.gpkg").unlink()  # as if the run had stopped before this item
+    run_cli("classify", "--stac-search", f"{www}/api", "--collection", "s2-test", "--max-cloud", "50",
+            "-o", str(out), *MODEL, "--classes", "forest,water,urban area", "--resume")
+    assert (out / "S2_hazy.gpkg").is_file() and (out / "S2_clear.gpkg").stat().st_mtime_ns == finished
 
 
 def test_stac_search_by_get_takes_max_items(item: Path, www: str, tmp_path: Path) -> None:

@@ -228,6 +228,19 @@ def test_stac_mistake_is_one_line(tmp_path: Path, command: list[str], words: lis
     assert list(out.iterdir()) == []
 
 
+def test_stac_item_with_a_damaged_asset_is_one_line_naming_the_item(tmp_path: Path) -> None:
+    import json
+
+    item = C.stac_item(tmp_path)
+    doc = json.loads(item.read_text())
+    doc["assets"]["red"]["href"] = C.truncated_tiles(tmp_path).name
+    item.write_text(json.dumps(doc))
+    out = tmp_path / "out.gpkg"
+    proc = rsgeo("embed", item, "-o", out, *MODEL, *CHIPS)
+    assert_one_line_error(proc, "item.json is damaged or incomplete", "TIFFFillTile", code=2)  # not the VRT's XML
+    assert_nothing_written(out)
+
+
 def test_stac_search_without_pystac_client_names_the_extra(tmp_path: Path) -> None:
     """pystac-client is an extra: without it, the line to install it (a module that fails to import stands in)."""
     (tmp_path / "shim").mkdir()

@@ -62,6 +62,7 @@ from rsgeo.rasters import check_questions as check_raster_questions
 from rsgeo.resultcheck import open_checked
 from rsgeo.scene import ReadOptions, Scene
 from rsgeo.sources import SceneSource, content_sha256, identify
+from rsgeo.stac import stac_item_id
 from rsgeo.store import GpkgEmbeddings
 from rsgeo.stretch import Stretch
 
@@ -134,7 +135,7 @@ def _encode_scene(
                 "size_px": grid.spec.size_px,
             }
         grid_meta = grid_record(grid, read.gsd).to_dict()
-        scene_id = identify(source, scene.source)
+        scene_id = identify(source, scene.source, stac_item_id=stac_item_id(source.path))
         identity: dict[str, Any] = {
             "model": {"model_id": encoder.identity.model_id, "weights_sha256": encoder.identity.weights_sha256},
             "image_spec": dataclasses.asdict(encoder.image_spec),

@@ -113,11 +113,16 @@ def open_dataset(path: str | os.PathLike[str] | SceneSource) -> Any:
     source = SceneSource.of(path)
     from rsgeo.stac import is_stac_item
 
-    if not source.remote and is_stac_item(source.local):
+    if is_stac_item(source.path):  # a local item file, or an item URL
         from rsgeo.stac import item_vrt
 
-        _, vrt = item_vrt(source.local)
-        return rasterio.open(vrt)
+        from rasterio.io import MemoryFile
+
+        _, vrt = item_vrt(source.path)
+        with rasterio.Env(**remote_gdal_options()):
+            # Opened as a named in-memory file, so that messages naming the dataset say item.json, not its XML;
+            # GDAL has parsed the VRT once it is open, so the file may go when the MemoryFile does.
+            return MemoryFile(vrt.encode(), filename=source.name).open()
     if not source.remote:
         local = source.local
         if not local.exists():

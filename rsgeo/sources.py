@@ -195,24 +195,22 @@ class SceneIdentity:
         return meta
 
 
-def identify(source: SceneSource, dataset: Any) -> SceneIdentity:
-    """The identity of ``source``, open as ``dataset`` (read for a remote fingerprint)."""
+def identify(source: SceneSource, dataset: Any, *, stac_item_id: str | None = None) -> SceneIdentity:
+    """The identity of ``source``, open as ``dataset`` (read for a remote fingerprint); ``stac_item_id``: the id of
+    the STAC item ``source`` is (:mod:`rsgeo.stac`), if it is one."""
     if source.remote:
         from rasterio.errors import RasterioIOError
 
         from rsgeo.errors import SceneError, gdal_reason
 
         try:
-            return SceneIdentity(source.path, fingerprint=fingerprint(dataset))
+            return SceneIdentity(source.path, fingerprint=fingerprint(dataset), stac_item_id=stac_item_id)
         except RasterioIOError as exc:
             where = "to fingerprint it"
             raise SceneError(remote_read_failed(source.path, where, gdal_reason(exc), mid_run=False)) from None
     path = source.local
     stat = path.stat()
-    from rsgeo.stac import is_stac_item, read_item
-
-    item_id = str(read_item(path).get("id", "")) if is_stac_item(path) else None
-    return SceneIdentity(str(path.resolve()), bytes=stat.st_size, mtime_ns=stat.st_mtime_ns, stac_item_id=item_id)
+    return SceneIdentity(str(path.resolve()), bytes=stat.st_size, mtime_ns=stat.st_mtime_ns, stac_item_id=stac_item_id)
 
 
 def content_sha256(source: SceneSource) -> str | None:

@@ -139,6 +139,22 @@ def rgb(directory: Path, name: str = "rgb.tif", **kw: Any) -> Path:
     return write(directory / name, data, **kw)
 
 
+def stac_item(directory: Path, names: tuple[str, ...] = ("red", "green", "blue")) -> Path:
+    """A STAC item JSON over single-band GeoTIFFs of the default scene, one asset per common name in ``names``."""
+    import json
+
+    data = pattern(3, HEIGHT, WIDTH, "uint8")
+    assets = {}
+    for i, name in enumerate(names):
+        write(directory / f"{name}.tif", data[i % 3][None])
+        assets[name] = {"href": f"{name}.tif", "type": "image/tiff; application=geotiff",
+                        "eo:bands": [{"name": name, "common_name": name}]}
+    path = directory / "item.json"
+    path.write_text(json.dumps({"type": "Feature", "stac_version": "1.0.0", "id": "corpus-item", "geometry": None,
+                                "properties": {"datetime": "2024-01-01T00:00:00Z"}, "links": [], "assets": assets}))
+    return path
+
+
 def no_crs(directory: Path) -> Path:
     return rgb(directory, "no_crs.tif", crs=None)
 

@@ -184,6 +184,79 @@ def test_scene_path_that_is_missing_or_a_folder(tmp_path: Path) -> None:
     assert_nothing_written(out)
 
 
+# -- STAC items and searches (docs/inputs.md; a served item and a STAC API: tests/test_stac.py) ---------------
+
+UNREACHABLE = "http://127.0.0.1:9"  # the discard port: nothing listens, the connection is refused at once
+
+STAC_MISTAKES = [
+    # (id, the command line with {item} for a local item and {out} for a new output folder, words the message must hold)
+    ("item-url-unreachable", ["embed", f"{UNREACHABLE}/item.json", "-o", "{out}/x.gpkg"],
+     ["cannot fetch the STAC item", "Connection refused", "check the URL"]),
+    ("item-without-the-band", ["embed", "{item}", "-o", "{out}/x.gpkg", "--bands", "nir,red,green"],
+     ["corpus-item", "no band nir", "red, green, blue"]),
+    ("not-a-stac-item", ["embed", "{out}/../not_an_item.json", "-o", "{out}/x.gpkg"], ["is not a STAC item"]),
+    ("search-unreachable", ["embed", "--stac-search", f"{UNREACHABLE}/api", "-o", "{out}"],
+     ["the STAC search at", "failed ([Errno 111] Connection refused)", "check the URL"]),
+    ("search-and-a-scene", ["embed", "{item}", "--stac-search", f"{UNREACHABLE}/api", "-o", "{out}"], ["not both"]),
+    ("search-filter-without-search", ["embed", "{item}", "-o", "{out}/x.gpkg", "--max-cloud", "20"],
+     ["--max-cloud filters a STAC search", "--stac-search URL"]),
+    ("neither-scene-nor-search", ["embed", "-o", "{out}/x.gpkg"], ["give a scene", "--stac-search"]),
+    ("search-output-not-a-folder", ["embed", "--stac-search", f"{UNREACHABLE}/api", "-o", "{out}/x.gpkg"],
+     ["existing folder", "-o OUT_DIR"]),
+    ("search-bbox-three-numbers", ["embed", "--stac-search", f"{UNREACHABLE}/api", "-o", "{out}", "--bbox", "1,2,3"],
+     ["--bbox takes four numbers"]),
+    ("search-bbox-not-degrees", ["embed", "--stac-search", f"{UNREACHABLE}/api", "-o", "{out}", "--bbox",
+                                 "500000,4000000,510000,4010000"], ["not in longitude/latitude degrees", "--bbox-crs"]),
+    ("search-max-cloud-over-100", ["embed", "--stac-search", f"{UNREACHABLE}/api", "-o", "{out}", "--max-cloud", "150"],
+     ["--max-cloud", "[0, 100]"]),
+    ("search-with-zones", ["classify", "--stac-search", f"{UNREACHABLE}/api", "-o", "{out}", *CLASSES, "--zones", "z.gpkg"],
+     ["--zones does not go with --stac-search"]),
+    ("search-mosaic-into-a-folder", ["embed", "--stac-search", f"{UNREACHABLE}/api", "--mosaic", "-o", "{out}"],
+     ["--mosaic writes one result", "-o OUT.gpkg"]),
+    ("search-query-without-text", ["query", "--stac-search", f"{UNREACHABLE}/api", "-o", "{out}"], ["--text"]),
+]
+
+
+@pytest.mark.parametrize("command, words", [(c, w) for _, c, w in STAC_MISTAKES], ids=[i for i, _, _ in STAC_MISTAKES])
+def test_stac_mistake_is_one_line(tmp_path: Path, command: list[str], words: list[str]) -> None:
+    item = C.stac_item(tmp_path)
+    (tmp_path / "not_an_item.json").write_text('{"type": "FeatureCollection", "features": []}')
+    out = tmp_path / "out"
+    out.mkdir()
+    proc = rsgeo(*[a.format(item=item, out=out) for a in command], *MODEL, timeout=120)
+    assert_one_line_error(proc, *words, code=2)
+    assert list(out.iterdir()) == []
+
+
+def test_stac_item_with_a_damaged_asset_is_one_line_naming_the_item(tmp_path: Path) -> None:
+    import json
+
+    item = C.stac_item(tmp_path)
+    doc = json.loads(item.read_text())
+    doc["assets"]["red"]["href"] = C.truncated_tiles(tmp_path).name
+    item.write_text(json.dumps(doc))
+    out = tmp_path / "out.gpkg"
+    proc = rsgeo("embed", item, "-o", out, *MODEL, *CHIPS)
+    assert_one_line_error(proc, "item.json is damaged or incomplete", "TIFFFillTile", code=2)  # not the VRT's XML
+    assert_nothing_written(out)
+
+
+def test_stac_search_without_pystac_client_names_the_extra(tmp_path: Path) -> None:
+    """pystac-client is an extra: without it, the line to install it (a module that fails to import stands in)."""
+    (tmp_path / "shim").mkdir()
+    (tmp_path / "shim" / "pystac_client.py").write_text("raise ImportError('no pystac_client here')\n")
+    out = tmp_path / "out"
+    out.mkdir()
+    proc = subprocess.run(
+        [sys.executable, "-m", "rsgeo", "embed", "--stac-search", f"{UNREACHABLE}/api", "-o", str(out), *MODEL,
+         "--progress", "none"],
+        capture_output=True, text=True, timeout=120, check=False,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path / "shim"), os.environ.get("PYTHONPATH", "")])},
+    )
+    assert_one_line_error(proc, "--stac-search needs pystac-client", "pip install 'rsgeo[stac]'", code=2)
+    assert list(out.iterdir()) == []
+
+
 # -- georeferencing ---------------------------------------------------------------------
 
 

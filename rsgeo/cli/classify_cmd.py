@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from rsgeo.cli import common
+from rsgeo.cli import common, search
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -15,9 +15,10 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         description="Score every chip of a scene (or of an encoded GeoPackage) against land-cover classes, "
         "CLIP zero-shot: softmax of the model's logit scale times the cosine similarity to each class prompt.",
     )
-    p.add_argument("source", help="a scene (a file, or a GDAL path or URL such as /vsis3/bucket/x.tif), or a GeoPackage written by rsgeo (answers from its embeddings)")
+    p.add_argument("source", nargs="?", help="a scene (a file, or a GDAL path or URL such as /vsis3/bucket/x.tif, or a STAC item file or URL), or a GeoPackage written by rsgeo (answers from its embeddings); none with --stac-search")
     common.add_output_options(p, required=False)
     common.add_raster_options(p)
+    search.add_options(p)
     g = p.add_argument_group("classes")
     g.add_argument("--classes", metavar="A,B,...", help='comma-separated class names, e.g. "forest,water,urban area"')
     g.add_argument("--class-set", metavar="NAME|FILE", help="a built-in class set (see `rsgeo models --class-sets`) or a YAML/CSV file")
@@ -36,7 +37,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 def run(args: argparse.Namespace) -> int:
     from rsgeo.api import classify
-    from rsgeo.errors import OptionError
+    from rsgeo.errors import OptionError, opt
     from rsgeo.prompts import parse_class_list
 
     templates = list(args.templates or [])
@@ -55,6 +56,12 @@ def run(args: argparse.Namespace) -> int:
             raise OptionError(f"--templates-file {args.templates_file} holds no template; write one per line, with {{}}")
         templates += from_file
     classes = parse_class_list(args.classes) if args.classes is not None else None
+    if search.asked(args, args.source):
+        search.refuse(args, "zones", "labels", "dense", "keep_patches")
+        if classes is None and args.class_set is None:
+            raise OptionError(f"give the classes with {opt('classes', 'A,B,...')} or {opt('class_set', 'NAME')}")
+        return search.run(args, classes=tuple(classes) if classes is not None else None, class_set=args.class_set,
+                          templates=tuple(templates) or None, lang=args.lang, layer=args.layer)
     if args.zones is not None or common.source_is_zone_result(args.source):
         return _zones(args, classes)
     labels = common.label_source(args)

@@ -65,14 +65,16 @@ def add_verbosity(p: argparse.ArgumentParser) -> None:
     p.add_argument("--progress", default="auto", choices=["auto", "bar", "lines", "json", "none"], help="progress display on stderr")
 
 
-def read_options(args: argparse.Namespace) -> Any:
+def read_options(args: argparse.Namespace, *, for_items: bool = False) -> Any:
+    """The read options; ``for_items``: for the items of a STAC search, whose ``--bands`` names are read per item
+    (left ``None`` here)."""
     from rsgeo.scene import ReadOptions
 
     return ReadOptions(  # lengths are read by the one parser, rsgeo.definitions.lengths
         chip_size=args.chip_size,
         stride=args.stride,
         overlap=args.overlap,
-        bands=_bands(args) if args.bands else None,
+        bands=_bands(args, for_items=for_items) if args.bands else None,
         stretch=args.stretch,
         gsd=args.gsd,
         min_valid=args.min_valid,
@@ -116,14 +118,17 @@ def cancel_check(args: argparse.Namespace) -> Any:
     return getattr(args, "cancel_check", None)
 
 
-def _bands(args: argparse.Namespace) -> tuple[int, ...]:
-    """``--bands``: numbers, or for a STAC item common names such as red,green,blue."""
+def _bands(args: argparse.Namespace, *, for_items: bool = False) -> tuple[int, ...] | None:
+    """``--bands``: numbers, or for a STAC item names such as red,green,blue (``None`` with ``for_items``)."""
     from rsgeo.scene import parse_bands
     from rsgeo.stac import band_indices, is_stac_item
 
     names = [b.strip() for b in args.bands.split(",")]
+    by_name = all(n.isidentifier() for n in names)
+    if for_items and by_name:
+        return None
     source = getattr(args, "source", None) or getattr(args, "scene", None)
-    if source is not None and is_stac_item(str(source)) and all(n.isidentifier() for n in names):
+    if source is not None and is_stac_item(str(source)) and by_name:
         return band_indices(source, names)
     return parse_bands(args.bands)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from rsgeo.cli import common
+from rsgeo.cli import common, search
 from rsgeo.definitions.models import DEFAULT_MODEL
 
 
@@ -15,9 +15,10 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "in OUT.gpkg, so that classify and query answer later without reading the scene. With --zones, encode "
         "each polygon from its own chips instead (pixels outside it masked) and store one embedding per zone.",
     )
-    p.add_argument("scene", help="the scene (GeoTIFF or any raster GDAL reads; also a GDAL path or URL such as /vsis3/bucket/x.tif)")
+    p.add_argument("scene", nargs="?", help="the scene (GeoTIFF or any raster GDAL reads; also a GDAL path or URL such as /vsis3/bucket/x.tif, or a STAC item file or URL); none with --stac-search")
     common.add_output_options(p, required=True)
     common.add_zone_options(p, unsure=False)
+    search.add_options(p)
     common.add_read_options(p)
     common.add_run_options(p, default_model=DEFAULT_MODEL)
     common.add_verbosity(p)
@@ -27,6 +28,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 def run(args: argparse.Namespace) -> int:
     from rsgeo.api import embed
 
+    if search.asked(args, args.scene):
+        return search.run(args)
     bar = common.progress(args)
     if args.zones is not None:
         from rsgeo.zones import embed_zones

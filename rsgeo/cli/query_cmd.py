@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from rsgeo.cli import common
+from rsgeo.cli import common, search
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -15,10 +15,11 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "query. Each --text gives its own layer; with example tiles or locations, all texts and examples "
         "form one combined query.",
     )
-    p.add_argument("source", help="a scene (a file, or a GDAL path or URL such as /vsis3/bucket/x.tif), or a GeoPackage written by rsgeo (answers from its embeddings)")
+    p.add_argument("source", nargs="?", help="a scene (a file, or a GDAL path or URL such as /vsis3/bucket/x.tif, or a STAC item file or URL), or a GeoPackage written by rsgeo (answers from its embeddings); none with --stac-search")
     p.add_argument("more", nargs="*", metavar="RESULT", help="more results (files, glob patterns, folders): one ranked answer over the whole archive, written to -o (docs/archive.md)")
     common.add_output_options(p, required=False)
     common.add_raster_options(p)
+    search.add_options(p)
     g = p.add_argument_group("query")
     g.add_argument("--text", action="append", default=[], metavar="TEXT", help='what to look for, e.g. "solar farm" (repeatable, any language the model reads)')
     g.add_argument("--like-tile", action="append", type=int, default=[], metavar="ID", help="a tile id to find more of (repeatable)")
@@ -44,14 +45,19 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 def run(args: argparse.Namespace) -> int:
     from rsgeo.answers import QuerySpec
     from rsgeo.api import query
+    from rsgeo.errors import OptionError, opt
 
+    if search.asked(args, args.source):
+        search.refuse(args, "more", "zones", "labels", "like_tile", "unlike_tile", "like", "unlike", "layer", "index",
+                      "crs", "dense", "keep_patches")
+        if not args.text:
+            raise OptionError(f"give what to look for with {opt('text', 'TEXT')}")
+        return search.run(args, texts=tuple(args.text), top_k=args.top_k, threshold=args.threshold)
     if args.zones is not None or (not args.more and common.source_is_zone_result(args.source)):
         return _zones(args)
     if is_archive(args):
         return _archive(args)
     if args.index is not None or args.rebuild_index or args.crs is not None:
-        from rsgeo.errors import OptionError, opt
-
         raise OptionError(f"{opt('index')}, {opt('rebuild_index')} and {opt('crs')} are for an archive query: "
                           "give several results, a folder or a pattern")
     labels = common.label_source(args)

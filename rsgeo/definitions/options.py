@@ -98,6 +98,14 @@ OPTIONS: dict[str, Option] = {
         Option("crs", "--crs", "Output CRS"),
         Option("index", "--index", "Archive index file"),
         Option("rebuild_index", "--rebuild-index", "Rebuild a stale archive index", switch=True),
+        Option("stac_search", "--stac-search", "STAC API search URL"),
+        Option("collection", "--collection", "STAC collection"),
+        Option("bbox", "--bbox", "Search box"),
+        Option("bbox_crs", "--bbox-crs", "Search box CRS"),
+        Option("datetime", "--datetime", "Search date or interval"),
+        Option("max_cloud", "--max-cloud", "Maximum cloud cover (%)"),
+        Option("max_items", "--max-items", "Maximum items"),
+        Option("mosaic", "--mosaic", "Mosaic the items", switch=True),
     )
 }
 

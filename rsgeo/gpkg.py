@@ -252,22 +252,18 @@ def _register_attributes(db: sqlite3.Connection, table: str, description: str) -
 
 def ensure_rsgeo_tables(db: sqlite3.Connection) -> None:
     """Create (if missing) the embeddings, metadata and style tables."""
-    db.execute(
-        f"CREATE TABLE IF NOT EXISTS {EMBEDDINGS_TABLE} (tile_id INTEGER PRIMARY KEY NOT NULL, embedding BLOB NOT NULL)"
-    )
-    db.execute(f"CREATE TABLE IF NOT EXISTS {METADATA_TABLE} (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL)")
-    _register_attributes(db, EMBEDDINGS_TABLE, "rsgeo tile embeddings (see rsgeo_metadata.embeddings)")
-    _register_attributes(db, METADATA_TABLE, "rsgeo run metadata (JSON values)")
-    ensure_styles_table(db)
+    _ensure_result_tables(db, EMBEDDINGS_TABLE, "tile_id", "rsgeo tile embeddings (see rsgeo_metadata.embeddings)")
 
 
 def ensure_zone_tables(db: sqlite3.Connection) -> None:
     """Create (if missing) a zones result's own tables: zone embeddings, metadata, styles."""
-    db.execute(
-        f"CREATE TABLE IF NOT EXISTS {ZONE_EMBEDDINGS_TABLE} (zone_id INTEGER PRIMARY KEY NOT NULL, embedding BLOB NOT NULL)"
-    )
+    _ensure_result_tables(db, ZONE_EMBEDDINGS_TABLE, "zone_id", "rsgeo zone embeddings (see rsgeo_metadata.embeddings)")
+
+
+def _ensure_result_tables(db: sqlite3.Connection, embeddings: str, key: str, description: str) -> None:
+    db.execute(f"CREATE TABLE IF NOT EXISTS {embeddings} ({key} INTEGER PRIMARY KEY NOT NULL, embedding BLOB NOT NULL)")
     db.execute(f"CREATE TABLE IF NOT EXISTS {METADATA_TABLE} (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL)")
-    _register_attributes(db, ZONE_EMBEDDINGS_TABLE, "rsgeo zone embeddings (see rsgeo_metadata.embeddings)")
+    _register_attributes(db, embeddings, description)
     _register_attributes(db, METADATA_TABLE, "rsgeo run metadata (JSON values)")
     ensure_styles_table(db)
 

@@ -351,3 +351,59 @@ def test_ctrl_c_with_two_scenes_in_flight_then_resume(
     for name in SCENES:
         assert_same_result(out / f"{Path(name).stem}.gpkg", references[Path(name).stem])
     assert not any(out.glob("*.rsgeo-partial"))
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def _children(pid: int) -> list[int]:
+    """The child processes of ``pid``, started by any of its threads (Dask starts workers from its loop thread)."""
+    out: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            out += [int(p) for p in (task / "children").read_text().split()]
+        except OSError:
+            pass
+    return out
+
+
+@pytest.mark.slow
+def test_sigterm_while_the_local_cluster_starts_is_one_line_and_leaves_no_process(tmp_path: Path, tiny_clip_dir: Path) -> None:
+    """SIGTERM as the worker processes are being started (before any chip): exit 130, one line, nothing left running.
+
+    Dask's own exit handler used to close the half-started cluster again and print a traceback.
+    """
+    out = tmp_path / "out"
+    out.mkdir()
+    seen: list[int] = []
+
+    def starting() -> bool:  # a worker process (not only multiprocessing's resource tracker) is starting
+        seen.extend(c for c in _children(proc_pid[0]) if c not in seen)
+        return any(b"resource_tracker" not in _cmdline(c) for c in seen)
+
+    proc_pid = [0]
+    proc = subprocess.Popen([sys.executable, "-m", "rsgeo", *batch_args(tiny_clip_dir, out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc_pid[0] = proc.pid
+    deadline = time.monotonic() + 120
+    while not starting() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    try:
+        assert proc.poll() is None and seen, "no worker process was started"
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr and "Exception ignored" not in stderr, stderr
+    assert stderr.strip().splitlines()[-1].startswith("rsgeo: interrupted"), stderr
+    deadline = time.monotonic() + 20
+    while any(Path(f"/proc/{c}").exists() for c in seen) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [c for c in seen if Path(f"/proc/{c}").exists()], "a worker process outlived the run"
+    assert not any(out.glob("*.gpkg"))

@@ -71,6 +71,25 @@ def _distributed() -> Any:
     return distributed
 
 
+def _close_half_started(clusters: set[Any]) -> None:
+    """Close local clusters whose start was interrupted (Ctrl-C, SIGTERM).
+
+    Dask would otherwise close them again at exit and print a traceback (a worker
+    still starting fails its status check); their worker processes are ended by
+    the close, or at the latest by multiprocessing's own exit handler. The
+    start tasks cut short are reported by asyncio when collected ("Task exception
+    was never retrieved: Nanny failed to start"): the process is exiting on the
+    interruption, which the command line reports in its own line.
+    """
+    logging.getLogger("asyncio").setLevel(logging.CRITICAL)
+    for cluster in clusters:
+        try:
+            cluster.close(timeout=10)
+        except BaseException:  # noqa: BLE001 - a second interrupt, or Dask's own check: the process is exiting
+            pass
+        cluster.shutdown_on_close = False  # nothing left for Dask's exit handler to do
+
+
 @contextmanager
 def session(cluster: str | ClusterSpec) -> Iterator[Any]:
     """A Dask ``Client`` for ``cluster``, shared by the runs made inside the block.
@@ -86,6 +105,9 @@ def session(cluster: str | ClusterSpec) -> Iterator[Any]:
         return
     distributed = _distributed()
     local = None
+    from distributed.deploy.spec import SpecCluster
+
+    existing = set(SpecCluster._instances)
     try:
         if spec.is_local:
             import dask
@@ -109,6 +131,8 @@ def session(cluster: str | ClusterSpec) -> Iterator[Any]:
     except BaseException:
         if local is not None:
             local.close()
+        else:  # interrupted while the local cluster was starting: stop what had started, quietly
+            _close_half_started(set(SpecCluster._instances) - existing)
         raise
     watch = WorkerWatch(client).__enter__()
     _SESSIONS[key] = _Session(client, watch)

@@ -11,13 +11,16 @@ cached by name: a second run reuses them.
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
 
 logger = logging.getLogger(__name__)
 
-REAL_TEXTURE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "OSBS_029.tif"
+#: ``RSGEO_BENCH_TEXTURE`` names another copy (a machine without ``../shared``, e.g. the GPU one).
+REAL_TEXTURE = Path(os.environ.get("RSGEO_BENCH_TEXTURE")
+                    or Path(__file__).resolve().parents[1].parent / "shared" / "data" / "OSBS_029.tif")
 BLOCK = 512
 #: Pixel size in metres: ~10 cm like the texture, and exact in binary, so that
 #: TorchGeo's sampler (which works in CRS units) sees whole chips.

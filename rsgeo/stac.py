@@ -12,7 +12,8 @@ The red band's grid is the scene's grid (the single-band red asset's, else the
 visual asset's). Assets on a coarser or finer grid of the
 same CRS (Sentinel-2's 20 m and 60 m bands beside its 10 m ones) are resampled
 onto it by the VRT: bilinear from coarser pixels, average from finer ones.
-Assets in another CRS are left out.
+Assets in another CRS (or on a rotated grid) are warped onto it, bilinear, through a
+GDAL warped VRT nested in the stacked one (:func:`warped_vrt`).
 """
 
 from __future__ import annotations
@@ -124,6 +125,7 @@ class _Placed:
     nodata: float | None
     dtype: str  # the VRT band's data type
     colour: str  # the VRT band's colour interpretation
+    warped: str | None = None  # a warped VRT's XML, read instead of the asset (another CRS)
 
 
 @dataclass(frozen=True)
@@ -186,6 +188,7 @@ def _stacked(item: dict[str, Any], base: str) -> tuple[tuple[Any, Any, int, int]
     colours = default_rgb(bands)
     ref = next((i for i, c in colours.items() if c == "red"), 0)
     opened: dict[str, _Opened] = {}
+    warped: dict[str, tuple[str, float]] = {}
     for band in [bands[ref]] + bands:  # the reference first: a broken red asset is the first message
         if band.href not in opened:
             opened[band.href] = _opened(band, item.get("id"))
@@ -199,13 +202,49 @@ def _stacked(item: dict[str, Any], base: str) -> tuple[tuple[Any, Any, int, int]
             placed.append(_Placed(band, None, "nearest", nodata, dtype, colour))
             continue
         rect = source_rect(grid, info.grid)
-        if rect is None or not all(math.isfinite(v) and v > 0 for v in rect[2:]):
-            logger.info("STAC item %s: asset %s is not on the CRS of the %s band; left out", item.get("id"), band.key,
-                        bands[ref].name)
+        if rect is not None and all(math.isfinite(v) and v > 0 for v in rect[2:]):
+            finer = abs(info.grid[1].a) < abs(grid[1].a)
+            placed.append(_Placed(band, rect, "average" if finer else "bilinear", nodata, dtype, colour))
             continue
-        finer = abs(info.grid[1].a) < abs(grid[1].a)
-        placed.append(_Placed(band, rect, "average" if finer else "bilinear", nodata, dtype, colour))
+        if info.grid[0] is None:
+            logger.info("STAC item %s: asset %s has no CRS; left out", item.get("id"), band.key)
+            continue
+        if band.href not in warped:  # another CRS (or a rotated grid): warped onto the red band's grid
+            warped[band.href] = warped_vrt(band, grid, item.get("id"))
+            logger.info("STAC item %s: asset %s (%s) warped onto the grid of the %s band (bilinear)", item.get("id"),
+                        band.key, info.grid[0], bands[ref].name)
+        source, nodata = warped[band.href]
+        placed.append(_Placed(band, None, "nearest", nodata, dtype, colour, source))
     return grid, placed
+
+
+def warped_vrt(asset: BandAsset, grid: tuple[Any, Any, int, int], item_id: object) -> tuple[str, float]:
+    """A GDAL warped VRT (its XML) of ``asset`` on ``grid`` (``(crs, transform, width, height)``), bilinear, and its
+    nodata value: the asset's, else NaN for floating-point data and 0 for integers (what lies outside the asset)."""
+    import xml.etree.ElementTree as ET
+
+    import numpy as np
+    import rasterio
+    from rasterio.enums import Resampling
+    from rasterio.vrt import WarpedVRT
+
+    from rsgeo.sources import remote_gdal_options
+
+    crs, transform, width, height = grid
+    with open_asset(asset, item_id) as ds:
+        nodata = ds.nodata
+        if nodata is None:
+            nodata = math.nan if np.dtype(ds.dtypes[0]).kind == "f" else 0.0
+        with rasterio.Env(**remote_gdal_options()), WarpedVRT(
+            ds, crs=crs, transform=transform, width=width, height=height, resampling=Resampling.bilinear, nodata=nodata,
+        ) as vrt:
+            xml = vrt.tags(ns="xml:VRT")["xml:VRT"]  # GDAL's own serialisation of the warp
+    root = ET.fromstring(xml)
+    dataset = root.find("GDALWarpOptions/SourceDataset")
+    if dataset is not None:  # the path GDAL opens, absolute: the stacked VRT lives in memory
+        dataset.set("relativeToVRT", "0")
+        dataset.text = asset.href
+    return ET.tostring(root, encoding="unicode"), float(nodata)
 
 
 def band_indices(path: str | os.PathLike[str], names: Sequence[str]) -> tuple[int, ...]:
@@ -219,8 +258,9 @@ def band_indices(path: str | os.PathLike[str], names: Sequence[str]) -> tuple[in
 def item_vrt(path: str | os.PathLike[str]) -> tuple[str, str]:
     """``(item id, VRT XML)`` stacking the item's bands, scaled to physical values.
 
-    Every single-band ``eo:bands`` asset in the red band's CRS is a band, in item
-    order, then the visual asset's red, green and blue, all on the red band's grid.
+    Every single-band ``eo:bands`` asset is a band, in item order, then the visual
+    asset's red, green and blue, all on the red band's grid (warped there from
+    another CRS).
     The bands the default choice takes (:func:`~rsgeo.stac_assets.default_rgb`) have
     the colour interpretation red, green and blue; :func:`band_indices` turns names
     into band numbers.
@@ -241,7 +281,7 @@ def item_vrt(path: str | os.PathLike[str]) -> tuple[str, str]:
             x, y, w, h = (repr(float(v)) for v in band.src_rect)
             rects = (f'<SrcRect xOff="{x}" yOff="{y}" xSize="{w}" ySize="{h}"/>'
                      f'<DstRect xOff="0" yOff="0" xSize="{width}" ySize="{height}"/>')
-        parts.append(f'<ComplexSource resampling="{band.resampling}"><SourceFilename relativeToVRT="0">{escape(a.href)}'
+        parts.append(f'<ComplexSource resampling="{band.resampling}"><SourceFilename relativeToVRT="0">{escape(band.warped or a.href)}'
                      f"</SourceFilename><SourceBand>{a.source_band}</SourceBand>{rects}<ScaleOffset>{a.offset}</ScaleOffset>"
                      f"<ScaleRatio>{a.scale}</ScaleRatio>"
                      + (f"<NODATA>{nodata}</NODATA>" if nodata is not None else "") + "</ComplexSource>")

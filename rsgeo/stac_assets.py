@@ -202,7 +202,7 @@ def select(bands: Sequence[BandAsset], names: Sequence[str], item_id: object) ->
     if missing:
         offered = list(dict.fromkeys(b.name for b in bands if not b.visual)) + ([VISUAL] if visual else [])
         raise SceneError(
-            f"STAC item {item_id!r} has no band {', '.join(missing)} in the CRS of its red band; "
+            f"STAC item {item_id!r} has no band {', '.join(missing)}; "
             f"use common names among {', '.join(offered) or 'none'}"
         )
     return out

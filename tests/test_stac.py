@@ -243,6 +243,42 @@ def test_assets_on_a_coarser_grid_are_resampled_onto_the_red_band(item: Path, tm
     assert rsgeo.open_result(tmp_path / "swir.gpkg").metadata["read"]["bands"] == [5, 3, 2]
 
 
+def test_an_asset_in_another_crs_is_warped_onto_the_red_band(item: Path, tmp_path: Path) -> None:
+    """B08 reprojected here to Web Mercator (EPSG:3857), an asset beside the UTM red band: warped back, bilinear."""
+    from rasterio.warp import calculate_default_transform, reproject
+
+    from rsgeo.scene import open_dataset
+
+    with rasterio.open(shared(SCENE)) as src:
+        transform, width, height = calculate_default_transform(src.crs, "EPSG:3857", src.width, src.height, *src.bounds)
+        mercator = np.full((height, width), np.nan, np.float32)
+        reproject(src.read(8) * 2.0, mercator, src_transform=src.transform, src_crs=src.crs, dst_transform=transform,
+                  dst_crs="EPSG:3857", resampling=Resampling.bilinear, dst_nodata=np.nan)
+        profile = {"driver": "COG", "count": 1, "dtype": "float32", "nodata": np.nan, "width": width, "height": height,
+                   "crs": "EPSG:3857", "transform": transform}
+        with rasterio.open(item.parent / "B08_3857.tif", "w", **profile) as dst:
+            dst.write(mercator, 1)
+        doc = item_doc("S2_warped", "./")
+        doc["assets"]["B08"]["href"] = "./B08_3857.tif"
+        path = item.parent / "warped.json"
+        path.write_text(json.dumps(doc))
+        assert band_indices(path, ["nir", "red", "green"]) == (4, 3, 2)  # no longer left out
+        with open_dataset(path) as ds:
+            assert (ds.width, ds.height, ds.count) == (src.width, src.height, 5) and ds.transform == src.transform
+            nir = ds.read(4)
+            assert np.isnan(ds.nodatavals[3])  # outside the asset: nodata
+        back = np.full((src.height, src.width), np.nan, np.float32)  # the same warp, by rasterio.warp
+        reproject(mercator, back, src_transform=transform, src_crs="EPSG:3857", dst_transform=src.transform,
+                  dst_crs=src.crs, resampling=Resampling.bilinear, src_nodata=np.nan, dst_nodata=np.nan)
+        valid = np.isfinite(nir) & np.isfinite(back)
+        assert valid.mean() > 0.95
+        assert np.allclose(nir[valid], back[valid] * 0.5, rtol=1e-5, atol=1e-6)
+        assert np.corrcoef(nir[valid], src.read(8)[valid])[0, 1] > 0.95  # there and back again: close to B08
+    out = tmp_path / "warped.gpkg"
+    run_cli("embed", str(path), "-o", str(out), *MODEL, "--bands", "nir,red,green", "-q")
+    assert rsgeo.open_result(out).metadata["read"]["bands"] == [4, 3, 2] and len(embeddings(out)) > 1
+
+
 def visual_cog(folder: Path) -> Path:
     """``folder/visual.tif``: a true-colour 3-band uint8 COG of the scene's B04, B03, B02, as Sentinel-2's TCI is
     (reflectance 0 to 0.3 as 1 to 255, nodata 0)."""

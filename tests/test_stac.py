@@ -476,5 +476,34 @@ def test_stac_search_mosaic_is_one_result_naming_its_items(item: Path, www: str,
     assert sorted(p.name for p in tmp_path.glob("*.gpkg")) == ["local.gpkg", "mosaic.gpkg"]
 
 
+def test_a_visual_asset_in_another_crs_is_warped_band_by_band(item: Path) -> None:
+    """The 8-bit TCI reprojected to Web Mercator beside UTM single-band assets: its three bands warped, still 8-bit."""
+    from rasterio.warp import calculate_default_transform, reproject
+
+    from rsgeo.scene import open_dataset
+
+    with rasterio.open(visual_cog(item.parent)) as tci:
+        transform, width, height = calculate_default_transform(tci.crs, "EPSG:3857", tci.width, tci.height, *tci.bounds)
+        mercator = np.zeros((3, height, width), np.uint8)
+        reproject(tci.read(), mercator, src_transform=tci.transform, src_crs=tci.crs, dst_transform=transform,
+                  dst_crs="EPSG:3857", resampling=Resampling.nearest, src_nodata=0, dst_nodata=0)
+        profile = {"driver": "GTiff", "count": 3, "dtype": "uint8", "nodata": 0, "width": width, "height": height,
+                   "crs": "EPSG:3857", "transform": transform}
+        with rasterio.open(item.parent / "visual_3857.tif", "w", **profile) as dst:
+            dst.write(mercator)
+        doc = item_doc("S2_visual_3857", "./")
+        doc["assets"] |= visual_asset()
+        doc["assets"]["visual"]["href"] = "./visual_3857.tif"
+        path = item.parent / "visual_3857.json"
+        path.write_text(json.dumps(doc))
+        assert band_indices(path, ["visual"]) == (6, 7, 8)
+        with open_dataset(path) as ds:
+            assert ds.transform == tci.transform and ds.dtypes[5:] == ("uint8",) * 3
+            got = ds.read([6, 7, 8])
+        back = np.zeros((3, tci.height, tci.width), np.uint8)
+        reproject(mercator, back, src_transform=transform, src_crs="EPSG:3857", dst_transform=tci.transform,
+                  dst_crs=tci.crs, resampling=Resampling.bilinear, src_nodata=0, dst_nodata=0)
+        assert np.array_equal(got, back) and (got > 0).mean() > 0.95
+
 if __name__ == "__main__":
     serve(sys.argv[1])

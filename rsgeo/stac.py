@@ -2,16 +2,18 @@
 
 The item is a local JSON file or an ``http(s)://`` URL of one (fetched with
 :mod:`urllib`; no pystac needed). Bands are chosen by their ``eo:bands`` common
-name (default ``red,green,blue``), else their ``eo:bands`` name or asset key; each
-asset's ``raster:bands`` ``scale``/``offset`` is applied in the VRT (``value * scale
+name (default ``red,green,blue``), else their ``eo:bands`` name or asset key, or
+as ``visual``, the item's visual asset (:mod:`rsgeo.stac_assets`); each asset's ``raster:bands`` ``scale``/``offset`` is applied in the VRT (``value * scale
 + offset``) so the stretch sees physical values. Remote asset hrefs are read
 through GDAL's ``/vsicurl/`` (``s3://`` through ``/vsis3/``); relative hrefs are
 resolved against the item (its folder, or its URL).
 
-The red band's grid is the scene's grid. Assets on a coarser or finer grid of the
+The red band's grid is the scene's grid (the single-band red asset's, else the
+visual asset's). Assets on a coarser or finer grid of the
 same CRS (Sentinel-2's 20 m and 60 m bands beside its 10 m ones) are resampled
 onto it by the VRT: bilinear from coarser pixels, average from finer ones.
-Assets in another CRS are left out.
+Assets in another CRS (or on a rotated grid) are warped onto it, bilinear, through a
+GDAL warped VRT nested in the stacked one (:func:`warped_vrt`).
 """
 
 from __future__ import annotations
@@ -24,42 +26,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlsplit
 from xml.sax.saxutils import escape
 
 from rsgeo.errors import SceneError
+from rsgeo.stac_assets import DEFAULT_BANDS, BandAsset, default_rgb, find_band, item_bands, select, single_band_assets
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_BANDS = ("red", "green", "blue")
 _COLOUR = {"red": "Red", "green": "Green", "blue": "Blue"}
 #: Seconds to wait for a STAC item URL to answer.
 FETCH_TIMEOUT_S = 30.0
-
-
-@dataclass(frozen=True)
-class BandAsset:
-    """One single-band asset of an item: how to find it, and how to scale it to physical values.
-
-    Attributes:
-        name: the common name (``red``), else the ``eo:bands`` name, else the asset key.
-        key: the asset's key in the item (``B04``, ``red``).
-        band_name: the ``eo:bands`` name (``B04``, ``rededge1``); ``""`` if none.
-        href: the path GDAL opens (``/vsicurl/…`` for a URL).
-        scale: ``raster:bands`` scale (1 if none).
-        offset: ``raster:bands`` offset (0 if none).
-    """
-
-    name: str
-    key: str
-    band_name: str
-    href: str
-    scale: float = 1.0
-    offset: float = 0.0
-
-    def answers_to(self, name: str) -> bool:
-        """Whether ``--bands`` may call this asset ``name`` (its common name, band name or key)."""
-        return name in (self.name, self.band_name, self.key)
 
 
 def is_item_url(path: str | os.PathLike[str]) -> bool:
@@ -125,62 +102,10 @@ def item_base(path: str | os.PathLike[str]) -> str:
     return text if is_item_url(text) else str(Path(text).resolve().parent)
 
 
-def gdal_href(href: str, base: str) -> str:
-    """An asset href as GDAL opens it, relative ones resolved against ``base`` (:func:`item_base`)."""
-    if href.startswith(("http://", "https://")):
-        return "/vsicurl/" + href
-    if href.startswith("s3://"):
-        return "/vsis3/" + href[len("s3://"):]
-    if href.startswith("/vsi") or os.path.isabs(href):
-        return href
-    if base.startswith(("http://", "https://")):
-        return "/vsicurl/" + urljoin(base, href)
-    return str((Path(base) / href).resolve())
-
-
-def single_band_assets(item: dict[str, Any], base: str) -> list[BandAsset]:
-    """Every single-band asset with ``eo:bands``, in item order, one per band.
-
-    An item may offer one band in two formats (Earth Search: ``red`` as a COG and
-    ``red-jp2``); the GeoTIFF is kept, else the first.
-    """
-    chosen: dict[str, tuple[str, dict[str, Any]]] = {}
-    for key, asset in item["assets"].items():
-        eo = asset.get("eo:bands") or []
-        if len(eo) != 1:
-            continue  # single-band assets only: one asset, one band of the scene
-        band = eo[0].get("name") or eo[0].get("common_name") or key
-        tiff = "tiff" in str(asset.get("type", "")).lower()
-        if band not in chosen or (tiff and "tiff" not in str(chosen[band][1].get("type", "")).lower()):
-            chosen[band] = (key, asset)
-    keep = {key for key, _ in chosen.values()}
-    out: list[BandAsset] = []
-    for key, asset in item["assets"].items():
-        if key not in keep:
-            continue
-        eo = asset["eo:bands"][0]
-        raster = (asset.get("raster:bands") or [{}])[0]
-        out.append(BandAsset(
-            name=eo.get("common_name") or eo.get("name") or key, key=key, band_name=eo.get("name") or "",
-            href=gdal_href(asset["href"], base), scale=float(raster.get("scale", 1.0)),
-            offset=float(raster.get("offset", 0.0)),
-        ))
-    return out
-
-
-def _find(bands: Sequence[BandAsset], name: str) -> int | None:
-    """Index of the band ``name`` calls: by common name first, then band name, then asset key."""
-    for field in ("name", "band_name", "key"):
-        for i, band in enumerate(bands):
-            if getattr(band, field) == name:
-                return i
-    return None
-
-
 def band_assets(item: dict[str, Any], base: str, names: Sequence[str] = DEFAULT_BANDS) -> list[BandAsset]:
     """The single-band assets of ``names`` (common names, band names or keys), in that order."""
     bands = single_band_assets(item, base)
-    found = {n: _find(bands, n) for n in names}
+    found = {n: find_band(bands, n) for n in names}
     missing = [n for n, i in found.items() if i is None]
     if missing:
         raise SceneError(
@@ -192,12 +117,24 @@ def band_assets(item: dict[str, Any], base: str, names: Sequence[str] = DEFAULT_
 
 @dataclass(frozen=True)
 class _Placed:
-    """A band of the VRT: its asset, the source rectangle covering the scene grid, and its nodata."""
+    """A band of the VRT: its asset, the source rectangle covering the scene grid, its nodata and data type."""
 
     asset: BandAsset
     src_rect: tuple[float, float, float, float] | None  # None: the asset is on the scene grid
     resampling: str
     nodata: float | None
+    dtype: str  # the VRT band's data type
+    colour: str  # the VRT band's colour interpretation
+    warped: str | None = None  # a warped VRT's XML, read instead of the asset (another CRS)
+
+
+@dataclass(frozen=True)
+class _Opened:
+    """What the VRT needs of an asset's file: its grid, and per band its nodata and data type."""
+
+    grid: tuple[Any, Any, int, int]
+    nodata: tuple[float | None, ...]
+    dtypes: tuple[str, ...]
 
 
 def open_asset(asset: BandAsset, item_id: object) -> Any:
@@ -227,55 +164,106 @@ def source_rect(scene: Any, asset: Any) -> tuple[float, float, float, float] | N
     return (col, row, s_w * s_t.a / a_t.a, s_h * s_t.e / a_t.e)
 
 
+def _opened(asset: BandAsset, item_id: object) -> _Opened:
+    with open_asset(asset, item_id) as ds:
+        if asset.source_band > ds.count:
+            raise SceneError(f"asset {asset.key!r} of STAC item {item_id!r} has {ds.count} band(s), but its eo:bands "
+                             f"put {asset.name} in band {asset.source_band}; check the item")
+        return _Opened((ds.crs, ds.transform, ds.width, ds.height), tuple(ds.nodatavals), tuple(ds.dtypes))
+
+
+def _vrt_type(asset: BandAsset, dtype: str) -> str:
+    """The VRT band's data type: 8-bit unscaled data (a visual asset) stays ``Byte``, so that the stretch leaves it
+    as it is, as it would the file itself; anything else is ``Float32`` (scaled to physical values)."""
+    return "Byte" if dtype == "uint8" and (asset.scale, asset.offset) == (1.0, 0.0) else "Float32"
+
+
 def _stacked(item: dict[str, Any], base: str) -> tuple[tuple[Any, Any, int, int], list[_Placed]]:
-    """The scene grid (the red band's, else the first's) and the bands placed on it, in item order."""
-    bands = single_band_assets(item, base)
+    """The scene grid (the default red band's, else the first band's) and the bands placed on it, in item order
+    (single-band assets, then the visual asset's red, green, blue)."""
+    bands = item_bands(item, base)
     if not bands:
-        raise SceneError(f"STAC item {item.get('id')!r} has no single-band asset with eo:bands; rsgeo reads those")
-    ref = _find(bands, "red")
-    order = [ref if ref is not None else 0] + [i for i in range(len(bands)) if i != (ref if ref is not None else 0)]
-    grids: dict[int, tuple[Any, Any, int, int]] = {}
-    nodata: dict[int, float | None] = {}
-    for i in order:
-        with open_asset(bands[i], item.get("id")) as ds:
-            grids[i], nodata[i] = (ds.crs, ds.transform, ds.width, ds.height), ds.nodata
-    grid = grids[order[0]]
+        raise SceneError(f"STAC item {item.get('id')!r} has no single-band asset with eo:bands and no visual asset; "
+                         "rsgeo reads those")
+    colours = default_rgb(bands)
+    ref = next((i for i, c in colours.items() if c == "red"), 0)
+    opened: dict[str, _Opened] = {}
+    warped: dict[str, tuple[str, float]] = {}
+    for band in [bands[ref]] + bands:  # the reference first: a broken red asset is the first message
+        if band.href not in opened:
+            opened[band.href] = _opened(band, item.get("id"))
+    grid = opened[bands[ref].href].grid
     placed = []
     for i, band in enumerate(bands):
-        if grids[i] == grid:
-            placed.append(_Placed(band, None, "nearest", nodata[i]))
+        info = opened[band.href]
+        k = band.source_band - 1
+        nodata, dtype, colour = info.nodata[k], _vrt_type(band, info.dtypes[k]), _COLOUR.get(colours.get(i, ""), "Gray")
+        if info.grid == grid:
+            placed.append(_Placed(band, None, "nearest", nodata, dtype, colour))
             continue
-        rect = source_rect(grid, grids[i])
-        if rect is None or not all(math.isfinite(v) and v > 0 for v in rect[2:]):
-            logger.info("STAC item %s: asset %s is not on the CRS of the %s band; left out", item.get("id"), band.key,
-                        bands[order[0]].name)
+        rect = source_rect(grid, info.grid)
+        if rect is not None and all(math.isfinite(v) and v > 0 for v in rect[2:]):
+            finer = abs(info.grid[1].a) < abs(grid[1].a)
+            placed.append(_Placed(band, rect, "average" if finer else "bilinear", nodata, dtype, colour))
             continue
-        finer = abs(grids[i][1].a) < abs(grid[1].a)
-        placed.append(_Placed(band, rect, "average" if finer else "bilinear", nodata[i]))
+        if info.grid[0] is None:
+            logger.info("STAC item %s: asset %s has no CRS; left out", item.get("id"), band.key)
+            continue
+        if band.href not in warped:  # another CRS (or a rotated grid): warped onto the red band's grid
+            warped[band.href] = warped_vrt(band, grid, item.get("id"))
+            logger.info("STAC item %s: asset %s (%s) warped onto the grid of the %s band (bilinear)", item.get("id"),
+                        band.key, info.grid[0], bands[ref].name)
+        source, nodata = warped[band.href]
+        placed.append(_Placed(band, None, "nearest", nodata, dtype, colour, source))
     return grid, placed
 
 
+def warped_vrt(asset: BandAsset, grid: tuple[Any, Any, int, int], item_id: object) -> tuple[str, float]:
+    """A GDAL warped VRT (its XML) of ``asset`` on ``grid`` (``(crs, transform, width, height)``), bilinear, and its
+    nodata value: the asset's, else NaN for floating-point data and 0 for integers (what lies outside the asset)."""
+    import xml.etree.ElementTree as ET
+
+    import numpy as np
+    import rasterio
+    from rasterio.enums import Resampling
+    from rasterio.vrt import WarpedVRT
+
+    from rsgeo.sources import remote_gdal_options
+
+    crs, transform, width, height = grid
+    with open_asset(asset, item_id) as ds:
+        nodata = ds.nodata
+        if nodata is None:
+            nodata = math.nan if np.dtype(ds.dtypes[0]).kind == "f" else 0.0
+        with rasterio.Env(**remote_gdal_options()), WarpedVRT(
+            ds, crs=crs, transform=transform, width=width, height=height, resampling=Resampling.bilinear, nodata=nodata,
+        ) as vrt:
+            xml = vrt.tags(ns="xml:VRT")["xml:VRT"]  # GDAL's own serialisation of the warp
+    root = ET.fromstring(xml)
+    dataset = root.find("GDALWarpOptions/SourceDataset")
+    if dataset is not None:  # the path GDAL opens, absolute: the stacked VRT lives in memory
+        dataset.set("relativeToVRT", "0")
+        dataset.text = asset.href
+    return ET.tostring(root, encoding="unicode"), float(nodata)
+
+
 def band_indices(path: str | os.PathLike[str], names: Sequence[str]) -> tuple[int, ...]:
-    """1-based bands of the item's VRT (:func:`item_vrt`) holding the bands ``names`` calls."""
+    """1-based bands of the item's VRT (:func:`item_vrt`) holding the bands ``names`` calls (``visual``: the visual
+    asset's red, green and blue)."""
     item = read_item(path)
     stacked = [p.asset for p in _stacked(item, item_base(path))[1]]
-    found = {n: _find(stacked, n) for n in names}
-    missing = [n for n, i in found.items() if i is None]
-    if missing:
-        raise SceneError(
-            f"STAC item {item.get('id')!r} has no band {', '.join(missing)} in the CRS of its red band; "
-            f"use common names among {', '.join(dict.fromkeys(b.name for b in stacked))}"
-        )
-    return tuple(i + 1 for i in found.values() if i is not None)
+    return tuple(i + 1 for i in select(stacked, names, item.get("id")))
 
 
 def item_vrt(path: str | os.PathLike[str]) -> tuple[str, str]:
-    """``(item id, VRT XML)`` stacking the item's single-band assets, scaled to physical values.
+    """``(item id, VRT XML)`` stacking the item's bands, scaled to physical values.
 
-    Every single-band ``eo:bands`` asset in the red band's CRS is a band, in item
-    order, on the red band's grid, with the colour interpretation of its common name
-    (so the default band choice finds red, green and blue); :func:`band_indices`
-    turns names into its band numbers.
+    Every single-band ``eo:bands`` asset is a band, in item order, then the visual
+    asset's red, green and blue, all on the red band's grid (warped there from
+    another CRS).
+    The bands the default choice takes (:func:`~rsgeo.stac_assets.default_rgb`) have
+    the colour interpretation red, green and blue; :func:`band_indices` turns names
+    into band numbers.
     """
     item = read_item(path)
     (crs, t, width, height), bands = _stacked(item, item_base(path))
@@ -284,8 +272,8 @@ def item_vrt(path: str | os.PathLike[str]) -> tuple[str, str]:
              f"<SRS>{escape(crs.to_wkt())}</SRS>", f"<GeoTransform>{geo}</GeoTransform>"]
     for i, band in enumerate(bands, start=1):
         a, nodata = band.asset, band.nodata
-        parts.append(f'<VRTRasterBand dataType="Float32" band="{i}">')
-        parts.append(f"<ColorInterp>{_COLOUR.get(a.name, 'Gray')}</ColorInterp><Description>{escape(a.name)}</Description>")
+        parts.append(f'<VRTRasterBand dataType="{band.dtype}" band="{i}">')
+        parts.append(f"<ColorInterp>{band.colour}</ColorInterp><Description>{escape(a.name)}</Description>")
         if nodata is not None:
             parts.append(f"<NoDataValue>{nodata * a.scale + a.offset}</NoDataValue>")
         rects = ""
@@ -293,8 +281,8 @@ def item_vrt(path: str | os.PathLike[str]) -> tuple[str, str]:
             x, y, w, h = (repr(float(v)) for v in band.src_rect)
             rects = (f'<SrcRect xOff="{x}" yOff="{y}" xSize="{w}" ySize="{h}"/>'
                      f'<DstRect xOff="0" yOff="0" xSize="{width}" ySize="{height}"/>')
-        parts.append(f'<ComplexSource resampling="{band.resampling}"><SourceFilename relativeToVRT="0">{escape(a.href)}'
-                     f"</SourceFilename><SourceBand>1</SourceBand>{rects}<ScaleOffset>{a.offset}</ScaleOffset>"
+        parts.append(f'<ComplexSource resampling="{band.resampling}"><SourceFilename relativeToVRT="0">{escape(band.warped or a.href)}'
+                     f"</SourceFilename><SourceBand>{a.source_band}</SourceBand>{rects}<ScaleOffset>{a.offset}</ScaleOffset>"
                      f"<ScaleRatio>{a.scale}</ScaleRatio>"
                      + (f"<NODATA>{nodata}</NODATA>" if nodata is not None else "") + "</ComplexSource>")
         parts.append("</VRTRasterBand>")

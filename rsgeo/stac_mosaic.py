@@ -18,7 +18,8 @@ from typing import Any
 from xml.sax.saxutils import escape
 
 from rsgeo.errors import OptionError, opt
-from rsgeo.stac import BandAsset, item_base, open_asset, read_item, single_band_assets
+from rsgeo.stac import item_base, open_asset, read_item
+from rsgeo.stac_assets import BandAsset, single_band_assets
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,7 @@ from rsgeo.zone_results import ZoneResult, open_zones
 __all__ = ["ZoneResult", "classify_zones", "embed_zones", "open_zones", "query_zones"]
 
 if TYPE_CHECKING:
+    from rsgeo.classsets.classset import ClassSet
     from rsgeo.encoders.base import Encoder
     from rsgeo.zone_chips import ZoneChip
 
@@ -196,7 +197,8 @@ def _report(skipped: int, total: int) -> None:
 
 
 def classify_zones(
-    result: Any, zones: str | Any | None, classes: Sequence[str], *, unsure_below: float | None = None,
+    result: Any, zones: str | Any | None, classes: Sequence[str] | None = None, *, class_set: str | ClassSet | None = None,
+    templates: Sequence[str] | None = None, lang: str | None = None, unsure_below: float | None = None,
     min_area_px: float = 1.0, min_valid: float = 0.5,
 ) -> Any:
     """Zero-shot scores per zone, no pixels read.
@@ -204,15 +206,21 @@ def classify_zones(
     ``result`` is an opened tiles result (:func:`rsgeo.open_result`) with
     ``zones`` a ``ZONES.gpkg[:layer]`` string or a GeoDataFrame, or a
     :class:`~rsgeo.zone_results.ZoneResult` (:func:`embed_zones`,
-    :func:`~rsgeo.zone_results.open_zones`) with ``zones=None``. The answer
+    :func:`~rsgeo.zone_results.open_zones`) with ``zones=None``. The classes
+    are ``classes`` (names) or ``class_set`` (a built-in name, a YAML/CSV file
+    or a loaded class set), prompted as ``rsgeo classify`` prompts them
+    (:class:`~rsgeo.questions.ClassChoice`: ``templates``, ``lang``). The answer
     has the zones' attributes, their geometry in the scene CRS, ``status``,
     one score column per class, ``top_class`` (``"unsure"`` under
-    ``unsure_below``) and ``top_score``.
+    ``unsure_below``) and ``top_score``; ``attrs`` holds the class names and
+    colours (a class set's legend) that :func:`zone_style` colours it by.
     """
     from rsgeo.questions import ClassChoice, class_embeddings
 
+    choice = ClassChoice(classes=tuple(classes) if classes is not None else None, class_set=class_set,
+                         templates=tuple(templates) if templates is not None else None, lang=lang)
     frame, emb, status, valid = _zones_of(result, zones, min_area_px, min_valid)
-    resolved = class_embeddings(result.encoder, ClassChoice(classes=tuple(classes)))
+    resolved = class_embeddings(result.encoder, choice)
     names = resolved.names
     ok = np.array([s == STATUS_OK for s in status], bool)
     scores = np.full((len(frame), len(names)), np.nan, np.float32)
@@ -235,6 +243,7 @@ def classify_zones(
     out["top_class"], out["top_score"] = top_class, top_score
     out.attrs["classes"] = list(names)
     out.attrs["colours"] = resolved.colours
+    out.attrs["class_set"] = resolved.meta.get("class_set")
     return out
 
 

@@ -194,6 +194,8 @@ STAC_MISTAKES = [
      ["cannot fetch the STAC item", "Connection refused", "check the URL"]),
     ("item-without-the-band", ["embed", "{item}", "-o", "{out}/x.gpkg", "--bands", "nir,red,green"],
      ["corpus-item", "no band nir", "red, green, blue"]),
+    ("item-without-a-visual-asset", ["embed", "{item}", "-o", "{out}/x.gpkg", "--bands", "visual"],
+     ["STAC item 'corpus-item' has no visual asset", "--bands red,green,blue"]),
     ("not-a-stac-item", ["embed", "{out}/../not_an_item.json", "-o", "{out}/x.gpkg"], ["is not a STAC item"]),
     ("search-unreachable", ["embed", "--stac-search", f"{UNREACHABLE}/api", "-o", "{out}"],
      ["the STAC search at", "failed ([Errno 111] Connection refused)", "check the URL"]),

@@ -243,6 +243,108 @@ def test_assets_on_a_coarser_grid_are_resampled_onto_the_red_band(item: Path, tm
     assert rsgeo.open_result(tmp_path / "swir.gpkg").metadata["read"]["bands"] == [5, 3, 2]
 
 
+def test_an_asset_in_another_crs_is_warped_onto_the_red_band(item: Path, tmp_path: Path) -> None:
+    """B08 reprojected here to Web Mercator (EPSG:3857), an asset beside the UTM red band: warped back, bilinear."""
+    from rasterio.warp import calculate_default_transform, reproject
+
+    from rsgeo.scene import open_dataset
+
+    with rasterio.open(shared(SCENE)) as src:
+        transform, width, height = calculate_default_transform(src.crs, "EPSG:3857", src.width, src.height, *src.bounds)
+        mercator = np.full((height, width), np.nan, np.float32)
+        reproject(src.read(8) * 2.0, mercator, src_transform=src.transform, src_crs=src.crs, dst_transform=transform,
+                  dst_crs="EPSG:3857", resampling=Resampling.bilinear, dst_nodata=np.nan)
+        profile = {"driver": "COG", "count": 1, "dtype": "float32", "nodata": np.nan, "width": width, "height": height,
+                   "crs": "EPSG:3857", "transform": transform}
+        with rasterio.open(item.parent / "B08_3857.tif", "w", **profile) as dst:
+            dst.write(mercator, 1)
+        doc = item_doc("S2_warped", "./")
+        doc["assets"]["B08"]["href"] = "./B08_3857.tif"
+        path = item.parent / "warped.json"
+        path.write_text(json.dumps(doc))
+        assert band_indices(path, ["nir", "red", "green"]) == (4, 3, 2)  # no longer left out
+        with open_dataset(path) as ds:
+            assert (ds.width, ds.height, ds.count) == (src.width, src.height, 5) and ds.transform == src.transform
+            nir = ds.read(4)
+            assert np.isnan(ds.nodatavals[3])  # outside the asset: nodata
+        back = np.full((src.height, src.width), np.nan, np.float32)  # the same warp, by rasterio.warp
+        reproject(mercator, back, src_transform=transform, src_crs="EPSG:3857", dst_transform=src.transform,
+                  dst_crs=src.crs, resampling=Resampling.bilinear, src_nodata=np.nan, dst_nodata=np.nan)
+        valid = np.isfinite(nir) & np.isfinite(back)
+        assert valid.mean() > 0.95
+        assert np.allclose(nir[valid], back[valid] * 0.5, rtol=1e-5, atol=1e-6)
+        assert np.corrcoef(nir[valid], src.read(8)[valid])[0, 1] > 0.95  # there and back again: close to B08
+    out = tmp_path / "warped.gpkg"
+    run_cli("embed", str(path), "-o", str(out), *MODEL, "--bands", "nir,red,green", "-q")
+    assert rsgeo.open_result(out).metadata["read"]["bands"] == [4, 3, 2] and len(embeddings(out)) > 1
+
+
+def visual_cog(folder: Path) -> Path:
+    """``folder/visual.tif``: a true-colour 3-band uint8 COG of the scene's B04, B03, B02, as Sentinel-2's TCI is
+    (reflectance 0 to 0.3 as 1 to 255, nodata 0)."""
+    path = folder / "visual.tif"
+    if not path.exists():
+        with rasterio.open(shared(SCENE)) as src:
+            tci = np.clip(np.rint(src.read([4, 3, 2]) / 0.3 * 255), 1, 255).astype(np.uint8)
+            profile = {"driver": "COG", "count": 3, "dtype": "uint8", "nodata": 0, "width": src.width,
+                       "height": src.height, "crs": src.crs, "transform": src.transform}
+            with rasterio.open(path, "w", **profile) as dst:
+                dst.write(tci)
+    return path
+
+
+def visual_asset(*, key: str = "visual", eo_bands: bool = True) -> dict[str, Any]:
+    """The visual asset as Earth Search describes it (roles visual; eo:bands red, green, blue)."""
+    asset: dict[str, Any] = {"href": "./visual.tif", "type": COG, "roles": ["visual"]}
+    if eo_bands:
+        asset["eo:bands"] = [{"name": c, "common_name": c} for c in ("red", "green", "blue")]
+    return {key: asset, f"{key}-jp2": {**asset, "href": "./missing.jp2", "type": "image/jp2"}}
+
+
+def test_an_item_whose_only_rgb_is_its_visual_asset_embeds_as_that_file(item: Path, tmp_path: Path) -> None:
+    from rsgeo.scene import open_dataset
+
+    direct = tmp_path / "direct.gpkg"
+    run_cli("embed", str(visual_cog(item.parent)), "-o", str(direct), *MODEL, "-q")
+    for name, assets in (("visual", visual_asset()), ("tci", visual_asset(key="TCI", eo_bands=False))):
+        doc = item_doc(f"S2_{name}", "./")
+        doc["assets"] = {"B08": doc["assets"]["B08"], **assets}  # no single-band red, green or blue
+        path = item.parent / f"{name}.json"
+        path.write_text(json.dumps(doc))
+        assert band_indices(path, ["visual"]) == band_indices(path, ["red", "green", "blue"]) == (2, 3, 4)
+        assert band_indices(path, ["nir", "red", "green"]) == (1, 2, 3)
+        with open_dataset(path) as ds, rasterio.open(item.parent / "visual.tif") as tci:
+            assert ds.dtypes[1:] == ("uint8",) * 3 and ds.transform == tci.transform  # 8-bit: no stretch, as the file
+            assert [c.name for c in ds.colorinterp] == ["gray", "red", "green", "blue"]
+            assert np.array_equal(ds.read([2, 3, 4]), tci.read())
+        out = tmp_path / f"{name}.gpkg"
+        run_cli("embed", str(path), "-o", str(out), *MODEL, "-q")
+        assert rsgeo.open_result(out).metadata["read"]["bands"] == [2, 3, 4]
+        assert np.array_equal(embeddings(out), embeddings(direct)) and len(embeddings(out)) > 1
+
+
+def test_single_band_assets_are_the_default_and_bands_visual_picks_the_visual_asset(item: Path, tmp_path: Path) -> None:
+    visual_cog(item.parent)
+    doc = item_doc("S2_both", "./")
+    doc["assets"] |= visual_asset()
+    path = item.parent / "both.json"
+    path.write_text(json.dumps(doc))
+    assert band_indices(path, ["red", "green", "blue"]) == (3, 2, 1)  # the single-band assets first
+    assert band_indices(path, ["visual"]) == (6, 7, 8)
+    scene, tci = tmp_path / "scene.gpkg", tmp_path / "tci.gpkg"
+    run_cli("embed", str(shared(SCENE)), "-o", str(scene), *MODEL, "--bands", "4,3,2", "-q")
+    run_cli("embed", str(item.parent / "visual.tif"), "-o", str(tci), *MODEL, "-q")
+    assert not np.allclose(embeddings(scene), embeddings(tci), atol=1e-3)  # the TCI's 8 bits tell them apart
+    default, visual = tmp_path / "default.gpkg", tmp_path / "visual.gpkg"
+    run_cli("embed", str(path), "-o", str(default), *MODEL, "-q")
+    run_cli("embed", str(path), "-o", str(visual), *MODEL, "--bands", "visual", "-q")
+    assert np.allclose(embeddings(default), embeddings(scene), atol=1e-6)
+    assert np.array_equal(embeddings(visual), embeddings(tci))
+    assert rsgeo.open_result(visual).metadata["read"]["bands"] == [6, 7, 8]
+    bad = run_cli("embed", str(item), "-o", str(tmp_path / "x.gpkg"), *MODEL, "--bands", "visual", check=False)
+    one_error_line(bad, "STAC item 'S2_scene2' has no visual asset", "--bands red,green,blue")
+
+
 def test_an_item_url_embeds_as_the_local_item(item: Path, www: str, tmp_path: Path) -> None:
     a, b = tmp_path / "local.gpkg", tmp_path / "url.gpkg"
     run_cli("embed", str(item), "-o", str(a), *MODEL, "--bands", "nir,red,green")
@@ -373,6 +475,35 @@ def test_stac_search_mosaic_is_one_result_naming_its_items(item: Path, www: str,
     assert np.allclose(embeddings(out), embeddings(ref), atol=1e-6)  # three items of the same pixels
     assert sorted(p.name for p in tmp_path.glob("*.gpkg")) == ["local.gpkg", "mosaic.gpkg"]
 
+
+def test_a_visual_asset_in_another_crs_is_warped_band_by_band(item: Path) -> None:
+    """The 8-bit TCI reprojected to Web Mercator beside UTM single-band assets: its three bands warped, still 8-bit."""
+    from rasterio.warp import calculate_default_transform, reproject
+
+    from rsgeo.scene import open_dataset
+
+    with rasterio.open(visual_cog(item.parent)) as tci:
+        transform, width, height = calculate_default_transform(tci.crs, "EPSG:3857", tci.width, tci.height, *tci.bounds)
+        mercator = np.zeros((3, height, width), np.uint8)
+        reproject(tci.read(), mercator, src_transform=tci.transform, src_crs=tci.crs, dst_transform=transform,
+                  dst_crs="EPSG:3857", resampling=Resampling.nearest, src_nodata=0, dst_nodata=0)
+        profile = {"driver": "GTiff", "count": 3, "dtype": "uint8", "nodata": 0, "width": width, "height": height,
+                   "crs": "EPSG:3857", "transform": transform}
+        with rasterio.open(item.parent / "visual_3857.tif", "w", **profile) as dst:
+            dst.write(mercator)
+        doc = item_doc("S2_visual_3857", "./")
+        doc["assets"] |= visual_asset()
+        doc["assets"]["visual"]["href"] = "./visual_3857.tif"
+        path = item.parent / "visual_3857.json"
+        path.write_text(json.dumps(doc))
+        assert band_indices(path, ["visual"]) == (6, 7, 8)
+        with open_dataset(path) as ds:
+            assert ds.transform == tci.transform and ds.dtypes[5:] == ("uint8",) * 3
+            got = ds.read([6, 7, 8])
+        back = np.zeros((3, tci.height, tci.width), np.uint8)
+        reproject(mercator, back, src_transform=transform, src_crs="EPSG:3857", dst_transform=tci.transform,
+                  dst_crs=tci.crs, resampling=Resampling.bilinear, src_nodata=0, dst_nodata=0)
+        assert np.array_equal(got, back) and (got > 0).mean() > 0.95
 
 if __name__ == "__main__":
     serve(sys.argv[1])

@@ -329,3 +329,90 @@ def test_a_cancelled_embed_writes_nothing(zones_4326: Path, tmp_path: Path) -> N
         embed_zones(shared(SCENE), f"{zones_4326}:lulc", output=out, read=ReadOptions(chip_size=32, bands=(4, 3, 2)),
                     options=RunOptions(encoder=HashEncoder(), batch_size=4), cancel=lambda: True)
     assert list(tmp_path.iterdir()) == []  # no output, no temporary file, no lock left
+
+
+# -- class sets (issue 19): zones prompted, named and coloured as rsgeo classify does -------------
+
+#: A class set file: synonyms join the prompts, colours the legend (not the conventional green and blue).
+CLASS_SET_YAML = """name: my-classes
+classes:
+  - name: forest
+    synonyms: [woodland, trees]
+    colour: "1,2,3"
+  - name: water
+    synonyms: [lake, river]
+    colour: "4,5,6"
+  - name: cultivated land
+    colour: "7,8,9"
+"""
+
+
+def _legend(qml: str) -> dict[str, str]:
+    """Category value -> ``"r,g,b"`` of a categorized QML style."""
+    import xml.etree.ElementTree as ET
+
+    root = ET.fromstring(qml.split(">", 1)[1])  # past the DOCTYPE
+    colour = {s.get("name"): next(o.get("value") for o in s.iter("Option") if o.get("name") == "color")
+              for s in root.iter("symbol")}
+    return {str(c.get("value")): str(colour[c.get("symbol")]).rsplit(",", 1)[0] for c in root.iter("category")}
+
+
+def test_a_class_set_answers_a_zone_as_classify_answers_its_chip(embedded: Path, tmp_path: Path) -> None:
+    """Zones that are exactly chips of a tiles result score as those chips do in rsgeo classify --class-set."""
+    from rsgeo.answers import score_columns
+    from rsgeo.classsets import load_class_set
+
+    result = rsgeo.open_result(embedded)
+    tiles = result.index.tile_ids[[0, 3, len(result.index.tile_ids) - 1]]
+    zones = gpd.GeoDataFrame({"tile": tiles}, geometry=list(polygons(result.grid, tiles)), crs=result.grid.crs)
+    zones.to_file(tmp_path / "chips.gpkg", layer="chips")
+    answer, landcover = tmp_path / "answer.gpkg", tmp_path / "landcover.gpkg"
+    run_cli("classify", str(embedded), "--zones", f"{tmp_path / 'chips.gpkg'}:chips", "--class-set", "esa-worldcover",
+            "-o", str(answer), "-q")
+    run_cli("classify", str(embedded), "--class-set", "esa-worldcover", "-o", str(landcover), "-q")
+    cs = load_class_set("esa-worldcover")
+    columns = score_columns(cs.names)
+    got = gpd.read_file(answer, layer="zones")
+    expect = gpd.read_file(landcover, layer="landcover").set_index("tile_id").loc[got["tile"]]
+    assert (got["status"] == STATUS_OK).all() and set(columns) <= set(got.columns)
+    assert np.allclose(got[columns].to_numpy(float), expect[columns].to_numpy(float), atol=1e-5)
+    assert got["top_class"].tolist() == [cs.names[i] for i in got[columns].to_numpy().argmax(axis=1)]
+    legend = _legend(_stored_style(answer, "zones"))
+    assert legend == {name: cs.colours[name] for name in cs.names}  # every class, in the class set's colours
+
+
+def test_a_class_set_file_with_a_zones_result_and_with_the_scene(zones_result: Path, zones_4326: Path,
+                                                                   tmp_path: Path) -> None:
+    path = tmp_path / "classes.yaml"
+    path.write_text(CLASS_SET_YAML, encoding="utf-8")
+    stored, direct, names_only = tmp_path / "stored.gpkg", tmp_path / "direct.gpkg", tmp_path / "names.gpkg"
+    run_cli("classify", str(zones_result), "--class-set", str(path), "-o", str(stored), "-q")
+    run_cli("classify", str(shared(SCENE)), "--zones", f"{zones_4326}:lulc", "--class-set", str(path),
+            "--model", "test:hash", *READ, "-o", str(direct), "-q")
+    run_cli("classify", str(zones_result), "--classes", "forest,water,cultivated land", "-o", str(names_only), "-q")
+    a, b, c = (gpd.read_file(p, layer="zones") for p in (stored, direct, names_only))
+    assert a.drop(columns="geometry").equals(b.drop(columns="geometry"))  # encoded now or before: the same answer
+    ok = a["status"] == STATUS_OK
+    scores = ["forest", "water", "cultivated_land"]
+    assert not np.allclose(a[scores][ok].to_numpy(float), c[scores][ok].to_numpy(float), atol=1e-4)  # synonyms prompted
+    expect = classify_zones(open_zones(zones_result), None, class_set=str(path))
+    assert expect.attrs["class_set"] == str(path)
+    assert np.allclose(a[scores].to_numpy(float), expect[scores].to_numpy(float), equal_nan=True, atol=1e-6)
+    legend = _legend(_stored_style(stored, "zones"))
+    assert {k: legend[k] for k in ("forest", "water", "cultivated land")} == \
+        {"forest": "1,2,3", "water": "4,5,6", "cultivated land": "7,8,9"}
+    templated = classify_zones(open_zones(zones_result), None, class_set=str(path), templates=["an image of {}"])
+    assert not np.allclose(templated[scores][ok].to_numpy(float), a[scores][ok].to_numpy(float), atol=1e-4)
+
+
+@pytest.mark.parametrize("case", ["unknown-class-set", "classes-and-class-set", "neither"])
+def test_class_mistakes_with_zones_are_one_line_before_any_encoding(zones_4326: Path, tmp_path: Path, case: str) -> None:
+    out = tmp_path / "x.gpkg"
+    given = {"unknown-class-set": ["--class-set", "no-such-set"],
+             "classes-and-class-set": ["--classes", "a,b", "--class-set", "eurosat"], "neither": []}[case]
+    proc = run_cli("classify", str(shared(SCENE)), "--zones", f"{zones_4326}:lulc", *given, "--model", "test:hash",
+                   *READ, "-o", str(out), check=False)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert ("no-such-set" if case == "unknown-class-set" else "--class-set") in lines[0]
+    assert not out.exists()

@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
         return search.run(args, classes=tuple(classes) if classes is not None else None, class_set=args.class_set,
                           templates=tuple(templates) or None, lang=args.lang, layer=args.layer)
     if args.zones is not None or common.source_is_zone_result(args.source):
-        return _zones(args, classes)
+        return _zones(args, classes, templates)
     labels = common.label_source(args)
     if labels is not None:
         return _from_labels(args, labels, classes, templates)
@@ -94,13 +94,15 @@ def _from_labels(args: argparse.Namespace, labels: Any, classes: list[str] | Non
     return common.finish(args, common.progress(args), report.output, report.summary)
 
 
-def _zones(args: argparse.Namespace, classes: list[str] | None) -> int:
-    from rsgeo.errors import OptionError
+def _zones(args: argparse.Namespace, classes: list[str] | None, templates: list[str]) -> int:
+    from rsgeo.questions import ClassChoice
     from rsgeo.zones import classify_zones
 
     common.check_zone_run(args)
-    if classes is None:
-        raise OptionError("zones need --classes A,B,... (class sets are not yet supported with zones)")
+    # Checked (a class set file read) before the zones of a scene are encoded: a typo costs no encoding.
+    ClassChoice(classes=tuple(classes) if classes is not None else None, class_set=args.class_set,
+                templates=tuple(templates) or None, lang=args.lang)
     source, zones = common.zone_source(args)
-    answer = classify_zones(source, zones, classes, unsure_below=args.unsure_below, min_area_px=args.min_zone_px)
+    answer = classify_zones(source, zones, classes, class_set=args.class_set, templates=templates or None, lang=args.lang,
+                            unsure_below=args.unsure_below, min_area_px=args.min_zone_px)
     return common.write_zones(args, answer)

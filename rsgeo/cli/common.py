@@ -27,7 +27,7 @@ def add_read_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--chip-size", metavar="N|Nm", help="chip side in pixels (224) or metres (500m); default: the ground side of the model's training images in the scene's pixels (16-896 px; `rsgeo models` lists the sides)")
     g.add_argument("--stride", metavar="N|Nm", help="step between chips in pixels or metres; default: the chip size (no overlap)")
     g.add_argument("--overlap", type=float, default=0.0, metavar="F", help="fraction of a chip shared with its neighbour, instead of --stride (default 0)")
-    g.add_argument("--bands", metavar="R,G,B", help="1-based bands fed as red, green, blue (or one band as grey); default: the RGB bands")
+    g.add_argument("--bands", metavar="R,G,B", help="1-based bands fed as red, green, blue (or one band as grey); for a STAC item also common names (nir,red,green) or visual (its visual asset); default: the RGB bands")
     g.add_argument("--stretch", default="auto", metavar="HOW", help="auto (default: 8-bit as is, else 2-98 %% percentiles), none, percentile:LOW,HIGH, range:MIN,MAX")
     g.add_argument("--gsd", type=float, metavar="METRES", help="resample the scene to this ground sample distance first")
     g.add_argument("--min-valid", type=float, default=0.5, metavar="F", help="skip chips with a smaller fraction of valid pixels (default 0.5)")

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The GPU benchmark (issue 20) on a machine with an NVIDIA GPU and no network:
-#   bash benchmarks/gpu.sh OUT_DIR
+#   bash benchmarks/gpu.sh OUT_DIR                          # everything (benchmarks/gpu.py)
+#   RSGEO_GPU_BENCH=reader bash benchmarks/gpu.sh OUT_DIR   # what bounds end to end (benchmarks/gpu_reader.py)
 # Installs the Python packages that machine lacks from the wheels in .whl*/ (fetched
 # beforehand with pip download, see docs/benchmarks.md), then runs benchmarks/gpu.py
 # (its figures: OUT_DIR/gpu.json, its log: OUT_DIR/gpu.log). Real scenes come from .gpu/
@@ -18,4 +19,11 @@ done
 export PYTHONPATH="$PWD:$SITE${PYTHONPATH:+:$PYTHONPATH}"
 export RSGEO_BENCH_TEXTURE="$PWD/.gpu/OSBS_029.tif" PYTHONUNBUFFERED=1
 python3 -c "import rasterio, pyogrio, geopandas, open_clip, torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"
-python3 benchmarks/gpu.py --json "$OUT/gpu.json" "${@:2}" 2>&1 | tee "$OUT/gpu.log"
+if [ "${RSGEO_GPU_BENCH:-all}" = reader ]; then  # what bounds end to end: decode, reader without a model, end to end
+    SCENE=/tmp/rsgeo-gpu/scene-24576.tif
+    python3 -c "import sys; sys.path.insert(0, 'benchmarks'); from pathlib import Path; from scenes import make_scene; \
+print(make_scene(Path('$SCENE'), 24576, 24576))"
+    python3 benchmarks/gpu_reader.py --scene "$SCENE" --json "$OUT/gpu_reader.json" "${@:2}" 2>&1 | tee "$OUT/gpu_reader.log"
+else
+    python3 benchmarks/gpu.py --json "$OUT/gpu.json" "${@:2}" 2>&1 | tee "$OUT/gpu.log"
+fi

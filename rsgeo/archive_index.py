@@ -75,8 +75,14 @@ class IndexParams:
 
     @classmethod
     def for_size(cls, n: int, dim: int) -> IndexParams:
-        """Cells ~ 4 sqrt(n) (a power of two), ``dim / 8`` one-byte codes, 1/16 of the cells probed (8..128)."""
-        nlist = int(2 ** round(np.log2(max(16.0, 4 * np.sqrt(max(n, 1))))))
+        """Cells: the power of two at or below sqrt(n); ``dim / 8`` one-byte codes; 1/16 of the cells probed (8..128).
+
+        A query scans about n / 16 codes whatever the cell count, so fewer, larger cells
+        cost the query little and the build much less: every vector is assigned to a
+        cell by a scan of all ``nlist`` centroids (4 sqrt(n) cells took an estimated
+        hour of assignment at 10^7 on two cores; docs/benchmarks.md, "Archive queries").
+        """
+        nlist = int(2 ** np.floor(np.log2(max(16.0, np.sqrt(max(n, 1))))))
         nlist = max(16, min(nlist, max(16, n // TRAIN_PER_CELL)))
         m = next(d for d in (dim // 8, dim // 4, dim // 2, dim) if d >= 1 and dim % d == 0)
         return cls(nlist=nlist, m=m, nprobe=int(min(128, max(8, nlist // 16))))

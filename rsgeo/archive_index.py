@@ -230,13 +230,14 @@ class ArchiveIndex:
 
     @classmethod
     def load(cls, path: Path) -> ArchiveIndex:
-        faiss = _faiss()
+        import zipfile
+
         try:
             with np.load(path) as data:
                 header = json.loads(bytes(data["header"]).decode())
-                index = faiss.deserialize_index(data["faiss"])
                 member, tile_ids = data["member"], data["tile_ids"]
-        except (OSError, ValueError, KeyError) as exc:
+            index = _read_faiss(path)
+        except (OSError, ValueError, KeyError, RuntimeError, zipfile.BadZipFile) as exc:
             raise ResultError(f"{path} is not an rsgeo archive index ({exc}); build it again with "
                               f"{opt('rebuild_index')}") from None
         if header.get("version") != INDEX_VERSION:
@@ -274,6 +275,24 @@ class ArchiveIndex:
         """Archive rows the index proposes for each query vector (``k`` at most each)."""
         _, rows = self.index.search(np.ascontiguousarray(vectors, np.float32), min(k, len(self)))
         return [r[r >= 0] for r in rows]
+
+
+def _read_faiss(path: Path) -> Any:
+    """The FAISS index of an index file, streamed from its ``faiss`` member into FAISS.
+
+    Read whole first (``np.load``), the member's bytes and the index built from them were
+    both in memory: 2 x 806 MB for 10^7 vectors at the peak (docs/benchmarks.md).
+    """
+    import zipfile
+
+    faiss = _faiss()
+    with zipfile.ZipFile(path) as z, z.open("faiss.npy") as f:
+        version = np.lib.format.read_magic(f)
+        if version == (1, 0):
+            np.lib.format.read_array_header_1_0(f)
+        else:
+            np.lib.format.read_array_header_2_0(f)
+        return faiss.read_index(faiss.PyCallbackIOReader(f.read))
 
 
 def _check(cancel: Callable[[], bool] | None) -> None:

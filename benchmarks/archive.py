@@ -3,11 +3,14 @@
 Builds (or reuses, see ``--tmp``) a synthetic archive: ``--scenes`` real result
 GeoPackages of ``--tiles-per-scene`` tiles each (:func:`benchmarks.synthetic_result.build_result`),
 whose ``--dim``-d embeddings (stored as ``--dtype``) are a **gaussian mixture**:
-every tile is one of ``--clusters`` shared random unit centres plus isotropic
-noise of norm about ``--spread`` (0.75: a tile has cosine ≈ 0.8 with its
-centre, ≈ 0.64 with another tile of its cluster, ≈ 0 with other clusters), as
-real embeddings cluster by land cover. On iid noise an IVF-PQ index's recall
-means nothing (no structure to exploit, every neighbour equally far).
+every tile is one of ``--clusters`` shared random unit centres plus a variation
+of norm about ``--spread`` within a random ``--rank``-dimensional subspace of its
+own cluster, plus isotropic noise of norm ``--noise`` (defaults 1024, 0.75, 32,
+0.2: a tile has cosine ≈ 0.79 with its centre, ≈ 0.14 with the next one), as
+real embeddings cluster by land cover and vary along few directions within
+one. ``--rank 0`` makes the variation isotropic in every dimension (the harder
+case for product quantization). On iid noise an IVF-PQ index's recall means
+nothing (no structure to exploit, every neighbour nearly equally far).
 
 Then it measures, through the code ``rsgeo query RESULTS... --index FILE`` runs
 (:mod:`rsgeo.archive`, :mod:`rsgeo.archive_index`), with the text tower of a
@@ -23,16 +26,19 @@ seeded random-weights ViT-B-32 (as ``benchmarks/query_speed.py``):
   again each time); peak RSS of that process (``ru_maxrss``);
 * **recall@50** of the index against :func:`rsgeo.archive.exact_search` (the
   exact path ``rsgeo query`` takes without ``--index``), for the texts and for
-  as many vectors drawn near the mixture's centres (a text that lands near the
-  tiles it describes: the random text tower's vectors are unrelated to the
-  synthetic clusters);
+  as many vectors drawn as the tiles are (a text that lands among the tiles it
+  describes: the random text tower's vectors are unrelated to the synthetic
+  clusters);
 * **exact**: one new text answered by ``query_archive`` without an index (the
   result check, a streamed scan of every embedding, the answer written), on the
   first ``--exact-tiles`` tiles' worth of scenes (default: 10^6).
 
 Figures are printed and written as JSON (default ``benchmarks/results/archive-<date>.json``).
 
-    python benchmarks/archive.py --scenes 10 --tiles-per-scene 1000000 --dtype float16 --tmp /work/bench-tmp/arch
+    python benchmarks/archive.py --scenes 10 --tiles-per-scene 1000000 --dtype float16 --tmp /work/bench-tmp/arch-lr
+
+``--tmp`` keeps the archive for later runs of the same shape (also the first
+``--scenes`` results of a larger one); ``--reuse-index`` keeps its index too.
 """
 
 from __future__ import annotations
@@ -123,12 +129,14 @@ def rss_mb() -> float:
 def ms_stats(times: list[float]) -> dict[str, float]:
     """Median and 90th percentile (nearest rank) of milliseconds."""
     s = sorted(times)
-    return {"median": round(statistics.median(s), 1), "p90": round(s[min(len(s) - 1, int(np.ceil(0.9 * len(s))) - 1)], 1)}
+    p90 = s[min(len(s) - 1, int(np.ceil(0.9 * len(s))) - 1)]
+    return {"median": round(statistics.median(s), 1), "p90": round(p90, 1)}
 
 
 def new_texts(prefix: str) -> Any:
     """A text never asked before, each call (the text tower runs in every timed query)."""
-    return iter(f"{w} number {k} {prefix}" for k in range(10**6) for w in ("solar farm", "flooded fields", "greenhouses"))
+    words = ("solar farm", "flooded fields", "greenhouses")
+    return iter(f"{w} number {k} {prefix}" for k in range(10**6) for w in words)
 
 
 def text_encoder() -> Any:
@@ -187,7 +195,8 @@ def centre_queries(n: int, args: argparse.Namespace, seed: int = 99) -> np.ndarr
     else:
         q = centres[which] + rng.standard_normal((n, args.dim)).astype(np.float32) * np.float32(
             args.spread / np.sqrt(args.dim))
-    return (q / np.linalg.norm(q, axis=1, keepdims=True)).astype(np.float32)
+    out: np.ndarray = (q / np.linalg.norm(q, axis=1, keepdims=True)).astype(np.float32)
+    return out
 
 
 def recall(exact: list[Any], approx: list[Any]) -> list[float]:
@@ -277,7 +286,8 @@ def phase_query(args: argparse.Namespace) -> dict[str, Any]:
         "index_search_rescore_ms": ms_stats(search_ms),
         "torch_threads": threads, "text_encode_1_thread_ms": ms_stats(one_thread_ms),
         "query_archive_with_index_ms": ms_stats(full_ms),
-        "recall_at_50_texts": {"mean": round(float(np.mean(r[:n_text])), 4), "min": round(float(np.min(r[:n_text])), 4)},
+        "recall_at_50_texts": {"mean": round(float(np.mean(r[:n_text])), 4),
+                               "min": round(float(np.min(r[:n_text])), 4)},
         "recall_at_50_near_tiles": {"mean": round(float(np.mean(r[n_text:])), 4),
                                     "min": round(float(np.min(r[n_text:])), 4)},
         "recall_queries": len(r),

@@ -5,9 +5,10 @@ Exact search streams every embedding of every result once per query: fine for
 builds (once) a FAISS IVF-PQ index of every embedding: a coarse quantizer
 sends each query to the ``nprobe`` nearest of ``nlist`` cells, product
 quantization keeps each vector in ``dim / 8`` bytes, so 10^7 512-d tiles take
-about 0.7 GB. The index proposes :data:`RERANK` x ``top_k`` candidates; their
-stored embeddings are then read back and scored exactly, so every similarity
-written is the exact one and only the candidate list is approximate.
+806 MiB with the ids (measured, docs/benchmarks.md). The index proposes
+:data:`RERANK` x ``top_k`` candidates; their stored embeddings are then read
+back and scored exactly, so every similarity written is the exact one and only
+the candidate list is approximate.
 
 The file records what it was built from, per result: its path, tile count, a
 key of the metadata that made its embeddings (run, model, grid, storage) and
@@ -79,8 +80,9 @@ class IndexParams:
 
         A query scans about n / 16 codes whatever the cell count, so fewer, larger cells
         cost the query little and the build much less: every vector is assigned to a
-        cell by a scan of all ``nlist`` centroids (4 sqrt(n) cells took an estimated
-        hour of assignment at 10^7 on two cores; docs/benchmarks.md, "Archive queries").
+        cell by a scan of all ``nlist`` centroids: 4 sqrt(n) cells were an estimated hour
+        of that at 10^7 on two cores, the whole build with 2,048 cells 9.3 min
+        (docs/benchmarks.md, "Archive queries").
         """
         nlist = int(2 ** np.floor(np.log2(max(16.0, np.sqrt(max(n, 1))))))
         nlist = max(16, min(nlist, max(16, n // TRAIN_PER_CELL)))

@@ -30,6 +30,7 @@ import sqlite3
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -67,14 +68,27 @@ def cluster_centres(clusters: int, dim: int, seed: int = 0) -> np.ndarray:
     return c / np.linalg.norm(c, axis=1, keepdims=True)
 
 
+def cluster_bases(clusters: int, dim: int, rank: int, seed: int = 0) -> np.ndarray:
+    """``(clusters, rank, dim)``: each cluster's directions of variation, random, of unit norm on average."""
+    return (np.random.default_rng([seed, 2]).standard_normal((clusters, rank, dim), dtype=np.float32)
+            / np.float32(math.sqrt(dim)))
+
+
 def build_result(
     path: Path, n_tiles: int, *, dim: int = 512, chip: int = 224, seed: int = 0, clusters: int = 0,
-    spread: float = 0.75,
+    spread: float = 0.75, rank: int = 0, noise: float = 0.0, dtype: str = "float32",
+    model: dict[str, Any] | None = None,
 ) -> dict[str, float]:
     """Write the result at ``path``; returns seconds per step.
 
     ``clusters`` > 0 draws the vectors around that many random unit centres (noise of norm about
     ``spread``), as real embeddings cluster by land cover; results of any ``seed`` share the centres.
+    ``rank`` > 0 keeps that spread within a random ``rank``-dimensional subspace of each cluster
+    (real embeddings vary along few directions within a land cover), plus isotropic noise of
+    norm about ``noise``; ``rank`` 0: isotropic noise of norm ``spread``.
+    ``dtype``: how the embeddings are stored (``float32`` or ``float16``, as ``rsgeo embed --dtype``).
+    ``model``: the model record stored (default: the test encoder's), e.g. a random-weights
+    architecture's, so that its text tower may ask the file.
     """
     import pyogrio
     from affine import Affine
@@ -138,17 +152,29 @@ def build_result(
     seconds["tiles"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
+    if dtype not in schema.EMBEDDING_DTYPES:
+        raise ValueError(f"dtype {dtype!r}: use one of {sorted(schema.EMBEDDING_DTYPES)}")
     rng = np.random.default_rng(seed)
     centres = cluster_centres(clusters, dim) if clusters > 0 else None  # shared by every seed: one archive
+    bases = cluster_bases(clusters, dim, rank) if clusters > 0 and rank > 0 else None
     ensure_rsgeo_tables(db)
     insert_embedding = f"INSERT INTO {schema.EMBEDDINGS_TABLE} ({schema.COL_TILE_ID}, {schema.COL_EMBEDDING}) VALUES (?, ?)"
     for start in range(0, n_tiles, CHUNK):
         k = min(CHUNK, n_tiles - start)
         emb = rng.standard_normal((k, dim), dtype=np.float32)
-        if centres is not None:
+        if centres is not None and bases is not None:
+            which = rng.integers(0, len(centres), k)
+            emb = centres[which] + emb * np.float32(noise / math.sqrt(dim))
+            z = rng.standard_normal((k, rank), dtype=np.float32) * np.float32(spread / math.sqrt(rank))
+            order = np.argsort(which, kind="stable")
+            edges = np.searchsorted(which[order], np.arange(len(centres) + 1))
+            for c in range(len(centres)):  # each cluster's tiles vary within its own subspace
+                rows = order[edges[c] : edges[c + 1]]
+                emb[rows] += z[rows] @ bases[c]
+        elif centres is not None:
             emb = centres[rng.integers(0, len(centres), k)] + emb * np.float32(spread / math.sqrt(dim))
         emb /= np.linalg.norm(emb, axis=1, keepdims=True)
-        emb = emb.astype("<f4", copy=False)
+        emb = emb.astype(schema.EMBEDDING_DTYPES[dtype], copy=False)
         db.executemany(insert_embedding, zip(range(start, start + k), emb.view(np.uint8).reshape(k, -1)))
     db.commit()
     seconds["embeddings"] = time.perf_counter() - t0
@@ -158,13 +184,13 @@ def build_result(
         set_metadata(meta_db, {
             schema.KEY_SCHEMA_VERSION: schema.SCHEMA_VERSION,
             schema.KEY_RUN: run_metadata(f"benchmarks/synthetic_result.py --tiles {n_tiles} --dim {dim}"),
-            schema.KEY_MODEL: model_metadata(encoder),
+            schema.KEY_MODEL: model if model is not None else model_metadata(encoder),
             schema.KEY_SCENE: {"path": None, "bytes": None, "sha256": None, "width": grid.width,
                                "height": grid.height, "count": 3, "dtypes": ["uint8"] * 3, "nodata": None,
                                "crs": crs.to_wkt(), "transform": list(grid.transform)[:6], "synthetic": True},
             schema.KEY_GRID: grid_record(grid, None).to_dict(),
             schema.KEY_READ: {"bands": [1, 2, 3], "stretch": None, "min_valid": 0.0, "gsd": None},
-            schema.KEY_EMBEDDINGS: schema.EmbeddingsRecord(schema.EMBEDDINGS_TABLE, "float32", dim).to_dict(),
+            schema.KEY_EMBEDDINGS: schema.EmbeddingsRecord(schema.EMBEDDINGS_TABLE, dtype, dim).to_dict(),
             schema.KEY_LAYERS: {schema.TILES_LAYER: plan.meta},
         })
     db.close()
@@ -177,8 +203,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tiles", type=int, default=1_000_000)
     ap.add_argument("--dim", type=int, default=512)
     ap.add_argument("--chip", type=int, default=224, help="chip size in pixels (10 m pixels)")
+    ap.add_argument("--dtype", default="float32", choices=["float32", "float16"])
     args = ap.parse_args(argv)
-    seconds = build_result(args.output, args.tiles, dim=args.dim, chip=args.chip)
+    seconds = build_result(args.output, args.tiles, dim=args.dim, chip=args.chip, dtype=args.dtype)
     size_mb = args.output.stat().st_size / 2**20
     print(f"synthetic_result: {args.tiles} tiles x {args.dim}-d, {size_mb:.0f} MiB, "
           + ", ".join(f"{k} {v:.1f} s" for k, v in seconds.items()), file=sys.stderr)

@@ -23,7 +23,7 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -33,6 +33,9 @@ from rsgeo.definitions import schema
 from rsgeo.encoders.base import Encoder
 from rsgeo.errors import Cancelled, OptionError, opt
 from rsgeo.scoring import cosine_similarity
+
+if TYPE_CHECKING:
+    from rsgeo.archive_index import ArchiveIndex
 
 logger = logging.getLogger(__name__)
 
@@ -247,7 +250,7 @@ def indexed_search(
     A query without ``top_k`` (a threshold alone) is answered exactly too: the
     index cannot bound how many tiles pass a threshold.
     """
-    from rsgeo.archive_index import EXACT_BELOW, RERANK, open_index, rescore
+    from rsgeo.archive_index import EXACT_BELOW, open_index
 
     exact_below = EXACT_BELOW if exact_below is None else exact_below
     n = sum(tile_count(m.path) for m in members)
@@ -255,6 +258,21 @@ def indexed_search(
         logger.info("archive of %d tiles: exact search (the index is for %d tiles or more, and top_k)", n, exact_below)
         return exact_search(members, specs, vectors, chunk=chunk, progress=progress, cancel=cancel)
     index = open_index(members, path, rebuild=rebuild, chunk=chunk, progress=progress, cancel=cancel)
+    return search_index(index, members, specs, vectors, chunk=chunk, cancel=cancel)
+
+
+def search_index(
+    index: ArchiveIndex, members: Sequence[Member], specs: Sequence[QuerySpec], vectors: np.ndarray, *,
+    chunk: int = CHUNK, cancel: Callable[[], bool] | None = None,
+) -> list[Hits]:
+    """The best tiles of each query by an index already open (and checked against ``members``).
+
+    The index proposes :data:`rsgeo.archive_index.RERANK` x ``top_k`` candidates, scored
+    exactly from the stored embeddings; a query without ``top_k`` is answered exactly.
+    A long-lived caller (a worker, a notebook) opens the index once and asks it many times.
+    """
+    from rsgeo.archive_index import RERANK, rescore
+
     out: list[Hits] = []
     for spec, vector in zip(specs, vectors):
         if spec.top_k is None:

@@ -5,9 +5,10 @@ Exact search streams every embedding of every result once per query: fine for
 builds (once) a FAISS IVF-PQ index of every embedding: a coarse quantizer
 sends each query to the ``nprobe`` nearest of ``nlist`` cells, product
 quantization keeps each vector in ``dim / 8`` bytes, so 10^7 512-d tiles take
-about 0.7 GB. The index proposes :data:`RERANK` x ``top_k`` candidates; their
-stored embeddings are then read back and scored exactly, so every similarity
-written is the exact one and only the candidate list is approximate.
+806 MiB with the ids (measured, docs/benchmarks.md). The index proposes
+:data:`RERANK` x ``top_k`` candidates; their stored embeddings are then read
+back and scored exactly, so every similarity written is the exact one and only
+the candidate list is approximate.
 
 The file records what it was built from, per result: its path, tile count, a
 key of the metadata that made its embeddings (run, model, grid, storage) and
@@ -75,8 +76,15 @@ class IndexParams:
 
     @classmethod
     def for_size(cls, n: int, dim: int) -> IndexParams:
-        """Cells ~ 4 sqrt(n) (a power of two), ``dim / 8`` one-byte codes, 1/16 of the cells probed (8..128)."""
-        nlist = int(2 ** round(np.log2(max(16.0, 4 * np.sqrt(max(n, 1))))))
+        """Cells: the power of two at or below sqrt(n); ``dim / 8`` one-byte codes; 1/16 of the cells probed (8..128).
+
+        A query scans about n / 16 codes whatever the cell count, so fewer, larger cells
+        cost the query little and the build much less: every vector is assigned to a
+        cell by a scan of all ``nlist`` centroids: 4 sqrt(n) cells were an estimated hour
+        of that at 10^7 on two cores, the whole build with 2,048 cells 9.3 min
+        (docs/benchmarks.md, "Archive queries").
+        """
+        nlist = int(2 ** np.floor(np.log2(max(16.0, np.sqrt(max(n, 1))))))
         nlist = max(16, min(nlist, max(16, n // TRAIN_PER_CELL)))
         m = next(d for d in (dim // 8, dim // 4, dim // 2, dim) if d >= 1 and dim % d == 0)
         return cls(nlist=nlist, m=m, nprobe=int(min(128, max(8, nlist // 16))))
@@ -224,13 +232,14 @@ class ArchiveIndex:
 
     @classmethod
     def load(cls, path: Path) -> ArchiveIndex:
-        faiss = _faiss()
+        import zipfile
+
         try:
             with np.load(path) as data:
                 header = json.loads(bytes(data["header"]).decode())
-                index = faiss.deserialize_index(data["faiss"])
                 member, tile_ids = data["member"], data["tile_ids"]
-        except (OSError, ValueError, KeyError) as exc:
+            index = _read_faiss(path)
+        except (OSError, ValueError, KeyError, RuntimeError, zipfile.BadZipFile) as exc:
             raise ResultError(f"{path} is not an rsgeo archive index ({exc}); build it again with "
                               f"{opt('rebuild_index')}") from None
         if header.get("version") != INDEX_VERSION:
@@ -268,6 +277,24 @@ class ArchiveIndex:
         """Archive rows the index proposes for each query vector (``k`` at most each)."""
         _, rows = self.index.search(np.ascontiguousarray(vectors, np.float32), min(k, len(self)))
         return [r[r >= 0] for r in rows]
+
+
+def _read_faiss(path: Path) -> Any:
+    """The FAISS index of an index file, streamed from its ``faiss`` member into FAISS.
+
+    Read whole first (``np.load``), the member's bytes and the index built from them were
+    both in memory: 2 x 806 MB for 10^7 vectors at the peak (docs/benchmarks.md).
+    """
+    import zipfile
+
+    faiss = _faiss()
+    with zipfile.ZipFile(path) as z, z.open("faiss.npy") as f:
+        version = np.lib.format.read_magic(f)
+        if version == (1, 0):
+            np.lib.format.read_array_header_1_0(f)
+        else:
+            np.lib.format.read_array_header_2_0(f)
+        return faiss.read_index(faiss.PyCallbackIOReader(f.read))
 
 
 def _check(cancel: Callable[[], bool] | None) -> None:

@@ -111,3 +111,15 @@ def test_a_stale_index_is_refused_or_rebuilt_never_used(synthetic: list[Path], t
     # rebuilt when asked; then it describes the archive again
     indexed_search(members, specs, vectors, index_file, exact_below=0, rebuild=True)
     assert ArchiveIndex.load(index_file).stale_reason(members) is None
+
+
+def test_a_damaged_index_file_is_refused_in_one_line(synthetic: list[Path], tmp_path: Path) -> None:
+    members = open_collection(synthetic[2:])
+    index_file = tmp_path / "d.rsgeo-index"
+    ArchiveIndex.build(members).save(index_file)
+    loaded = ArchiveIndex.load(index_file)  # the FAISS part streamed from the file
+    assert len(loaded) == TILES[2] and loaded.index.ntotal == TILES[2] and loaded.stale_reason(members) is None
+    data = index_file.read_bytes()
+    index_file.write_bytes(data[: len(data) // 2])  # an interrupted copy
+    with pytest.raises(ResultError, match="is not an rsgeo archive index"):
+        ArchiveIndex.load(index_file)

@@ -61,6 +61,7 @@ class RsgeoAlgorithm(QgsProcessingAlgorithm):
     """Base class: subclasses declare their inputs and build the command."""
 
     INPUT = "INPUT"
+    STAC_ITEM = "STAC_ITEM"
     RESULT = "RESULT"
     OUTPUT = "OUTPUT"
     OUTPUT_LAYERS = "OUTPUT_LAYERS"
@@ -96,9 +97,12 @@ class RsgeoAlgorithm(QgsProcessingAlgorithm):
 
     # -- parameters -------------------------------------------------------------------------
     def add_source_parameters(self) -> None:
-        optional = self.accepts_result
+        # Every source is optional on its own; source_path asks for exactly one.
         self.addParameter(QgsProcessingParameterRasterLayer(
-            self.INPUT, tr("Scene (raster file)"), optional=optional))
+            self.INPUT, tr("Scene (raster file)"), optional=True))
+        self.addParameter(QgsProcessingParameterString(
+            self.STAC_ITEM, tr("…or a STAC item: a JSON file or an https:// URL (bands by common name, e.g. "
+                               "nir,red,green, or 'visual'; docs/inputs.md)"), optional=True))
         if self.accepts_result:
             self.addParameter(QgsProcessingParameterFile(
                 self.RESULT, tr("…or an rsgeo GeoPackage with stored embeddings (only the text encoder runs)"),
@@ -200,7 +204,9 @@ class RsgeoAlgorithm(QgsProcessingAlgorithm):
                 except ValueError as exc:
                     raise QgsProcessingException(f"{OPTIONS[name.lower()].label}: {exc}") from None
         bands = text("BANDS")
-        if bands is not None and not re.fullmatch(r"\d+(,\d+)*", bands.replace(" ", "")):
+        stac = bool(parameters.get(self.STAC_ITEM))  # a STAC item's bands go by name (red,green,blue; visual)
+        pattern = r"[A-Za-z0-9_-]+(,[A-Za-z0-9_-]+)*" if stac else r"\d+(,\d+)*"
+        if bands is not None and not re.fullmatch(pattern, bands.replace(" ", "")):
             raise QgsProcessingException(tr("Bands: give 1-based band numbers like 4,3,2, got {!r}").format(bands))
         settings = plugin_settings.load()
         model = text("MODEL")
@@ -236,8 +242,13 @@ class RsgeoAlgorithm(QgsProcessingAlgorithm):
         if self.accepts_result:
             result = self.parameterAsFile(parameters, self.RESULT, context).strip()
         layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
-        if result and layer is not None:
-            raise QgsProcessingException(tr("Give either a scene or an rsgeo GeoPackage, not both."))
+        item = self.parameterAsString(parameters, self.STAC_ITEM, context).strip() if self.STAC_ITEM in parameters else ""
+        if sum(bool(x) for x in (result, layer is not None, item)) > 1:
+            raise QgsProcessingException(tr("Give one source: a scene, a STAC item or an rsgeo GeoPackage."))
+        if item:
+            if not (item.startswith(("https://", "http://")) or os.path.isfile(item)):
+                raise QgsProcessingException(tr("STAC item {!r}: give a JSON file that exists or an https:// URL.").format(item))
+            return item, False
         if result:
             try:
                 check_result(result)
@@ -245,7 +256,7 @@ class RsgeoAlgorithm(QgsProcessingAlgorithm):
                 raise QgsProcessingException(str(exc)) from None
             return result, True
         if layer is None:
-            raise QgsProcessingException(tr("Give a scene (raster layer) or an rsgeo GeoPackage."))
+            raise QgsProcessingException(tr("Give a scene (raster layer), a STAC item or an rsgeo GeoPackage."))
         return scene_file(layer), False
 
     def output_path(self, parameters: dict[str, Any], context: QgsProcessingContext, *, in_place_ok: bool) -> str | None:

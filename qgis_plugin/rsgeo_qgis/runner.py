@@ -77,7 +77,7 @@ class RsgeoCommand:
         """The command line after ``rsgeo``."""
         # Values are attached with "=" so that one starting with "-" (a western longitude,
         # a negative threshold) is not taken for an option.
-        args = [self.command, self.source]
+        args = [self.command, self.source] if self.source else [self.command]  # no source: a --stac-search run
         if self.output:
             args.append(f"--output={self.output}")
         for name, value in self.options.items():

@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parents[2]
 PLUGIN_DIR = REPO / "qgis_plugin"
 #: The algorithms that read a scene through the model (they have the chip and weights fields).
 ENCODING_ALGORITHM_IDS = ("rsgeo:embed", "rsgeo:classify", "rsgeo:textquery", "rsgeo:querybyexample",
-                          "rsgeo:classifyzones", "rsgeo:queryzones")
+                          "rsgeo:classifyzones", "rsgeo:queryzones", "rsgeo:stacsearch")
 #: Every algorithm of the provider: those, and the assessment ones, which read only layers.
 ALGORITHM_IDS = (*ENCODING_ALGORITHM_IDS, "rsgeo:sample", "rsgeo:assess")
 

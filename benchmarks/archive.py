@@ -63,6 +63,8 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 if str(ROOT) not in sys.path:  # run as a script from a checkout
     sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(HERE))
+from query_speed import rss_mb  # noqa: E402  (the same reading of /proc/self/status)
 
 MANIFEST = "archive-manifest.json"
 K = 50
@@ -116,14 +118,6 @@ def build_archive(folder: Path, *, scenes: int, tiles: int, dim: int, dtype: str
 
 def peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def rss_mb() -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def ms_stats(times: list[float]) -> dict[str, float]:

@@ -128,3 +128,15 @@ def wait_until(condition: Callable[[], bool], timeout: float = 60.0) -> bool:
             return True
         time.sleep(0.01)
     return condition()
+
+
+def open_in_dock(dock: Any, opening: Any) -> tuple[Any, list[dict], list[str]]:
+    """``opening(dock)`` (a result or a folder), waited for until the panel takes queries: (dock, answers, errors)."""
+    answers: list[dict] = []
+    errors: list[str] = []
+    dock.answered.connect(answers.append)
+    dock.failed.connect(errors.append)
+    assert opening(dock)
+    assert wait_until(lambda: dock.query.isEnabled() or bool(errors), 120), dock.status.text()
+    assert not errors, errors
+    return dock, answers, errors

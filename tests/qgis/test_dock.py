@@ -7,19 +7,11 @@ from pathlib import Path
 from qgis.core import QgsPointXY, QgsProject
 from qgis.gui import QgsMapMouseEvent
 from qgis.PyQt.QtCore import QEvent, QPoint, Qt
-from qgis_helpers import pid_alive, render, wait_until
+from qgis_helpers import open_in_dock, pid_alive, render, wait_until
 
 
 def _open(plugin, embedded: Path):  # noqa: ANN001, ANN202
-    dock = plugin.ensure_dock()
-    answers: list[dict] = []
-    errors: list[str] = []
-    dock.answered.connect(answers.append)
-    dock.failed.connect(errors.append)
-    assert dock.open_result(str(embedded))
-    assert wait_until(lambda: dock.query.isEnabled() or bool(errors), 120), dock.status.text()
-    assert not errors, errors
-    return dock, answers, errors
+    return open_in_dock(plugin.ensure_dock(), lambda dock: dock.open_result(str(embedded)))
 
 
 def _wait_answer(answers: list, errors: list, n: int) -> dict:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pyogrio
 import pytest
 from qgis.core import QgsProject
-from qgis_helpers import wait_until
+from qgis_helpers import open_in_dock, wait_until
 
 
 def _cli(rsgeo_python: str, *args: str) -> None:
@@ -32,14 +32,7 @@ def archive(tmp_path_factory: pytest.TempPathFactory, rsgeo_python: str, data_di
 
 def test_the_panel_answers_over_a_folder_as_the_cli(plugin, external, project, archive: Path, qgis_iface,
                                                      tmp_path: Path, rsgeo_python: str, data_dir: Path) -> None:
-    dock = plugin.ensure_dock()
-    answers: list[dict] = []
-    errors: list[str] = []
-    dock.answered.connect(answers.append)
-    dock.failed.connect(errors.append)
-    assert dock.open_archive(str(archive))
-    assert wait_until(lambda: dock.query.isEnabled() or bool(errors), 120), dock.status.text()
-    assert not errors, errors
+    dock, answers, errors = open_in_dock(plugin.ensure_dock(), lambda d: d.open_archive(str(archive)))
     assert "2 results" in dock.status.text()
     assert not dock.pick.isEnabled() and not dock.classify_button.isEnabled()  # text queries only
     dock.top_k.setValue(7)

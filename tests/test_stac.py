@@ -381,6 +381,24 @@ def test_stac_search_writes_one_result_per_item_within_the_cloud_cover(item: Pat
     assert (out / "S2_hazy.gpkg").is_file() and (out / "S2_clear.gpkg").stat().st_mtime_ns == finished
 
 
+def test_stac_search_merges_the_items_when_asked(item: Path, www: str, tmp_path: Path) -> None:
+    """``--merge``: every item's layers also in one GeoPackage, with the scene (item) of each row."""
+    import pyogrio
+
+    out = tmp_path / "found"
+    out.mkdir()
+    merged = tmp_path / "merged.gpkg"
+    run_cli("classify", "--stac-search", f"{www}/api", "--collection", "s2-test", "--max-cloud", "50",
+            "-o", str(out), "--merge", str(merged), *MODEL, "--classes", "forest,water")
+    frame = pyogrio.read_dataframe(merged, layer="landcover")
+    per_item = {n: len(pyogrio.read_dataframe(out / f"{n}.gpkg", layer="landcover")) for n in ("S2_clear", "S2_hazy")}
+    assert frame["scene"].value_counts().to_dict() == per_item
+    for args, words in ((["--mosaic", "-o", str(tmp_path / "m.gpkg"), "--merge", str(merged)], ("--mosaic", "--merge")),
+                        (["-o", str(out), "--merge-crs", "EPSG:3857"], ("--merge-crs", "--merge"))):
+        proc = run_cli("embed", "--stac-search", f"{www}/api", *args, *MODEL, check=False)
+        one_error_line(proc, *words)
+
+
 def test_stac_search_by_get_takes_max_items(item: Path, www: str, tmp_path: Path) -> None:
     import pystac_client
 

@@ -17,7 +17,7 @@ from rsgeo.cli import common
 
 #: The search options other than --stac-search itself, with their defaults (given without it: a mistake).
 _FILTERS = {"collection": None, "bbox": None, "bbox_crs": "EPSG:4326", "datetime": None, "max_cloud": None, "max_items": None,
-            "mosaic": False}
+            "mosaic": False, "merge": None, "merge_crs": None}
 
 
 def add_options(p: argparse.ArgumentParser) -> None:
@@ -29,6 +29,8 @@ def add_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--datetime", metavar="WHEN", help="a date, instant or interval, e.g. 2024-06-01/2024-06-30")
     g.add_argument("--max-cloud", type=float, metavar="PCT", help="only items whose eo:cloud_cover is at most PCT percent")
     g.add_argument("--max-items", type=int, metavar="N", help="at most N items (default 10)")
+    g.add_argument("--merge", type=Path, metavar="MERGED.gpkg", help="also write every item's layers into one GeoPackage, with a scene column (as rsgeo batch --merge)")
+    g.add_argument("--merge-crs", metavar="CRS", help="CRS of the merged layers (default: the items' CRS if they share one, else EPSG:4326)")
     g.add_argument("--mosaic", action="store_true", help="one scene from all items found (one CRS; later items drawn over earlier ones) and one result, -o OUT.gpkg")
 
 
@@ -70,6 +72,10 @@ def run(args: argparse.Namespace, *, classes: tuple[str, ...] | None = None, cla
     from rsgeo.stac_search import DEFAULT_MAX_ITEMS, ITEMS_FOLDER, StacSearch, parse_bbox, search_items, staged_items
 
     out_dir = args.output
+    if args.mosaic and args.merge is not None:
+        raise OptionError(f"{opt('mosaic')} writes one result already: leave out {opt('merge')}")
+    if args.merge_crs is not None and args.merge is None:
+        raise OptionError(f"{opt('merge_crs')} is the CRS of the merged layers: give {opt('merge', 'MERGED.gpkg')} too")
     if args.mosaic:
         if out_dir is None or out_dir.suffix.lower() != ".gpkg":
             raise OptionError(f"{opt('mosaic')} writes one result: give it with {opt('output', 'OUT.gpkg')}")
@@ -102,7 +108,7 @@ def run(args: argparse.Namespace, *, classes: tuple[str, ...] | None = None, cla
             job = BatchJob(
                 output_dir=out_dir, inputs=tuple(scenes), classes=classes, class_set=class_set, templates=templates,
                 lang=lang, layer=layer or LANDCOVER_LAYER, texts=texts, top_k=top_k, threshold=threshold,
-                read=read, options=options,
+                read=read, options=options, merge=args.merge, merge_crs=args.merge_crs,
             )
             batch = Batch.plan(job)
         except BaseException:

@@ -63,6 +63,7 @@ OPTIONS: dict[str, Option] = {
         Option("cluster", "--cluster", "Dask cluster"),
         Option("scenes_in_flight", "--scenes-in-flight", "Scenes in flight"),
         Option("merge", "--merge", "Merged GeoPackage"),
+        Option("merge_crs", "--merge-crs", "CRS of the merged layers"),
         Option("scene_list", "--scene-list", "Scene list file"),
         Option("classes", "--classes", "Classes"),
         Option("class_set", "--class-set", "Class set"),

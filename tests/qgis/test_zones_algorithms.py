@@ -139,6 +139,9 @@ def test_zones_need_two_classes_or_a_query(plugin, project, embedded: Path) -> N
 
     alg = QgsApplication.processingRegistry().createAlgorithmById("rsgeo:classifyzones")
     zones = _zones_layer(embedded)
+    with pytest.raises(QgsProcessingException, match="either a class set or a list"):
+        alg.build_command({"RESULT": str(embedded), "ZONES": zones, "CLASSES": "a,b", "CLASS_SET": "eurosat"},
+                          QgsProcessingContext())
     with pytest.raises(QgsProcessingException, match="at least two classes"):
         alg.build_command({"RESULT": str(embedded), "ZONES": zones, "CLASSES": "sea"}, QgsProcessingContext())
     with pytest.raises(QgsProcessingException, match="at least one query"):
@@ -174,3 +177,13 @@ def test_classify_zones_of_a_scene_masks_each_zone(plugin, external, project, em
     _cli(rsgeo_python, "classify", str(embedded), "--zones", _file_copy(zones, tmp_path / "f2.gpkg"),
          "--classes", CLASSES.replace(" ", ""), "-o", str(stored))
     assert _answers(str(stored), "zones")["big"]["top_score"] != pytest.approx(got["big"]["top_score"], abs=1e-6)
+
+
+def test_classify_zones_with_a_class_set(plugin, external, project, embedded: Path, tmp_path: Path) -> None:
+    zones = _zones_layer(embedded)
+    out = tmp_path / "eurosat_zones.gpkg"
+    _run("rsgeo:classifyzones", {"RESULT": str(embedded), "ZONES": zones, "CLASS_SET": "eurosat", "OUTPUT": str(out)})
+    got = _answers(str(out), "zones")
+    loaded = [lyr for lyr in QgsProject.instance().mapLayers().values() if lyr.source().endswith("layername=zones")]
+    assert len(loaded) == 1 and len(loaded[0].renderer().categories()) == 10  # EuroSAT's ten classes in the legend
+    assert got["big"]["status"] == "ok" and got["big"]["top_class"] in {c.value() for c in loaded[0].renderer().categories()}

@@ -102,7 +102,10 @@ class ClassifyZonesAlgorithm(ZonesAlgorithmBase):
         self.add_source_parameters()
         self.add_zone_parameters()
         self.addParameter(QgsProcessingParameterString(
-            "CLASSES", tr("Classes, comma separated (e.g. forest, cultivated land, water)")))
+            "CLASS_SET", tr("Class set: a built-in one (eurosat, esa-worldcover …) or a .yaml/.csv class set file"),
+            optional=True))
+        self.addParameter(QgsProcessingParameterString(
+            "CLASSES", tr("…or classes, comma separated (e.g. forest, cultivated land, water)"), optional=True))
         self.addParameter(QgsProcessingParameterNumber(
             "UNSURE_BELOW", tr("Top class 'unsure' where the top score is below (empty: never)"), NUMBER_DOUBLE,
             optional=True, minValue=0.0, maxValue=1.0))
@@ -111,11 +114,15 @@ class ClassifyZonesAlgorithm(ZonesAlgorithmBase):
     def build_command(self, parameters: dict[str, Any], context: QgsProcessingContext) -> RsgeoCommand:
         source, is_result = self.source_path(parameters, context)
         classes = [c.strip() for c in self.parameterAsString(parameters, "CLASSES", context).split(",") if c.strip()]
-        if len(classes) < 2:
-            raise QgsProcessingException(tr("Give at least two classes, comma separated."))
+        class_set = self.parameterAsString(parameters, "CLASS_SET", context).strip()
+        if class_set and classes:
+            raise QgsProcessingException(tr("Give either a class set or a list of classes (one of the two)."))
+        if not class_set and len(classes) < 2:
+            raise QgsProcessingException(tr("Give a class set, or at least two classes, comma separated."))
         unsure = parameters.get("UNSURE_BELOW")
         options = {
-            "classes": classes,
+            "classes": classes or None,
+            "class_set": class_set or None,
             "unsure_below": None if unsure in (None, "") else self.parameterAsDouble(parameters, "UNSURE_BELOW", context),
             **self.zone_options(parameters, context, is_result=is_result, default_layer="zones"),
         }

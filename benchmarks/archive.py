@@ -312,9 +312,32 @@ def phase_exact(args: argparse.Namespace) -> dict[str, Any]:
         t = time.perf_counter()
         exact_search(members, specs, vectors)
         scan_ms.append((time.perf_counter() - t) * 1000)
+    streamed_peak = peak_mb()
+    # The same tiles held open (rsgeo.archive_open.OpenArchive, as the QGIS panel's worker holds an archive):
+    # opened once, then each new text answered from memory.
+    from rsgeo.archive_open import OpenArchive
+
+    t = time.perf_counter()
+    opened = OpenArchive(paths, encoder=encoder)
+    open_s = time.perf_counter() - t
+    opened.search(["warm-up"], top_k=K)
+    held_ms, held_scan_ms = [], []
+    for _ in range(max(args.exact_repeats, 5)):
+        text = next(texts)
+        t = time.perf_counter()
+        opened.search([text], top_k=K)
+        held_ms.append((time.perf_counter() - t) * 1000)
+        vectors = text_vectors(encoder, query_specs([next(texts)], top_k=K, threshold=None))
+        t = time.perf_counter()
+        for result in opened._open.values():
+            result[1].index.top_k(np.asarray(vectors[0], np.float32), K)
+        held_scan_ms.append((time.perf_counter() - t) * 1000)
+    opened.close()
     return {"exact_tiles": k * args.tiles_per_scene, "exact_scenes": k,
             "exact_query_archive_ms": ms_stats(full_ms), "exact_search_only_ms": ms_stats(scan_ms),
-            "exact_peak_rss_mb": round(peak_mb(), 1)}
+            "exact_peak_rss_mb": round(streamed_peak, 1),
+            "held_archive_open_s": round(open_s, 2), "held_archive_text_query_ms": ms_stats(held_ms),
+            "held_archive_scan_only_ms": ms_stats(held_scan_ms), "held_archive_peak_rss_mb": round(peak_mb(), 1)}
 
 
 PHASES = {"build-index": phase_build_index, "query": phase_query, "exact": phase_exact}
@@ -402,6 +425,7 @@ def main(argv: list[str] | None = None) -> int:
         and figures["recall_at_50_texts"]["mean"] >= 0.95,
         "query_peak_rss_le_4GB": figures["query_peak_rss_mb"] <= 4096,
         "exact_text_query_le_1s": figures["exact_query_archive_ms"]["median"] <= 1000,
+        "held_exact_text_query_le_1s": figures["held_archive_text_query_ms"]["median"] <= 1000,
         "at_1e7_tiles": figures["tiles"] >= 10**7,
     }
     for key, value in figures.items():

@@ -135,7 +135,7 @@ def test_the_worker_answers_over_the_archive_as_the_api_does(archive: dict[str, 
     worker = Worker()
     opened = worker.handle({"id": 1, "op": "open_archive", "paths": [str(archive["dir"])]})
     assert opened["ok"], opened
-    assert opened["result"]["results"] == len(SCENES)
+    assert opened["result"]["results"] == len(SCENES) and opened["result"]["held"] is True
     assert opened["result"]["tiles"] == sum(len(pyogrio.read_dataframe(archive["dir"] / f"{Path(s).stem}.gpkg",
                                                                         layer="tiles")) for s in SCENES)
     out = tmp_path / "panel.gpkg"
@@ -152,3 +152,56 @@ def test_the_worker_answers_over_the_archive_as_the_api_does(archive: dict[str, 
     bad = worker.handle({"id": 4, "op": "archive_query", "paths": [str(archive["dir"])], "text": ["x"],
                          "top_k": 0, "output": str(out)})
     assert not bad["ok"] and "top_k" in bad["error"]
+
+
+def test_an_open_archive_answers_as_the_streamed_path_and_sees_new_results(archive: dict[str, Path],
+                                                                          tmp_path: Path) -> None:
+    """OpenArchive (every result held in memory) = query_archive (streamed), before and after the folder changes."""
+    from rsgeo.archive_open import OpenArchive
+
+    folder = tmp_path / "results"
+    shutil.copytree(archive["dir"], folder)
+    opened = OpenArchive([folder])
+
+    def same(k: int) -> None:
+        got, want = tmp_path / "open.gpkg", tmp_path / "streamed.gpkg"
+        opened.refresh()
+        opened.query(list(TEXTS), got, top_k=k, overwrite=True)
+        rsgeo.query_archive([folder], TEXTS, want, top_k=k, overwrite=True)
+        for layer in ("query_coral_reef", "query_pine_forest"):
+            a, b = (pyogrio.read_dataframe(p, layer=layer) for p in (got, want))
+            assert list(a["scene"]) == list(b["scene"]) and list(a["tile_id"]) == list(b["tile_id"])
+            np.testing.assert_allclose(a["similarity"], b["similarity"], atol=1e-6, rtol=0)
+        assert list(pyogrio.read_dataframe(got, layer="rsgeo_scenes")["scene"]) == \
+            list(pyogrio.read_dataframe(want, layer="rsgeo_scenes")["scene"])
+
+    same(9)
+    assert len(opened.members) == len(SCENES)
+    shutil.copy(folder / "RGB.byte.gpkg", folder / "RGB.byte_again.gpkg")  # a result added
+    same(9)
+    assert len(opened.members) == len(SCENES) + 1
+    (folder / "OSBS_029.gpkg").unlink()  # a result removed
+    same(5)
+    assert sorted(m.name for m in opened.members) == ["L7_ETMs", "RGB.byte", "RGB.byte_again"]
+    with pytest.raises(OptionError, match="one of the archive's results"):
+        opened.query(["x"], folder / "RGB.byte.gpkg", top_k=1, overwrite=True)
+    opened.close()
+
+
+def test_the_worker_streams_an_archive_too_large_to_hold(archive: dict[str, Path], tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    import rsgeo.worker
+    from rsgeo.worker import Worker
+
+    monkeypatch.setattr(rsgeo.worker, "HELD_ARCHIVE_TILES", 0)
+    worker = Worker()
+    opened = worker.handle({"id": 1, "op": "open_archive", "paths": [str(archive["dir"])]})
+    assert opened["ok"] and opened["result"]["held"] is False
+    out = tmp_path / "streamed.gpkg"
+    reply = worker.handle({"id": 2, "op": "archive_query", "paths": [str(archive["dir"])], "text": ["coral reef"],
+                           "top_k": 4, "output": str(out)})
+    assert reply["ok"], reply
+    want = tmp_path / "api.gpkg"
+    rsgeo.query_archive([archive["dir"]], ["coral reef"], want, top_k=4)
+    a, b = (pyogrio.read_dataframe(p, layer="query_coral_reef") for p in (out, want))
+    assert list(a["tile_id"]) == list(b["tile_id"]) and list(a["scene"]) == list(b["scene"])

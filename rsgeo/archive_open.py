@@ -41,7 +41,9 @@ class OpenArchive:
         inputs: as :func:`rsgeo.archive.query_archive` takes them.
         encoder: the text encoder of the archive's model (default: loaded from
             the first result's record, as ``rsgeo query`` does).
-        device, checkpoint, cache_dir: for loading that encoder.
+        device: where that encoder runs, when it is loaded here.
+        checkpoint: local weights for it, instead of the recorded or published ones.
+        cache_dir: where downloaded weights are kept.
     """
 
     def __init__(self, inputs: Sequence[str | os.PathLike[str]], *, encoder: Encoder | None = None,

@@ -27,11 +27,7 @@ from rsgeo.archive import Hits, _Best, load_text_encoder, query_specs, text_vect
 from rsgeo.collection import Member, open_collection, target_crs
 from rsgeo.encoders.base import Encoder
 from rsgeo.errors import OptionError
-
-
-def _identity(path: Path) -> tuple[int, int, int]:
-    st = path.stat()
-    return st.st_ino, st.st_size, st.st_mtime_ns
+from rsgeo.resultcheck import file_version
 
 
 class OpenArchive:
@@ -51,7 +47,7 @@ class OpenArchive:
         self.inputs = [str(i) for i in inputs]
         self._encoder = encoder
         self._load = {"device": device, "checkpoint": checkpoint, "cache_dir": cache_dir}
-        self._open: dict[Path, tuple[tuple[int, int, int], Any]] = {}
+        self._open: dict[Path, tuple[Any, Any]] = {}
         self.members: list[Member] = []
         self.refresh()
 
@@ -60,10 +56,6 @@ class OpenArchive:
         if self._encoder is None:
             self._encoder = load_text_encoder(self.members[0], **self._load)
         return self._encoder
-
-    @property
-    def tiles(self) -> int:
-        return sum(len(result.index) for _, result in self._open.values())
 
     def refresh(self) -> None:
         """List the inputs again; open what is new or changed, drop what is gone (one model, as always)."""
@@ -74,10 +66,10 @@ class OpenArchive:
         if self._encoder is not None and self._encoder.identity.model_id != model:
             raise OptionError(f"the archive's results are now made by {model!r}, not by the encoder it was opened "
                               f"with ({self._encoder.identity.model_id!r}); open it again")
-        kept: dict[Path, tuple[tuple[int, int, int], Any]] = {}
+        kept: dict[Path, tuple[Any, Any]] = {}
         for m in members:
             key = m.path.resolve()
-            ident = _identity(m.path)
+            ident = file_version(m.path)
             held = self._open.get(key)
             if held is not None and held[0] == ident:
                 kept[key] = held

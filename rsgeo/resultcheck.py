@@ -18,17 +18,61 @@ another run, an atomic rename) is still read whole, old or new, never a mix.
 
 from __future__ import annotations
 
+import os
 import sqlite3
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.request import pathname2url
 
 from rsgeo.definitions import schema
 from rsgeo.errors import DamagedResultError, ResultError
 
 _FIX = "re-run `rsgeo embed` on the scene to rebuild it (then classify/query again), or restore it from a backup"
+#: Reads of a file that keeps being replaced before one is given up.
+_READ_TRIES = 5
+
+T = TypeVar("T")
+
+
+def file_version(path: str | os.PathLike[str] | None) -> tuple[int, int, int, int] | None:
+    """``(device, inode, size, mtime in ns)`` of the file now, ``None`` if there is none.
+
+    A file replaced by another (an atomic rename) has another inode; one rewritten
+    in place another size or time.
+    """
+    try:
+        st = os.stat(path) if path is not None else None
+    except OSError:
+        return None
+    return None if st is None else (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def file_identity(path: str | os.PathLike[str]) -> tuple[int, int] | None:
+    """``(device, inode)``: which file ``path`` is (it changes when the file is replaced, not when rewritten)."""
+    version = file_version(path)
+    return None if version is None else version[:2]
+
+
+def read_one_version(
+    path: Path, read: Callable[[], T], *, identity: Callable[[Path], Any] = file_version,
+    discard: Callable[[T], None] | None = None,
+) -> tuple[T, Any]:
+    """``read()`` of one version of ``path``, and that version's ``identity``.
+
+    Another run may replace the file while it is read (``--overwrite``): then it
+    is read again (``discard`` lets go of the read that was for nothing), so what
+    is returned was read from the file the identity names.
+    """
+    for _ in range(_READ_TRIES):
+        before = identity(path)
+        value = read()
+        if identity(path) == before:
+            return value, before
+        if discard is not None:
+            discard(value)
+    raise ResultError(f"{path} keeps being replaced while it is opened; open it once the run writing it has finished")
 
 
 def _is_sqlite_gpkg(path: Path) -> tuple[bool, bool]:

@@ -34,7 +34,7 @@ from rsgeo.grid import ChipGrid
 from rsgeo.metadata import embeddings_record, grid_from_metadata, recorded_checkpoint, stored_model
 from rsgeo.query_map import QueryMap, cell_tile, similarity_map
 from rsgeo.questions import ClassChoice, class_embeddings, query_vector_for
-from rsgeo.resultcheck import connect_checked
+from rsgeo.resultcheck import connect_checked, file_identity, read_one_version
 from rsgeo.store import GpkgEmbeddings
 
 logger = logging.getLogger(__name__)
@@ -252,7 +252,7 @@ class Result:
 
         if name not in self.layers:
             raise ResultError(f"{self.path.name} has no layer {name!r}; it has {', '.join(self.layers)}")
-        if _file_identity(self.path) != self._identity:
+        if file_identity(self.path) != self._identity:
             raise ResultError(f"{self.path} was replaced since it was opened (another run wrote it); open it again")
         return gpd.read_file(self.path, layer=name)
 
@@ -432,28 +432,19 @@ class Result:
         return self._frame(np.arange(n), cols)
 
 
-def _file_identity(path: Path) -> tuple[int, int] | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return st.st_dev, st.st_ino
-
-
 def _open_stable(path: Path) -> tuple[sqlite3.Connection, dict[str, Any], tuple[int, int] | None]:
     """A checked connection, its metadata and the file's identity, all of one version of the file.
 
     The path may be replaced while it is opened (``--overwrite`` by another
     run); then it is opened again, so the identity matches what was checked.
     """
-    for _ in range(5):
-        before = _file_identity(path)
+    def read() -> tuple[sqlite3.Connection, dict[str, Any]]:
         db, metadata = connect_checked(path)
         db.commit()  # end the read transaction: the open file stays this version, writers are not held up
-        if _file_identity(path) == before:
-            return db, metadata, before
-        db.close()
-    raise ResultError(f"{path} keeps being replaced while it is opened; open it once the run writing it has finished")
+        return db, metadata
+
+    (db, metadata), identity = read_one_version(path, read, identity=file_identity, discard=lambda got: got[0].close())
+    return db, metadata, identity
 
 
 def open_result(

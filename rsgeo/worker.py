@@ -294,9 +294,8 @@ class Worker:
 
     def open_archive(self, request: dict[str, Any]) -> dict[str, Any]:
         from rsgeo.archive import load_text_encoder, tile_count
-        from rsgeo.collection import open_collection
-
         from rsgeo.archive_open import OpenArchive
+        from rsgeo.collection import open_collection
 
         paths = _strings(request.get("paths"), "paths")
         start = time.perf_counter()

@@ -149,14 +149,6 @@ def is_zone_result(path: str | os.PathLike[str]) -> bool:
     return row is not None and row[0] == f'"{schema.RESULT_KIND_ZONES}"'
 
 
-def _identity(path: Path) -> tuple[int, int, int] | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return st.st_dev, st.st_ino, st.st_mtime_ns
-
-
 def _damaged(path: Path, what: str) -> DamagedResultError:
     return DamagedResultError(
         f"{path} is damaged: {what}; re-run `rsgeo embed SCENE --zones ZONES -o {path} --overwrite`, "
@@ -171,14 +163,12 @@ def open_zones(path: str | os.PathLike[str], *, encoder: Encoder | None = None, 
     The file is read whole (zones and embeddings, one version of it even if
     another run replaces it meanwhile); the encoder is loaded on the first question.
     """
+    from rsgeo.resultcheck import read_one_version
+
     path = Path(path)
-    for _ in range(5):
-        before = _identity(path)
-        frame, embeddings, metadata = _read(path)
-        if _identity(path) == before:
-            return ZoneResult(frame, embeddings, metadata, path, encoder_override=encoder, device=device,
-                              checkpoint=checkpoint, cache_dir=cache_dir)
-    raise ResultError(f"{path} keeps being replaced while it is opened; open it once the run writing it has finished")
+    (frame, embeddings, metadata), _ = read_one_version(path, lambda: _read(path))
+    return ZoneResult(frame, embeddings, metadata, path, encoder_override=encoder, device=device,
+                      checkpoint=checkpoint, cache_dir=cache_dir)
 
 
 def _read(path: Path) -> tuple[Any, np.ndarray, dict[str, Any]]:

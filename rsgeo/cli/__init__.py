@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
-import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -233,13 +232,11 @@ def _target(args: argparse.Namespace) -> Path | None:
     return Path(target) if target is not None else None
 
 
-def _file_state(path: Path | None) -> tuple[int, int, int] | None:
+def _file_state(path: Path | None) -> tuple[int, int, int, int] | None:
     """Identity of a file's current version (a replaced file has a new inode)."""
-    try:
-        st = os.stat(path) if path is not None else None
-    except OSError:
-        return None
-    return (st.st_ino, st.st_mtime_ns, st.st_size) if st is not None else None
+    from rsgeo.resultcheck import file_version
+
+    return file_version(path)
 
 
 def _output_folder(args: argparse.Namespace) -> Path | None:

@@ -97,6 +97,22 @@ def without_random_init() -> Iterator[None]:
             setattr(init, name, fn)
 
 
+@contextmanager
+def initial_weights(*, draw: bool) -> Iterator[None]:
+    """Build modules with the usual random initial weights, seeded with 0 (``draw``), or with none drawn.
+
+    Seeded draws make every process build the same model (a resumed run or a later
+    question of the result agrees); without draws see :func:`without_random_init`.
+    Either way the caller's random generator is left as it was (constructors also
+    draw with ``torch.randn`` directly, e.g. positional embeddings).
+    """
+    import torch
+
+    with torch.random.fork_rng(devices=[]), (nullcontext() if draw else without_random_init()):
+        torch.manual_seed(0)
+        yield
+
+
 #: Strict loading lives with the open_clip encoder; the zoo uses the same function.
 load_weights_strict = load_checkpoint_strict
 
@@ -185,15 +201,7 @@ def create_folder_model(
             kwargs["text_cfg"] = {**text_cfg, "hf_model_name": str(tower_dir), "hf_model_pretrained": False}
         try:
             # Unless asked for random weights, every parameter is loaded strictly next: no draws.
-            if random_weights:
-                import torch
-
-                draws: Any = torch.random.fork_rng(devices=[])
-            else:
-                draws = without_random_init()
-            with quiet_open_clip(), draws:
-                if random_weights:
-                    torch.manual_seed(0)
+            with quiet_open_clip(), initial_weights(draw=random_weights):
                 return open_clip.create_model(
                     f"local-dir:{folder}",
                     load_weights=False,
@@ -301,14 +309,8 @@ def build_from_arch(
     if arch not in open_clip.list_models():
         raise ModelError(f"open_clip has no architecture {arch!r}; see open_clip.list_models() for the valid names")
     try:
-        import torch
-
-        # Random weights (no checkpoint) are seeded, so every process builds the
-        # same model: a resumed run or a later question of the result agrees.
         # Random weights (no checkpoint) are seeded; with a checkpoint, loaded strictly next, none are drawn.
-        no_draws = without_random_init() if checkpoint is not None else nullcontext()
-        with quiet_open_clip(), torch.random.fork_rng(devices=[]), no_draws:
-            torch.manual_seed(0)
+        with quiet_open_clip(), initial_weights(draw=checkpoint is None):
             model = open_clip.create_model(arch, pretrained=None, device="cpu")
         tokenizer = open_clip.get_tokenizer(arch)
     except (OSError, RuntimeError, ValueError, KeyError) as exc:

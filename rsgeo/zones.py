@@ -101,6 +101,26 @@ def combine(embeddings: np.ndarray, weights: np.ndarray) -> np.ndarray:
     return out
 
 
+def _too_small(geom: Any, min_area_px: float, pixel_area: float) -> bool:
+    return geom is None or geom.is_empty or geom.area < min_area_px * pixel_area
+
+
+def _zone_answer(
+    embeddings: np.ndarray, weights: np.ndarray, fractions: np.ndarray, covered: float, keep: np.ndarray,
+    min_valid: float,
+) -> tuple[str, float, np.ndarray | None]:
+    """A zone's status, valid fraction and combined embedding (``None`` unless ok) from the chips it overlaps.
+
+    ``weights`` are the zone's area in each chip, ``fractions`` each chip's valid share,
+    ``covered`` the zone's chip-weighted area with the part outside the scene; ``keep``
+    the chips that may enter the combination.
+    """
+    valid = float((weights * fractions).sum() / covered) if covered > 0 else 0.0
+    if not keep.any() or valid < min_valid:
+        return STATUS_NO_DATA, valid, None
+    return STATUS_OK, valid, combine(embeddings[keep], weights[keep])
+
+
 def zone_embeddings(
     zones: Any, grid: Any, tile_ids: np.ndarray, embeddings: np.ndarray, *, min_area_px: float = 1.0,
     valid_fraction: np.ndarray | None = None, min_valid: float = 0.5,
@@ -123,18 +143,15 @@ def zone_embeddings(
     valid = np.zeros(len(zones))
     status: list[str] = []
     for k, geom in enumerate(zones.geometry):
-        if geom is None or geom.is_empty or geom.area < min_area_px * pixel_area:
+        if _too_small(geom, min_area_px, pixel_area):
             status.append(STATUS_TOO_SMALL)
             continue
         w = zone_weights(geom, chips)
         covered = zone_weights(geom, every).sum() + geom.area - geom.intersection(footprint).area
-        valid[k] = float((w * fractions).sum() / covered) if covered > 0 else 0.0
-        keep = w > 0
-        if not keep.any() or valid[k] < min_valid:
-            status.append(STATUS_NO_DATA)
-            continue
-        out[k] = combine(embeddings[keep], w[keep])
-        status.append(STATUS_OK)
+        s, valid[k], combined = _zone_answer(embeddings, w, fractions, covered, w > 0, min_valid)
+        if combined is not None:
+            out[k] = combined
+        status.append(s)
     return out, status, valid
 
 
@@ -329,7 +346,7 @@ def _embed_zones(
         status: list[str | None] = []
         chips: list[ZoneChip] = []
         for k, geom in enumerate(frame.geometry):
-            if geom is None or geom.is_empty or geom.area < min_area_px * pixel_area:
+            if _too_small(geom, min_area_px, pixel_area):
                 status.append(STATUS_TOO_SMALL)
                 continue
             status.append(None)
@@ -419,13 +436,11 @@ def _combine_zones(
         rows = np.flatnonzero(zone_of == k)
         w, f = area[rows], chip_valid[rows]
         covered = w.sum() + geom.area - geom.intersection(footprint).area
-        valid[k] = float((w * f).sum() / covered) if covered > 0 else 0.0
-        keep = f > 0  # a chip whose zone pixels are all nodata shows only the mask colour
-        if not keep.any() or valid[k] < min_valid:
-            final.append(STATUS_NO_DATA)
-            continue
-        emb[k] = combine(chip_emb[rows[keep]], w[keep])
-        final.append(STATUS_OK)
+        # a chip whose zone pixels are all nodata shows only the mask colour: it does not enter the combination
+        s, valid[k], combined = _zone_answer(chip_emb[rows], w, f, covered, f > 0, min_valid)
+        if combined is not None:
+            emb[k] = combined
+        final.append(s)
     return emb, final, valid
 
 

@@ -25,10 +25,11 @@ import errno
 import json
 import logging
 import os
+import shlex
 import socket
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -163,14 +164,16 @@ def _folder_guard(folder: Path) -> Iterator[None]:
 class OutputLock:
     """The lock of one output; use as a context manager (``with OutputLock(out, ...):``).
 
-    ``wait`` is how long to wait for another holder (0: refuse at once).
+    ``wait`` is how long to wait for another holder (0: refuse at once); ``command``
+    (a line, or an argv joined here) is what a refused run is told holds it.
     """
 
-    def __init__(self, output: Path, *, wait: float = 0.0, command: str = "") -> None:
+    def __init__(self, output: Path, *, wait: float = 0.0, command: str | Sequence[str] = "") -> None:
         self.output = Path(output)
         self.path = lock_path(self.output)
         self.wait = wait
-        self.holder = LockHolder.this_process(command or " ".join(["rsgeo", *sys.argv[1:]])[:200])
+        text = command if isinstance(command, str) else shlex.join(str(c) for c in command)
+        self.holder = LockHolder.this_process(text or " ".join(["rsgeo", *sys.argv[1:]])[:200])
         self._held = False
 
     def acquire(self) -> None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import shlex
 import sqlite3
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -101,7 +100,7 @@ def run(
         raise OptionError(f"give the output GeoPackage with {opt('output', 'OUT.gpkg')}")
     check_output(Path(output), overwrite=options.overwrite)
     refuse_output_is_input(scene, Path(output))
-    with OutputLock(Path(output), command=_command_text(command)):  # one run at a time writes an output
+    with OutputLock(Path(output), command=command):  # one run at a time writes an output
         return _encode_scene(
             scene, Path(output), questions, read=read, options=options, command=command, progress=progress,
             cancel=cancel,
@@ -314,7 +313,7 @@ def _answer_stored(
     in_place = same_file(out, source)
     check_output(out, overwrite=options.overwrite, in_place=in_place)
     # In place, a run waits for the one ahead and reads the result after it: its layers are kept.
-    with OutputLock(out, wait=IN_PLACE_WAIT_S if in_place else 0.0, command=_command_text(command)):
+    with OutputLock(out, wait=IN_PLACE_WAIT_S if in_place else 0.0, command=command):
         check_output(out, overwrite=options.overwrite, in_place=in_place)
         with open_checked(source) as (db, metadata):  # one file, checked, read whole even if replaced meanwhile
             return _answer_checked(source, db, metadata, out, questions, options=options)
@@ -386,7 +385,7 @@ def write_stored_plans(source: Path, output: str | os.PathLike[str] | None, plan
     out = Path(output) if output is not None else source
     in_place = same_file(out, source)
     check_output(out, overwrite=overwrite, in_place=in_place)
-    with OutputLock(out, wait=IN_PLACE_WAIT_S if in_place else 0.0, command=_command_text(command)):
+    with OutputLock(out, wait=IN_PLACE_WAIT_S if in_place else 0.0, command=command):
         check_output(out, overwrite=overwrite, in_place=in_place)
         with open_checked(source) as (db, metadata):
             _add_layers(db, out, plans, grid_from_metadata(metadata), metadata, in_place=in_place, rasters=rasters)
@@ -413,10 +412,6 @@ def _add_layers(source: Path | sqlite3.Connection, out: Path, plans: Sequence[La
             written.update(extra_rasters or {})
             set_metadata(db, {schema.KEY_LAYERS: layers, schema.KEY_RASTERS: as_metadata(written)})
     remove_stale(out, replaced, written)
-
-
-def _command_text(command: str | Sequence[str]) -> str:
-    return command if isinstance(command, str) else shlex.join(command)
 
 
 def _records(raw: Mapping[str, Mapping[str, Any]]) -> dict[str, RasterRecord]:

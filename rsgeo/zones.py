@@ -314,7 +314,7 @@ def embed_zones(
 
     check_output(Path(output), overwrite=options.overwrite)
     refuse_output_is_input(source, Path(output))
-    with OutputLock(Path(output), command=_command_text(command)):  # one run at a time writes an output
+    with OutputLock(Path(output), command=command):  # one run at a time writes an output
         return _embed_zones(source, zones, Path(output), encoder, read, options, min_area_px, min_valid, command,
                             progress, cancel)
 
@@ -362,12 +362,6 @@ def _embed_zones(
     if output is not None:
         write_zone_file(result, output, overwrite=options.overwrite)
     return result
-
-
-def _command_text(command: str | Sequence[str]) -> str:
-    import shlex
-
-    return command if isinstance(command, str) else shlex.join(command)
 
 
 def _bounds(b: Any) -> str:

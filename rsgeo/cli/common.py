@@ -306,7 +306,7 @@ def write_zones(args: argparse.Namespace, answer: Any) -> int:
     from rsgeo.zones import zone_style
 
     check_output(args.output, overwrite=args.overwrite)
-    with OutputLock(args.output, command=" ".join(map(str, getattr(args, "argv", None) or [])) or str(args.command)):
+    with OutputLock(args.output, command=command_line(args)):
         with atomic_output(args.output) as tmp:
             answer.to_file(tmp, layer=args.layer or "zones", driver="GPKG")
             with connect(tmp) as db:  # styled: QGIS opens the answer coloured by class or similarity

@@ -321,17 +321,21 @@ class RsgeoAlgorithm(QgsProcessingAlgorithm):
             self.OUTPUT_RASTERS: [path for _, path in self._rasters],
         }
 
+    def load_result_layer(self, target: str, name: str, context: QgsProcessingContext,
+                          feedback: QgsProcessingFeedback) -> None:
+        """Queue layer ``name`` of ``target`` for loading, styled; an open one rewritten in place is reloaded."""
+        if reload_open_layers(target, name):  # rewritten in place: the open layer shows the new answer
+            feedback.pushInfo(tr("{}: the open layer was reloaded").format(name))
+            return
+        label = display_name(target, name)
+        details = QgsProcessingContext.LayerDetails(label, context.project(), self.OUTPUT_LAYERS)
+        details.setPostProcessor(StyleFromGeoPackage.create(label))
+        context.addLayerToLoadOnCompletion(layer_uri(target, name), details)
+
     def postProcessAlgorithm(self, context: QgsProcessingContext,  # noqa: N802
                              feedback: QgsProcessingFeedback) -> dict[str, Any]:
         for name in self._layers:
-            if reload_open_layers(self._target, name):  # rewritten in place: the open layer shows the new answer
-                feedback.pushInfo(tr("{}: the open layer was reloaded").format(name))
-                continue
-            uri = layer_uri(self._target, name)
-            label = display_name(self._target, name)
-            details = QgsProcessingContext.LayerDetails(label, context.project(), self.OUTPUT_LAYERS)
-            details.setPostProcessor(StyleFromGeoPackage.create(label))
-            context.addLayerToLoadOnCompletion(uri, details)
+            self.load_result_layer(self._target, name, context, feedback)
         for name, path in self._rasters:
             if reload_open_rasters(path):
                 feedback.pushInfo(tr("{}: the open raster was reloaded").format(name))

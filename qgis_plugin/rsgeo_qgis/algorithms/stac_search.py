@@ -113,7 +113,6 @@ class StacSearchAlgorithm(RsgeoAlgorithm):
             feedback.reportError(str(exc), False)
             raise QgsProcessingException("") from None
         written = sorted(p for p in Path(self._folder).glob("*.gpkg") if before.get(p.name) != p.stat().st_mtime_ns)
-        self._layers = ["tiles"] * len(written)
         self._written = [str(p) for p in written]
         feedback.pushInfo(tr("{} results in {}").format(len(written), self._folder))
         return {self.OUTPUT: self._folder, self.OUTPUT_LAYERS: [layer_uri(p, "tiles") for p in written],
@@ -121,11 +120,6 @@ class StacSearchAlgorithm(RsgeoAlgorithm):
 
     def postProcessAlgorithm(self, context: QgsProcessingContext,  # noqa: N802
                              feedback: QgsProcessingFeedback) -> dict[str, Any]:
-        from ..layers import StyleFromGeoPackage, display_name
-
         for path in getattr(self, "_written", []):
-            label = display_name(path, "tiles")
-            details = QgsProcessingContext.LayerDetails(label, context.project(), self.OUTPUT_LAYERS)
-            details.setPostProcessor(StyleFromGeoPackage.create(label))
-            context.addLayerToLoadOnCompletion(layer_uri(path, "tiles"), details)
+            self.load_result_layer(path, "tiles", context, feedback)
         return {}

@@ -382,16 +382,11 @@ def test_sigterm_while_the_local_cluster_starts_is_one_line_and_leaves_no_proces
     seen: list[int] = []
 
     def starting() -> bool:  # a worker process (not only multiprocessing's resource tracker) is starting
-        seen.extend(c for c in _children(proc_pid[0]) if c not in seen)
+        for run in (c for c in _children(os.getpid()) if b"rsgeo" in _cmdline(c)):  # the rsgeo this test started
+            seen.extend(c for c in _children(run) if c not in seen)
         return any(b"resource_tracker" not in _cmdline(c) for c in seen)
 
-    proc_pid = [0]
-    proc = subprocess.Popen([sys.executable, "-m", "rsgeo", *batch_args(tiny_clip_dir, out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    proc_pid[0] = proc.pid
-    deadline = time.monotonic() + 120
-    while not starting() and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.01)
+    proc = start_rsgeo(batch_args(tiny_clip_dir, out), until=starting)
     try:
         assert proc.poll() is None and seen, "no worker process was started"
         proc.send_signal(signal.SIGTERM)

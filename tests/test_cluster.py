@@ -210,6 +210,19 @@ def start_rsgeo(args: list[str], *, until: Any, **popen: Any) -> subprocess.Pope
     return proc
 
 
+def interrupt(proc: subprocess.Popen[str], sig: int, early: str, *, timeout: float = 120) -> str:
+    """Send ``sig`` to the running ``proc`` (``early``: the failure if it has already ended); its stderr once it
+    exits (within ``timeout`` seconds)."""
+    try:
+        assert proc.poll() is None, early
+        proc.send_signal(sig)
+        _, stderr = proc.communicate(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    return stderr
+
+
 def batch_args(tiny_clip_dir: Path, out: Path, *extra: str, scenes: list[str] = SCENES) -> list[str]:
     return ["batch", *[str(shared(s)) for s in scenes], "-o", str(out), "--model", f"local-dir:{tiny_clip_dir}",
             *READ, "--classes", CLASSES, "--text", TEXT, "--cluster", "local:2", *extra]
@@ -333,13 +346,7 @@ def test_ctrl_c_with_two_scenes_in_flight_then_resume(
     journals = [out / f"{Path(s).stem}.gpkg.rsgeo-partial" for s in SCENES[:2]]
     args = batch_args(tiny_clip_dir, out)
     proc = start_rsgeo(args, until=lambda: all(journal_rows(j) > 0 for j in journals))
-    try:
-        assert proc.poll() is None, "the run ended before both scenes were in flight"
-        proc.send_signal(signal.SIGINT)
-        _, stderr = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    stderr = interrupt(proc, signal.SIGINT, "the run ended before both scenes were in flight")
     assert proc.returncode == 130, stderr
     assert stderr.strip().splitlines()[-1].startswith("rsgeo: interrupted; the scenes finished in"), stderr
     assert "Traceback" not in stderr
@@ -387,13 +394,8 @@ def test_sigterm_while_the_local_cluster_starts_is_one_line_and_leaves_no_proces
         return any(b"resource_tracker" not in _cmdline(c) for c in seen)
 
     proc = start_rsgeo(batch_args(tiny_clip_dir, out), until=starting)
-    try:
-        assert proc.poll() is None and seen, "no worker process was started"
-        proc.send_signal(signal.SIGTERM)
-        _, stderr = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    assert seen, "no worker process was started"
+    stderr = interrupt(proc, signal.SIGTERM, "the run ended before a worker process was started", timeout=60)
     assert proc.returncode == 130, stderr
     assert "Traceback" not in stderr and "Exception ignored" not in stderr, stderr
     assert stderr.strip().splitlines()[-1].startswith("rsgeo: interrupted"), stderr

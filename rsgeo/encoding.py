@@ -58,10 +58,52 @@ def encoded_batches(
         device=encoder.device, channels_first=encoder.channels_first, allocate=encoder.empty_batch,
     )
     shape = model_batch_shape(size, scene_grid or grid)
+    if getattr(encoder, "needs_calibration", False):
+        encoder.calibrate(calibration_chips(path, read, stretch, scene_grid or grid, encoder, shape, workers))  # type: ignore[attr-defined]
     for batch in reader:
         if cancel is not None and cancel():
             raise Cancelled(f"cancelled; rerun with {opt('resume')} to continue from the chips already encoded")
         yield batch, encode_batch(encoder, batch.pixels, shape)
+
+
+class _Except:
+    """The ids of a grid not to read: all but ``wanted``."""
+
+    def __init__(self, wanted: Container[int]) -> None:
+        self.wanted = wanted
+
+    def __contains__(self, tile_id: object) -> bool:
+        return tile_id not in self.wanted
+
+
+def calibration_chips(
+    path: str | os.PathLike[str], read: ReadOptions, stretch: Stretch, grid: ChipGrid, encoder: Encoder,
+    n: int, workers: int | None,
+) -> np.ndarray:
+    """The ``n`` chips of the whole scene's ``grid`` a static int8 tower is calibrated on.
+
+    Chosen from the grid alone (:mod:`rsgeo.engines.calibration`), so a resumed
+    run and every cluster worker calibrate on the same chips as an
+    uninterrupted run. Empty when no candidate has enough valid pixels.
+    """
+    from rsgeo.engines.calibration import candidate_ids, pick
+
+    wanted = frozenset(candidate_ids(len(grid), n).tolist())
+    reader = ChipReader(
+        path, read, stretch, grid, encoder.image_spec, batch_size=max(1, len(wanted)), workers=workers,
+        skip=_Except(wanted), device="cpu", channels_first=False,
+    )
+    ids: list[np.ndarray] = []
+    pixels: list[np.ndarray] = []
+    for batch in reader:
+        ids.append(batch.tile_ids)
+        pixels.append(np.ascontiguousarray(batch.pixels))
+    if not ids:
+        return np.zeros((0, encoder.image_spec.size, encoder.image_spec.size, 3), np.uint8)
+    all_ids, all_pixels = np.concatenate(ids), np.concatenate(pixels)
+    order = np.argsort(all_ids, kind="stable")
+    chosen: np.ndarray = all_pixels[order][pick(all_ids[order], n)]
+    return chosen
 
 
 def model_batch_shape(batch_size: int, grid: ChipGrid) -> int:

@@ -68,6 +68,10 @@ def model_metadata(encoder: Encoder, checkpoint: str | None = None) -> dict[str,
         schema.MODEL_ENGINE: encoder.engine.name,
         schema.MODEL_ENGINE_VERSION: encoder.engine.version,
         schema.MODEL_PRECISION: encoder.engine.precision,
+        **(
+            {schema.MODEL_CALIBRATION: dataclasses.asdict(encoder.engine.calibration)}
+            if encoder.engine.calibration else {}
+        ),
     }
 
 

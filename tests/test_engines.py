@@ -7,6 +7,7 @@ the real ViT-B-32 on a real scene.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import sqlite3
@@ -144,9 +145,12 @@ def test_auto_takes_the_fastest_installed_engine_and_falls_back() -> None:
     assert choose("auto", "bf16", installed=only("openvino"), bf16_hardware=True, **kw).engine == "openvino"
     assert choose("auto", "bf16", installed=only("onnxruntime"), bf16_hardware=True, **kw).engine == "torch"
     assert choose("auto", "bf16", installed=only("openvino"), bf16_hardware=False, **kw).engine == "torch"
-    assert choose("auto", "int8", installed=only("onnxruntime", "openvino"), **kw).engine == "onnxruntime"
-    with pytest.raises(MissingDependencyError, match=r"pip install 'rsgeo\[onnxruntime\]'"):
-        choose("auto", "int8", installed=only("openvino"), **kw)
+    assert choose("auto", "int8", installed=only("onnxruntime", "openvino"), **kw).engine == "openvino"
+    assert choose("auto", "int8", installed=only("onnxruntime"), **kw).engine == "onnxruntime"
+    with pytest.raises(MissingDependencyError, match=r"pip install 'rsgeo\[openvino\]'"):
+        choose("auto", "int8", installed=only("openvino"), **kw)  # static int8 is calibrated by onnxruntime's tools
+    with pytest.raises(MissingDependencyError, match=r"openvino int8 needs onnxruntime's quantizer.*'rsgeo\[openvino\]'"):
+        choose("openvino", "int8", installed=only("openvino"), **kw)
 
 
 def test_precision_auto_picks_bf16_only_with_bf16_hardware_and_never_lowers_on_its_own() -> None:
@@ -241,3 +245,69 @@ def test_a_result_records_engine_version_and_precision_and_matches_torch(tiny_cl
     assert read_meta(tmp_path / "onnxruntime.gpkg")[schema.KEY_MODEL][schema.MODEL_ENGINE_VERSION] == onnxruntime.__version__  # type: ignore[index]
     emb = {e: rsgeo.open_result(tmp_path / f"{e}.gpkg").index.embeddings for e in results}
     np.testing.assert_allclose(emb["onnxruntime"], emb["torch"], atol=1e-5)
+
+
+# -- static int8 (OpenVINO), calibrated on the scene ------------------------------------------
+
+
+def test_calibration_chips_are_spread_over_the_whole_grid_and_repeat_when_few() -> None:
+    from rsgeo.engines.calibration import candidate_ids, pick
+
+    ids = candidate_ids(1000, 8)
+    assert len(ids) == 32 and ids[0] == 0 and ids[-1] == 999 and np.all(np.diff(ids) > 0)
+    assert candidate_ids(5, 8).tolist() == [0, 1, 2, 3, 4]
+    assert pick(np.arange(10), 4).tolist() == [0, 3, 6, 9]
+    assert pick(np.arange(3), 5).tolist() == [0, 1, 2, 0, 1]
+    assert len(pick(np.zeros(0, np.int64), 4)) == 0
+
+
+def test_static_int8_files_are_cached_per_calibration(tiny_clip_dir: Path, tmp_path: Path) -> None:
+    pytest.importorskip("openvino")
+    outputs = {}
+    for seed in (1, 2, 1):
+        enc = tiny(tiny_clip_dir, tmp_path, engine="openvino", precision="int8")
+        assert enc.needs_calibration  # type: ignore[attr-defined]
+        enc.calibrate(chips(4, seed=seed))  # type: ignore[attr-defined]
+        assert not enc.needs_calibration  # type: ignore[attr-defined]
+        out = enc.encode_images(chips(4))  # type: ignore[attr-defined]
+        (_, _), (static, made) = enc.exports  # type: ignore[attr-defined]
+        assert static.name == schema.ENGINE_INT8_STATIC_FILE
+        assert made == (seed not in outputs)  # the third encoder reuses the first one's file
+        assert enc.engine.precision == "int8" and enc.engine.calibration.chips == 4  # type: ignore[attr-defined]
+        if seed in outputs:
+            np.testing.assert_array_equal(out, outputs[seed])
+        outputs[seed] = out
+    assert not np.array_equal(outputs[1], outputs[2])  # other calibration chips, other ranges
+    fp32 = tiny(tiny_clip_dir, tmp_path, engine="openvino").encode_images(chips(4))  # type: ignore[attr-defined]
+    assert np.all(np.sum(outputs[1] * fp32, axis=1) > 0.9) and not np.array_equal(outputs[1], fp32)
+
+
+def test_a_resumed_static_int8_run_is_calibrated_as_the_whole_run_was(tiny_clip_dir: Path, tmp_path: Path) -> None:
+    """Calibration chips come from the scene's grid, not from whatever a run reads first."""
+    pytest.importorskip("openvino")
+    from rsgeo.errors import Cancelled
+
+    scene = shared("L7_ETMs.tif")
+    read = ReadOptions(chip_size=112, bands=(3, 2, 1))
+    options = RunOptions(model=f"local-dir:{tiny_clip_dir}", engine="openvino", precision="int8", batch_size=4,
+                         cache_dir=str(tmp_path))
+    whole = rsgeo.embed(scene, tmp_path / "whole.gpkg", read=read, options=options)
+    seen = []
+
+    def after_two_batches() -> bool:
+        seen.append(1)
+        return len(seen) > 2
+
+    with pytest.raises(Cancelled):
+        rsgeo.embed(scene, tmp_path / "resumed.gpkg", read=read, options=options, cancel=after_two_batches)
+    resumed = rsgeo.embed(scene, tmp_path / "resumed.gpkg", read=read, options=dataclasses.replace(options, resume=True))
+    a, b = (rsgeo.open_result(p) for p in (whole, resumed))
+    np.testing.assert_array_equal(a.index.tile_ids, b.index.tile_ids)
+    np.testing.assert_array_equal(a.index.embeddings, b.index.embeddings)
+    statics = list((tmp_path / schema.ENGINE_CACHE_FOLDER).rglob(schema.ENGINE_INT8_STATIC_FILE))
+    assert len(statics) == 1  # one calibration: a resume calibrating on its own first batch would make another
+    model = read_meta(whole)[schema.KEY_MODEL]
+    assert model[schema.MODEL_PRECISION] == "int8"  # type: ignore[index]
+    calibration = model[schema.MODEL_CALIBRATION]  # type: ignore[index]
+    assert calibration["chips"] == 4 and statics[0].parent.name.endswith(calibration["sha256"][:16])  # type: ignore[index]
+    assert read_meta(resumed)[schema.KEY_MODEL][schema.MODEL_CALIBRATION] == calibration  # type: ignore[index]

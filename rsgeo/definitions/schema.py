@@ -486,13 +486,18 @@ def reserved_table_names() -> frozenset[str]:
 MODEL_ENGINE = "engine"
 MODEL_ENGINE_VERSION = "engine_version"
 MODEL_PRECISION = "precision"
+#: How a static int8 tower was calibrated (``{scheme, chips, sha256}``: the chips of the scene it was
+#: calibrated on, :mod:`rsgeo.engines.calibration`); only in results made at static int8.
+MODEL_CALIBRATION = "calibration"
 #: Folder, inside the weights cache (``--cache-dir``, ``$RSGEO_CACHE_DIR`` or the Hugging Face
 #: cache), holding exported engine files: one subfolder per export key.
 ENGINE_CACHE_FOLDER = "rsgeo-engines"
-#: Files of an export key's subfolder: the fp32 ONNX image tower, its int8 (dynamic
-#: quantisation) derivative, the key's fields (JSON, for people), OpenVINO's compiled blobs.
+#: Files of an export key's subfolder: the fp32 ONNX image tower, its int8 derivatives (dynamic
+#: quantisation; static, calibrated on a scene's chips), the key's fields (JSON, for people),
+#: OpenVINO's compiled blobs.
 ENGINE_ONNX_FILE = "image_tower.onnx"
 ENGINE_INT8_FILE = "image_tower.int8.onnx"
+ENGINE_INT8_STATIC_FILE = "image_tower.int8-static.onnx"
 ENGINE_KEY_FILE = "key.json"
 ENGINE_OPENVINO_BLOBS = "openvino"
 #: The ``--precision auto`` verdict of a model on this machine (JSON), kept per export key.

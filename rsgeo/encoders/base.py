@@ -44,6 +44,15 @@ class EncoderIdentity:
 
 
 @dataclass(frozen=True)
+class Calibration:
+    """What a static int8 tower was calibrated on: the scheme, the chips of the scene, their SHA-256."""
+
+    scheme: str
+    chips: int
+    sha256: str
+
+
+@dataclass(frozen=True)
 class EngineInfo:
     """What ran the image tower: the engine (``torch``, ``onnxruntime``, ``openvino`` ...), its
     version and the precision it ran at. Stored with results (see :mod:`rsgeo.engines`)."""
@@ -51,6 +60,8 @@ class EngineInfo:
     name: str
     version: str | None
     precision: str = "fp32"
+    #: A static int8 tower's calibration, else ``None``.
+    calibration: Calibration | None = None
 
 
 #: The model's published prompt templates for a language (``None``: the model's default language).

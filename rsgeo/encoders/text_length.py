@@ -92,10 +92,15 @@ class TextLengthTrimmer:
             self._verify(probe)
 
     def _verify(self, tokens: Any) -> None:
-        """Turn the shortcut off unless it gives the model's own embeddings."""
+        """Turn the shortcut off unless it gives the model's own embeddings.
+
+        Checked at fp32 even inside a bf16/fp16 autocast: whether trimming the padding changes
+        the embeddings is a property of the tower, and reduced precision would add its own
+        rounding (~1e-3 in bf16, the two paths' matrices having other shapes) to the gap.
+        """
         import torch
 
-        with torch.inference_mode():
+        with torch.inference_mode(), torch.autocast(device_type=tokens.device.type, enabled=False):
             full = self.model.encode_text(tokens).float()
             short = self(tokens).float()
         full = full / full.norm(dim=-1, keepdim=True).clamp_min(1e-12)

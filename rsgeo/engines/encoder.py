@@ -7,6 +7,14 @@ tower stays the torch encoder's, at fp32 (a run embeds a few texts, chips by
 the thousand). Everything else — reader, journal, resume, cluster — sees an
 ordinary encoder: identity, input spec and logit scale are the torch model's.
 
+Static int8 on OpenVINO (``--engine openvino --precision int8``) is
+calibrated on chips of the scene: the read loop hands them over first
+(:meth:`EngineEncoder.calibrate`, chips chosen by
+:mod:`rsgeo.engines.calibration`), and the calibrated file is cached under
+their hash, so every run of the scene (resumed, on cluster workers) encodes
+with the same ranges. Used on its own (``encode_images`` with no calibration
+given), the encoder calibrates on the first batch it is asked to encode.
+
 ``--precision auto`` (bf16 on OpenVINO) is confirmed on the first batch: the
 batch also runs at fp32 and bf16 is kept only if every chip's bf16 embedding
 has a cosine of at least :data:`AUTO_MIN_COSINE` to its fp32 one; the verdict
@@ -24,12 +32,27 @@ from pathlib import Path
 
 import numpy as np
 
-from rsgeo.definitions.schema import ENGINE_AUTO_VERDICT_FILE, ENGINE_INT8_FILE, ENGINE_ONNX_FILE, ENGINE_OPENVINO_BLOBS
-from rsgeo.encoders.base import EncoderBase, EngineInfo, l2_normalise
+from rsgeo.definitions.schema import (
+    ENGINE_AUTO_VERDICT_FILE,
+    ENGINE_INT8_FILE,
+    ENGINE_INT8_STATIC_FILE,
+    ENGINE_ONNX_FILE,
+    ENGINE_OPENVINO_BLOBS,
+)
+from rsgeo.encoders.base import Calibration, EncoderBase, EngineInfo, l2_normalise
 from rsgeo.encoders.torch_clip import TorchClipEncoder
 from rsgeo.engines import extras
 from rsgeo.engines.cache import cached_file, key_folder, write_atomic
-from rsgeo.engines.export import INT8_SCHEME, export_onnx, onnx_key_fields, quantize_int8, weights_fingerprint
+from rsgeo.engines.calibration import batch_sha256
+from rsgeo.engines.export import (
+    INT8_SCHEME,
+    STATIC_INT8_SCHEME,
+    export_onnx,
+    onnx_key_fields,
+    quantize_int8,
+    quantize_int8_static,
+    weights_fingerprint,
+)
 from rsgeo.engines.runtime import Tower, onnxruntime_tower, openvino_tower
 
 logger = logging.getLogger(__name__)
@@ -67,6 +90,19 @@ class EngineEncoder(EncoderBase):
         self._std = np.asarray(self.image_spec.std, np.float32).reshape(1, 3, 1, 1)
         #: ``(file, made now)`` for every export file this encoder used (made or reused).
         self.exports: list[tuple[Path, bool]] = []
+        self._calibration: np.ndarray | None = None  # uint8 chips, static int8 only
+        #: The engine's version as one folder name (OpenVINO's holds a "/": "2026.4.1-…-releases/2026/4").
+        self._version_name = str(self.engine.version).replace("/", "_").replace("\\", "_")
+
+    @property
+    def needs_calibration(self) -> bool:
+        """Whether the tower is static int8 and has no calibration chips yet (see the module docstring)."""
+        return self.engine.name == "openvino" and self.engine.precision == "int8" and self._calibration is None
+
+    def calibrate(self, chips: np.ndarray) -> None:
+        """Calibrate the static int8 tower on ``chips`` (``uint8`` ``(N, H, W, 3)``; none: on the first batch)."""
+        if len(chips):
+            self._calibration = np.ascontiguousarray(chips, np.uint8)
 
     def model_input(self, chips: np.ndarray) -> np.ndarray:
         """``uint8`` ``(N, H, W, 3)`` chips → the normalised ``float32`` ``(N, 3, H, W)`` input.
@@ -109,14 +145,16 @@ class EngineEncoder(EncoderBase):
         self.exports.append((onnx_path, made))
         threads = max(1, torch.get_num_threads())
         name, precision = self.engine.name, self.engine.precision
+        if name == "openvino" and precision == "int8":
+            return self._static_int8(folder, onnx_path, batch, first, threads)
         if name == "onnxruntime":
             path = onnx_path
             if precision == "int8":
-                derived = folder / f"onnxruntime-{self.engine.version}-{INT8_SCHEME}"
+                derived = folder / f"onnxruntime-{self._version_name}-{INT8_SCHEME}"
                 path, made = cached_file(derived, ENGINE_INT8_FILE, lambda p: quantize_int8(onnx_path, p))
                 self.exports.append((path, made))
             return onnxruntime_tower(path, threads=threads)
-        blobs = folder / f"openvino-{self.engine.version}"
+        blobs = folder / f"openvino-{self._version_name}"
         tower, ran = openvino_tower(onnx_path, precision=precision, threads=threads, blobs=blobs / ENGINE_OPENVINO_BLOBS)
         if ran != precision:
             logger.info("OpenVINO runs %s at %s on this CPU (asked for %s)", self.identity.model_id, ran, precision)
@@ -127,6 +165,26 @@ class EngineEncoder(EncoderBase):
                 fp32, _ = openvino_tower(onnx_path, precision="fp32", threads=threads, blobs=blobs / ENGINE_OPENVINO_BLOBS)
                 self.engine = dataclasses.replace(self.engine, precision="fp32")
                 return fp32
+        return tower
+
+    def _static_int8(self, folder: Path, onnx_path: Path, batch: int, first: np.ndarray | None, threads: int) -> Tower:
+        """The static int8 tower, calibrated on the scene's chips (or the first batch), cached by their hash."""
+        if self._calibration is not None:
+            rows = self._calibration[np.arange(batch) % len(self._calibration)]  # the file's fixed batch shape
+            sha = batch_sha256(rows)
+            calibration = self.model_input(rows)
+        elif first is not None:
+            sha, calibration = batch_sha256(first), first
+        else:
+            raise ValueError("a static int8 tower needs calibration chips or a first batch")
+        extras.require("onnxruntime", needed_by="openvino int8")
+        derived = folder / f"openvino-{self._version_name}-{STATIC_INT8_SCHEME}-{sha[:16]}"
+        path, made = cached_file(derived, ENGINE_INT8_STATIC_FILE, lambda p: quantize_int8_static(onnx_path, p, calibration))
+        self.exports.append((path, made))
+        self.engine = dataclasses.replace(
+            self.engine, calibration=Calibration(STATIC_INT8_SCHEME, len(calibration), sha)
+        )
+        tower, _ = openvino_tower(path, precision="int8", threads=threads, blobs=derived / ENGINE_OPENVINO_BLOBS)
         return tower
 
     def _bf16_within_budget(

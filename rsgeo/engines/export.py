@@ -9,11 +9,16 @@ for exactly that shape. A run at another batch size exports another file.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import logging
 import threading
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from rsgeo.encoders.torch_clip import TorchClipEncoder
 from rsgeo.errors import ModelError
@@ -99,7 +104,60 @@ def quantize_int8(source: Path, path: Path) -> None:
     """
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(str(source), str(path), weight_type=QuantType.QInt8, per_channel=True, reduce_range=True)
+    with _quantizer_quiet():
+            quantize_dynamic(str(source), str(path), weight_type=QuantType.QInt8, per_channel=True, reduce_range=True)
+
+
+#: How the static int8 file is made (part of its cache folder's name): ONNX Runtime's quantizer writes
+#: QuantizeLinear/DequantizeLinear pairs around every MatMul, Gemm and Conv (weights int8 per output
+#: channel, activations uint8 with min–max ranges calibrated on chips of the scene), which OpenVINO
+#: compiles into int8 kernels.
+STATIC_INT8_SCHEME = "static-qdq-u8s8-per-channel-minmax"
+
+
+def quantize_int8_static(source: Path, path: Path, calibration: np.ndarray) -> None:
+    """Static int8 quantisation of an fp32 ONNX file, calibrated on ``calibration``.
+
+    ``calibration`` is one normalised ``float32`` batch of the file's fixed
+    shape (:func:`rsgeo.engines.calibration.calibration_ids` picks its chips).
+    Static: every activation's range is fixed here, so a run computes no
+    ranges (what makes OpenVINO's int8 fast) and every batch of every run with
+    this file quantises alike; the ranges are those of the calibration chips
+    (min–max: nothing of them is clipped).
+    """
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    class OneBatch(CalibrationDataReader):  # type: ignore[misc]
+        def __init__(self) -> None:
+            self.batches = iter([{INPUT_NAME: np.ascontiguousarray(calibration, np.float32)}])
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            return next(self.batches, None)
+
+    with _quantizer_quiet():
+        quantize_static(
+            str(source), str(path), OneBatch(), quant_format=QuantFormat.QDQ, per_channel=True,
+            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+            op_types_to_quantize=["MatMul", "Gemm", "Conv"],
+        )
+
+
+@contextlib.contextmanager
+def _quantizer_quiet() -> Iterator[None]:
+    """ONNX Runtime's quantizer without its advice: it logs on the root logger (one line a node:
+    "Bias of Gemm node ... is not constant", "consider to run pre-processing") and warns."""
+
+    def drop(record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.ERROR
+
+    root = logging.getLogger()
+    root.addFilter(drop)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        root.removeFilter(drop)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -2,7 +2,8 @@
 
 ONNX Runtime and OpenVINO are extras (``pip install 'rsgeo[onnxruntime]'``,
 ``'rsgeo[openvino]'``); both also need ``onnx`` and torch's ONNX exporter to
-write the file they run. Nothing here imports an engine until it is used.
+write the file they run, and OpenVINO's static int8 needs ONNX Runtime's
+quantizer (in its extra). Nothing here imports an engine until it is used.
 """
 
 from __future__ import annotations
@@ -35,13 +36,22 @@ def installed(engine: str) -> bool:
         return False
 
 
-def require(engine: str) -> ModuleType:
-    """Import ``engine``'s module, or fail with one line holding the pip command."""
+def require(engine: str, *, needed_by: str | None = None) -> ModuleType:
+    """Import ``engine``'s module, or fail with one line holding the pip command.
+
+    ``needed_by`` names what needs ``engine``'s modules when it is not ``engine``
+    itself (``"openvino int8"``: ONNX Runtime's quantizer): the line then names its extra.
+    """
     try:
         for name in MODULES[engine][1:]:
             importlib.import_module(name)
         return importlib.import_module(MODULES[engine][0])
     except ImportError:
+        if needed_by is not None:
+            raise MissingDependencyError(
+                f"{needed_by} needs {engine}, which is not installed; install it with: "
+                f"{pip_line(needed_by.split()[0])}"
+            ) from None
         raise MissingDependencyError(
             f"the {engine} engine is not installed; install it with: {pip_line(engine)}"
         ) from None

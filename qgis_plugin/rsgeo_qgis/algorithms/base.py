@@ -44,7 +44,9 @@ from ..resultfile import NotAResultError, changed_layers, check_result, feature_
 from ..runner import RsgeoCommand, RunCancelled, RunError, run
 
 DEVICES = ["auto", "cpu", "cuda"]
-PRECISIONS = ["fp32", "bf16", "fp16"]
+PRECISIONS = ["fp32", "bf16", "fp16", "int8", "auto"]
+#: The image tower's engine (docs/engines.md); auto: the fastest installed for the precision.
+ENGINES = ["auto", "torch", "onnxruntime", "openvino"]
 EMBEDDING_DTYPES = ["float32", "float16"]
 
 
@@ -181,6 +183,8 @@ class RsgeoAlgorithm(QgsProcessingAlgorithm):
             QgsProcessingParameterNumber("BATCH_SIZE", tr("Batch size"), NUMBER_INTEGER, optional=True, minValue=1),
             QgsProcessingParameterEnum("DEVICE", tr("Device"), options=DEVICES, defaultValue=0),
             QgsProcessingParameterEnum("PRECISION", tr("Precision"), options=PRECISIONS, defaultValue=0),
+            QgsProcessingParameterEnum("ENGINE", tr("Inference engine (CPU: openvino or onnxruntime run int8/bf16 faster)"),
+                                       options=ENGINES, defaultValue=0),
             QgsProcessingParameterEnum("EMBEDDING_DTYPE", tr("Store embeddings as"), options=EMBEDDING_DTYPES,
                                        defaultValue=0),
         ]
@@ -232,6 +236,8 @@ class RsgeoAlgorithm(QgsProcessingAlgorithm):
             "batch_size": self.parameterAsInt(parameters, "BATCH_SIZE", context) if given("BATCH_SIZE") else None,
             "device": None if device == "auto" else device,
             "precision": _non_default(PRECISIONS[self.parameterAsEnum(parameters, "PRECISION", context)]),
+            "engine": (None if (engine := ENGINES[self.parameterAsEnum(parameters, "ENGINE", context)]) == "auto"
+                       else engine),
             "embedding_dtype": _non_default(EMBEDDING_DTYPES[self.parameterAsEnum(parameters, "EMBEDDING_DTYPE", context)]),
         }
 

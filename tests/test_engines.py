@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -311,3 +312,23 @@ def test_a_resumed_static_int8_run_is_calibrated_as_the_whole_run_was(tiny_clip_
     calibration = model[schema.MODEL_CALIBRATION]  # type: ignore[index]
     assert calibration["chips"] == 4 and statics[0].parent.name.endswith(calibration["sha256"][:16])  # type: ignore[index]
     assert read_meta(resumed)[schema.KEY_MODEL][schema.MODEL_CALIBRATION] == calibration  # type: ignore[index]
+
+
+@pytest.mark.slow
+def test_static_int8_on_a_local_cluster_equals_one_machine(tiny_clip_dir: Path, tmp_path: Path) -> None:
+    """Two workers, each starting on a block of its own, calibrate on the scene's chips as one machine does."""
+    pytest.importorskip("openvino")
+    pytest.importorskip("distributed")
+    from tests.conftest import run_cli
+
+    common = [str(shared("L7_ETMs.tif")), "--model", f"local-dir:{tiny_clip_dir}", "--chip-size", "48",
+              "--bands", "1,2,3", "--engine", "openvino", "--precision", "int8", "--batch-size", "8",
+              "--cache-dir", str(tmp_path / "cache")]
+    run_cli("embed", *common, "-o", str(tmp_path / "one.gpkg"))
+    proc = run_cli("embed", *common, "-o", str(tmp_path / "two.gpkg"), "--cluster", "local:2", "-v")
+    assert re.search(r"blocks on 2 workers", proc.stderr), proc.stderr
+    a, b = (rsgeo.open_result(tmp_path / f"{n}.gpkg") for n in ("one", "two"))
+    assert len(a.index.tile_ids) == 64
+    np.testing.assert_array_equal(a.index.tile_ids, b.index.tile_ids)
+    np.testing.assert_array_equal(a.index.embeddings, b.index.embeddings)
+    assert len(list((tmp_path / "cache").rglob(schema.ENGINE_INT8_STATIC_FILE))) == 1

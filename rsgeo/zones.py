@@ -27,9 +27,11 @@ smaller than ``min_area_px`` pixels, or mostly over nodata (a valid fraction und
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -208,8 +210,22 @@ def query_zones(
     return out.sort_values("similarity", ascending=False, na_position="last", kind="stable")
 
 
+#: False while a caller reports the zones not scored itself (the CLI's one line, printed under -q too).
+_LIBRARY_REPORTS: contextvars.ContextVar[bool] = contextvars.ContextVar("rsgeo_zones_library_reports", default=True)
+
+
+@contextlib.contextmanager
+def caller_reports() -> Iterator[None]:
+    """Within this block the zone functions leave the "zones not scored" count to the caller."""
+    token = _LIBRARY_REPORTS.set(False)
+    try:
+        yield
+    finally:
+        _LIBRARY_REPORTS.reset(token)
+
+
 def _report(skipped: int, total: int) -> None:
-    if skipped:
+    if skipped and _LIBRARY_REPORTS.get():
         logger.warning("%d of %d zones not scored (too small or no data): see the status column", skipped, total)
 
 

@@ -416,3 +416,12 @@ def test_class_mistakes_with_zones_are_one_line_before_any_encoding(zones_4326: 
     assert proc.returncode == 2 and len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
     assert ("no-such-set" if case == "unknown-class-set" else "--class-set") in lines[0]
     assert not out.exists()
+
+
+def test_the_zones_not_scored_are_said_once_without_q(embedded: Path, zones_4326: Path, tmp_path: Path) -> None:
+    """The library's warning and the CLI's line were both printed for a scene's zones."""
+    for source in ("scene", "result"):
+        args = [str(shared(SCENE)), "--model", "test:hash", *READ] if source == "scene" else [str(embedded)]
+        proc = run_cli("classify", *args, "--zones", f"{zones_4326}:lulc", "--classes", ",".join(CLASSES),
+                       "-o", str(tmp_path / f"{source}.gpkg"))
+        assert proc.stderr.count("zones not scored") == 1, proc.stderr

@@ -96,13 +96,14 @@ def _from_labels(args: argparse.Namespace, labels: Any, classes: list[str] | Non
 
 def _zones(args: argparse.Namespace, classes: list[str] | None, templates: list[str]) -> int:
     from rsgeo.questions import ClassChoice
-    from rsgeo.zones import classify_zones
+    from rsgeo.zones import caller_reports, classify_zones
 
     common.check_zone_run(args)
     # Checked (a class set file read) before the zones of a scene are encoded: a typo costs no encoding.
     ClassChoice(classes=tuple(classes) if classes is not None else None, class_set=args.class_set,
                 templates=tuple(templates) or None, lang=args.lang)
-    source, zones = common.zone_source(args)
-    answer = classify_zones(source, zones, classes, class_set=args.class_set, templates=templates or None, lang=args.lang,
-                            unsure_below=args.unsure_below, min_area_px=args.min_zone_px)
+    with caller_reports():  # write_zones prints the count of zones not scored, once
+        source, zones = common.zone_source(args)
+        answer = classify_zones(source, zones, classes, class_set=args.class_set, templates=templates or None,
+                                lang=args.lang, unsure_below=args.unsure_below, min_area_px=args.min_zone_px)
     return common.write_zones(args, answer)

@@ -102,15 +102,16 @@ def _from_labels(args: argparse.Namespace, labels: object) -> int:
 
 def _zones(args: argparse.Namespace) -> int:
     from rsgeo.errors import OptionError
-    from rsgeo.zones import query_zones
+    from rsgeo.zones import caller_reports, query_zones
 
     if is_archive(args):
         raise OptionError("zones are answered one source at a time: give one scene or result, not several or a folder")
     common.check_zone_run(args)
     if not args.text or args.like_tile or args.unlike_tile or args.like or args.unlike:
         raise OptionError("zones answer text queries: give --text, without example tiles or locations")
-    source, zones = common.zone_source(args)
-    answer = query_zones(source, zones, list(args.text), min_area_px=args.min_zone_px)
+    with caller_reports():  # write_zones prints the count of zones not scored, once
+        source, zones = common.zone_source(args)
+        answer = query_zones(source, zones, list(args.text), min_area_px=args.min_zone_px)
     return common.write_zones(args, answer)
 
 

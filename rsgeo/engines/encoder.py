@@ -15,8 +15,9 @@ their hash, so every run of the scene (resumed, on cluster workers) encodes
 with the same ranges. Used on its own (``encode_images`` with no calibration
 given), the encoder calibrates on the first batch it is asked to encode.
 
-``--precision auto`` (bf16 on OpenVINO) is confirmed on the first batch: the
-batch also runs at fp32 and bf16 is kept only if every chip's bf16 embedding
+``--precision auto`` (bf16 on OpenVINO) is confirmed on the same chips of the
+scene (on the first batch when used on its own): they also run at fp32, and
+bf16 is kept only if every chip's bf16 embedding
 has a cosine of at least :data:`AUTO_MIN_COSINE` to its fp32 one; the verdict
 is kept in the cache, so later runs of the model on this machine skip the check.
 """
@@ -57,7 +58,7 @@ from rsgeo.engines.runtime import Tower, onnxruntime_tower, openvino_tower
 
 logger = logging.getLogger(__name__)
 
-#: ``--precision auto`` keeps bf16 when every chip of the first batch embeds with at least this
+#: ``--precision auto`` keeps bf16 when every calibration chip embeds with at least this
 #: cosine to fp32. On ViT-B-32 the measured minimum is 0.9999 and top-class agreement ≥ 99 %
 #: (docs/engines.md); a model whose bf16 drifts further runs at fp32.
 AUTO_MIN_COSINE = 0.999
@@ -96,11 +97,20 @@ class EngineEncoder(EncoderBase):
 
     @property
     def needs_calibration(self) -> bool:
-        """Whether the tower is static int8 and has no calibration chips yet (see the module docstring)."""
-        return self.engine.name == "openvino" and self.engine.precision == "int8" and self._calibration is None
+        """Whether the tower wants chips of the scene and has none yet: static int8 (its calibration)
+        and ``--precision auto`` (the bf16 budget check), see the module docstring."""
+        static = self.engine.name == "openvino" and self.engine.precision == "int8"
+        return (static or self._check_budget) and self._calibration is None
+
+    def _calibration_input(self, batch: int) -> np.ndarray | None:
+        """The calibration chips, ``batch`` rows (repeated in turn), as the model's input; ``None`` without them."""
+        if self._calibration is None:
+            return None
+        return self.model_input(self._calibration[np.arange(batch) % len(self._calibration)])
 
     def calibrate(self, chips: np.ndarray) -> None:
-        """Calibrate the static int8 tower on ``chips`` (``uint8`` ``(N, H, W, 3)``; none: on the first batch)."""
+        """Chips of the scene (``uint8`` ``(N, H, W, 3)``) for static int8's calibration and ``--precision auto``'s
+        budget check; none given: the first batch serves."""
         if len(chips):
             self._calibration = np.ascontiguousarray(chips, np.uint8)
 
@@ -126,7 +136,8 @@ class EngineEncoder(EncoderBase):
     def tower(self, batch: int, first: np.ndarray | None = None) -> Tower:
         """The compiled tower for batches of ``batch`` chips (exported and compiled on first use).
 
-        ``first``, the first batch, is what ``--precision auto`` is checked on.
+        ``first``, the first batch, is what static int8 is calibrated on and ``--precision auto``
+        checked on when no chips of the scene were given (:meth:`calibrate`).
         """
         with self._lock:
             tower = self._towers.get(batch)
@@ -161,7 +172,8 @@ class EngineEncoder(EncoderBase):
             self.engine = dataclasses.replace(self.engine, precision=ran)
         if self._check_budget and ran == "bf16":
             self._check_budget = False
-            if not self._bf16_within_budget(tower, onnx_path, threads, blobs, first):
+            probe = self._calibration_input(batch)
+            if not self._bf16_within_budget(tower, onnx_path, threads, blobs, first if probe is None else probe):
                 fp32, _ = openvino_tower(onnx_path, precision="fp32", threads=threads, blobs=blobs / ENGINE_OPENVINO_BLOBS)
                 self.engine = dataclasses.replace(self.engine, precision="fp32")
                 return fp32
@@ -169,14 +181,12 @@ class EngineEncoder(EncoderBase):
 
     def _static_int8(self, folder: Path, onnx_path: Path, batch: int, first: np.ndarray | None, threads: int) -> Tower:
         """The static int8 tower, calibrated on the scene's chips (or the first batch), cached by their hash."""
-        if self._calibration is not None:
-            rows = self._calibration[np.arange(batch) % len(self._calibration)]  # the file's fixed batch shape
-            sha = batch_sha256(rows)
-            calibration = self.model_input(rows)
-        elif first is not None:
-            sha, calibration = batch_sha256(first), first
-        else:
-            raise ValueError("a static int8 tower needs calibration chips or a first batch")
+        calibration = self._calibration_input(batch)  # the file's fixed batch shape
+        if calibration is None:
+            if first is None:
+                raise ValueError("a static int8 tower needs calibration chips or a first batch")
+            calibration = first
+        sha = batch_sha256(calibration)
         extras.require("onnxruntime", needed_by="openvino int8")
         derived = folder / f"openvino-{self._version_name}-{STATIC_INT8_SCHEME}-{sha[:16]}"
         path, made = cached_file(derived, ENGINE_INT8_STATIC_FILE, lambda p: quantize_int8_static(onnx_path, p, calibration))
@@ -190,7 +200,7 @@ class EngineEncoder(EncoderBase):
     def _bf16_within_budget(
         self, bf16: Tower, onnx_path: Path, threads: int, blobs: Path, first: np.ndarray | None
     ) -> bool:
-        """Whether bf16 embeds the first batch within :data:`AUTO_MIN_COSINE` of fp32 (cached verdict)."""
+        """Whether bf16 embeds ``first`` (the calibration chips) within :data:`AUTO_MIN_COSINE` of fp32 (cached verdict)."""
         verdict_path = blobs / ENGINE_AUTO_VERDICT_FILE
         try:
             verdict = json.loads(verdict_path.read_text(encoding="utf-8"))
@@ -203,7 +213,7 @@ class EngineEncoder(EncoderBase):
         min_cosine = float(np.min(np.sum(l2_normalise(bf16(first)) * l2_normalise(fp32(first)), axis=1)))
         ok = min_cosine >= AUTO_MIN_COSINE
         logger.info(
-            "--precision auto: bf16 embeds the first batch with min cosine %.6f to fp32 (budget %.4f): %s",
+            "--precision auto: bf16 embeds the calibration chips with min cosine %.6f to fp32 (budget %.4f): %s",
             min_cosine, AUTO_MIN_COSINE, "bf16" if ok else "fp32",
         )
         text = json.dumps({"bf16": ok, "min_cosine": min_cosine, "budget": AUTO_MIN_COSINE, "chips": len(first)})

@@ -241,6 +241,22 @@ def test_random_open_clip_architecture_through_external_env(plugin, external, pr
     assert render([dense], tmp_path / "vit_dense.png")["painted"] > 0
 
 
+def test_the_engine_and_int8_reach_the_run(plugin, external, project, data_dir: Path, tmp_path: Path) -> None:
+    """The advanced Inference engine and Precision fields: OpenVINO's static int8, calibrated on the scene."""
+    from rsgeo_qgis.algorithms.base import ENGINES, PRECISIONS
+
+    out = tmp_path / "int8.gpkg"
+    run_and_load("rsgeo:classify", {
+        "INPUT": str(data_dir / "L7_ETMs.tif"), "OUTPUT": str(out), "MODEL": "arch:ViT-S-32", "BANDS": "3,2,1",
+        "CHIP_SIZE": "112", "CLASSES": "water, forest, city", "DEVICE": 1, "CACHE_DIR": str(tmp_path / "cache"),
+        "ENGINE": ENGINES.index("openvino"), "PRECISION": PRECISIONS.index("int8"),
+    })
+    model = json.loads(dict(sqlite3.connect(out).execute("SELECT key, value FROM rsgeo_metadata").fetchall())["model"])
+    assert (model["engine"], model["precision"]) == ("openvino", "int8")
+    assert model["calibration"]["chips"] > 0
+    assert loaded("landcover (int8)").featureCount() > 4
+
+
 def test_scene_must_be_a_raster_file(plugin) -> None:
     from rsgeo_qgis.algorithms.base import scene_file
 

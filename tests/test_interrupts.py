@@ -149,6 +149,10 @@ def interrupt(args: list[str], sig: int, point: Point, out: Path) -> Outcome:
         proc.send_signal(sig)
     proc.wait(timeout=120)
     reader.join(timeout=30)
+    if signalled and sig == signal.SIGKILL and proc.returncode != -signal.SIGKILL:
+        # the run exited between poll() and the kill (nothing survives a SIGKILL that lands):
+        # it was not signalled, and is judged as a run that finished
+        signalled = False
     return Outcome(proc.returncode, "".join(lines), signalled)
 
 

@@ -4,8 +4,8 @@ Exact search streams every embedding of every result once per query: fine for
 10^5 tiles, minutes for 10^7. For those, ``rsgeo query ... --index FILE``
 builds (once) a FAISS IVF-PQ index of every embedding: a coarse quantizer
 sends each query to the ``nprobe`` nearest of ``nlist`` cells, product
-quantization keeps each vector in ``dim / 8`` bytes, so 10^7 512-d tiles take
-806 MiB with the ids (measured, docs/benchmarks.md). The index proposes
+quantization keeps each vector's residual in ``dim / 4`` bytes, so 10^7 512-d
+tiles take about 1.4 GB with the ids (measured, docs/benchmarks.md). The index proposes
 :data:`RERANK` x ``top_k`` candidates; their stored embeddings are then read
 back and scored exactly, so every similarity written is the exact one and only
 the candidate list is approximate.
@@ -42,11 +42,11 @@ from rsgeo.errors import Cancelled, MissingDependencyError, OptionError, ResultE
 logger = logging.getLogger(__name__)
 
 #: Layout version of the index file.
-INDEX_VERSION = 1
+INDEX_VERSION = 2
 #: Archives with fewer embeddings are searched exactly (no index is built or read).
 EXACT_BELOW = 100_000
 #: Candidates the index proposes per tile asked, re-scored exactly.
-RERANK = 10
+RERANK = 20
 #: Vectors the quantizers are trained on (at most), and per cell (at least).
 TRAIN_MAX = 200_000
 TRAIN_PER_CELL = 40
@@ -76,18 +76,24 @@ class IndexParams:
 
     @classmethod
     def for_size(cls, n: int, dim: int) -> IndexParams:
-        """Cells: the power of two at or below sqrt(n); ``dim / 8`` one-byte codes; 1/16 of the cells probed (8..128).
+        """Cells: the power of two at or below sqrt(n); ``dim / 4`` one-byte codes; 1/8 of the cells probed (8..256).
 
-        A query scans about n / 16 codes whatever the cell count, so fewer, larger cells
+        A query scans about n / 8 codes whatever the cell count, so fewer, larger cells
         cost the query little and the build much less: every vector is assigned to a
         cell by a scan of all ``nlist`` centroids: 4 sqrt(n) cells were an estimated hour
         of that at 10^7 on two cores, the whole build with 2,048 cells 9.3 min
         (docs/benchmarks.md, "Archive queries").
+
+        The code size and the probes are set by queries that are *not* near any tile (a
+        text's direction is far from every image embedding): with ``dim / 8`` bytes and
+        1/16 of the cells, recall@50 of random unit queries was 0.69 at 10^7 (0.99 for
+        queries among the tiles); at 10^6, ``dim / 4`` bytes and 1/4 of the cells gave
+        0.995 with 1,000 candidates re-scored (benchmarks/results/archive-*.json).
         """
         nlist = int(2 ** np.floor(np.log2(max(16.0, np.sqrt(max(n, 1))))))
         nlist = max(16, min(nlist, max(16, n // TRAIN_PER_CELL)))
-        m = next(d for d in (dim // 8, dim // 4, dim // 2, dim) if d >= 1 and dim % d == 0)
-        return cls(nlist=nlist, m=m, nprobe=int(min(128, max(8, nlist // 16))))
+        m = next(d for d in (dim // 4, dim // 2, dim) if d >= 1 and dim % d == 0)
+        return cls(nlist=nlist, m=m, nprobe=int(min(256, max(8, nlist // 8))))
 
 
 def result_key(metadata: dict[str, Any]) -> str:
@@ -283,7 +289,8 @@ def _read_faiss(path: Path) -> Any:
     """The FAISS index of an index file, streamed from its ``faiss`` member into FAISS.
 
     Read whole first (``np.load``), the member's bytes and the index built from them were
-    both in memory: 2 x 806 MB for 10^7 vectors at the peak (docs/benchmarks.md).
+    both in memory: twice the index at the peak (2 x 806 MB for 10^7 vectors of 64-byte
+    codes, docs/benchmarks.md).
     """
     import zipfile
 

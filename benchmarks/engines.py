@@ -37,6 +37,7 @@ sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
 from scenes import make_scene  # noqa: E402
+from startup import checkpoint_of, timed  # noqa: E402
 
 CLASSES = ["forest", "water", "grassland", "farmland", "buildings", "road", "bare soil", "wetland", "shrubland", "sand"]
 CONFIGS = [
@@ -75,30 +76,9 @@ def classify(scene: Path, out: Path, model: str, engine: str, precision: str, ba
     return wall, frame[score_columns(CLASSES)].to_numpy(np.float64), result.index.embeddings, result.metadata[schema.KEY_MODEL]
 
 
-def checkpoint_of(arch: str, path: Path) -> Path:
-    """A state-dict file of ``arch`` (seeded random weights), as published weights come."""
-    if not path.is_file():
-        import open_clip
-        import torch
-
-        torch.manual_seed(0)
-        torch.save(open_clip.create_model(arch, pretrained=None).state_dict(), path)
-    return path
-
-
 def one_chip_start(scene: Path, out: Path, model: str, checkpoint: Path, cache: Path) -> dict[str, float]:
-    """Wall time of ``rsgeo embed`` (weights from a file) on a one-chip scene and of ``import torch``,
-    fresh processes; peak RSS of each."""
-    def timed(args: list[str]) -> tuple[float, float]:
-        code = (
-            "import resource, subprocess, sys, time\n"
-            "t = time.perf_counter(); subprocess.run(sys.argv[1:], check=True, capture_output=True)\n"
-            "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)\n"
-        )
-        done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, check=True)
-        wall, rss = done.stdout.split()
-        return float(wall), float(rss)
-
+    """Wall time of ``rsgeo embed`` (weights from a file, torch) on a one-chip scene and of ``import torch``,
+    fresh processes; peak RSS of each. benchmarks/startup.py measures warm engine starts too."""
     env_cache = ["--cache-dir", str(cache)]
     torch_s, torch_mb = timed([sys.executable, "-c", "import torch"])
     embed_s, embed_mb = timed([sys.executable, "-m", "rsgeo", "embed", str(scene), "-o", str(out), "--model", model,

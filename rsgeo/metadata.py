@@ -76,12 +76,14 @@ def model_metadata(encoder: Encoder, checkpoint: str | None = None) -> dict[str,
 
 
 def checkpoint_record(path: str, weights_sha256: str | None = None) -> dict[str, Any]:
-    """``{path, sha256}`` of a local weights file (the absolute path; the SHA-256 of its bytes), or of a
-    folder (``rs-m-clip``'s: the SHA-256 of the weights file the encoder loaded from it)."""
+    """``{path, sha256}`` of a local weights file or folder: the absolute path, and ``weights_sha256`` —
+    the SHA-256 the encoder took of the weights file it loaded (every loader hashes the ``--checkpoint``
+    file it reads; a folder's is that of the weights file in it, ``rs-m-clip``'s) — or, when not given,
+    the file's bytes hashed here."""
     import hashlib
 
     real = os.path.realpath(os.path.expanduser(path))
-    if os.path.isdir(real):
+    if os.path.isdir(real) or weights_sha256 is not None:
         return {"path": real, "sha256": weights_sha256}
     digest = hashlib.sha256()
     with open(real, "rb") as f:

@@ -6,6 +6,7 @@
 * :mod:`rsgeo.engines.cache` — exported files in the weights cache, written atomically;
 * :mod:`rsgeo.engines.runtime` — an ONNX file compiled by ONNX Runtime or OpenVINO;
 * :mod:`rsgeo.engines.encoder` — :class:`EngineEncoder`, the result behind the Encoder seam;
+* :mod:`rsgeo.engines.cards` — a model's card, so a warm start builds no torch model;
 * :mod:`rsgeo.engines.cpu` — the CPU flags ``--precision auto`` looks at.
 
 Importing this package is light (no torch, no engine). See docs/engines.md.
@@ -21,8 +22,12 @@ from rsgeo.engines.choice import ENGINES, EngineChoice, choose
 __all__ = ["ENGINES", "EngineChoice", "choose", "with_engine"]
 
 
-def with_engine(encoder: Encoder, choice: EngineChoice, cache: Path) -> Encoder:
-    """``encoder`` with its image tower on ``choice.engine`` (itself for torch); files kept in ``cache``."""
+def with_engine(encoder: Encoder, choice: EngineChoice, cache: Path, *, card_key: str | None = None) -> Encoder:
+    """``encoder`` with its image tower on ``choice.engine`` (itself for torch); files kept in ``cache``.
+
+    ``card_key``: the load key (:func:`rsgeo.engines.cards.load_key`) under which the model's card is
+    written once its tower is exported, for later warm starts.
+    """
     if choice.engine == "torch":
         return encoder
     from rsgeo.engines.encoder import EngineEncoder
@@ -31,4 +36,5 @@ def with_engine(encoder: Encoder, choice: EngineChoice, cache: Path) -> Encoder:
     base = image_tower_of(encoder)
     if base is None:  # choose() refuses engines for models without a torch tower
         return encoder
-    return EngineEncoder(base, engine=choice.engine, precision=choice.precision, cache=cache, check_budget=choice.check_budget)
+    return EngineEncoder(base, engine=choice.engine, precision=choice.precision, cache=cache,
+                         check_budget=choice.check_budget, card_key=card_key)

@@ -7,6 +7,11 @@ tower stays the torch encoder's, at fp32 (a run embeds a few texts, chips by
 the thousand). Everything else — reader, journal, resume, cluster — sees an
 ordinary encoder: identity, input spec and logit scale are the torch model's.
 
+A warm start (:meth:`EngineEncoder.from_card`) has the model's card instead of
+the torch encoder (:mod:`rsgeo.engines.cards`): the encoder builds the torch
+model only when it needs it (a text, a batch shape not exported yet), and
+writes the card of a model it was given after the first export.
+
 Static int8 on OpenVINO (``--engine openvino --precision int8``) is
 calibrated on chips of the scene: the read loop hands them over first
 (:meth:`EngineEncoder.calibrate`, chips chosen by
@@ -25,11 +30,13 @@ is kept in the cache, so later runs of the model on this machine skip the check.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -40,11 +47,12 @@ from rsgeo.definitions.schema import (
     ENGINE_ONNX_FILE,
     ENGINE_OPENVINO_BLOBS,
 )
-from rsgeo.encoders.base import Calibration, EncoderBase, EngineInfo, l2_normalise
+from rsgeo.encoders.base import Calibration, EncoderBase, EncoderIdentity, EngineInfo, ImageSpec, l2_normalise
 from rsgeo.encoders.torch_clip import TorchClipEncoder
 from rsgeo.engines import extras
 from rsgeo.engines.cache import cached_file, key_folder, write_atomic
 from rsgeo.engines.calibration import batch_sha256
+from rsgeo.engines.cards import CARDS_FOLDER, ModelCard, card_path, write_card
 from rsgeo.engines.export import (
     INT8_SCHEME,
     STATIC_INT8_SCHEME,
@@ -52,8 +60,10 @@ from rsgeo.engines.export import (
     onnx_key_fields,
     quantize_int8,
     quantize_int8_static,
+    tower_name,
     weights_fingerprint,
 )
+from rsgeo.errors import ModelError
 from rsgeo.engines.runtime import Tower, onnxruntime_tower, openvino_tower
 
 logger = logging.getLogger(__name__)
@@ -71,22 +81,41 @@ class EngineEncoder(EncoderBase):
     channels_first = True
 
     def __init__(
-        self, base: TorchClipEncoder, *, engine: str, precision: str, cache: Path, check_budget: bool = False
+        self, base: TorchClipEncoder | None, *, engine: str, precision: str, cache: Path, check_budget: bool = False,
+        card: ModelCard | None = None, build: Callable[[], TorchClipEncoder] | None = None,
+        card_key: str | None = None,
     ) -> None:
-        self.base = base
-        self.identity = base.identity
-        self.image_spec = base.image_spec
-        self.logit_scale = base.logit_scale
-        self.embedding_dim = base.embedding_dim
-        self.languages = base.languages
-        self.templates = base.templates
+        """``base``: the torch encoder; or ``None`` with its ``card`` and ``build``, which makes it when a
+        text or an export needs it (a warm start, :mod:`rsgeo.engines.cards`). ``card_key``: the load key
+        under which a card of ``base`` is written after its first export."""
+        if base is None and (card is None or build is None):
+            raise ValueError("an EngineEncoder needs its torch encoder, or a model card and a way to build it")
+        self._base = base
+        self._build = build
+        self._base_lock = threading.Lock()
+        self._card_key = card_key
+        source: ModelCard | TorchClipEncoder | None = card if card is not None else base
+        assert source is not None  # checked above
+        self.identity: EncoderIdentity = source.identity
+        self.image_spec: ImageSpec = source.image_spec
+        self.logit_scale: float = source.logit_scale
+        self.embedding_dim: int = source.embedding_dim
+        self.languages = source.languages
+        self.training_extent_m = source.training_extent_m
+        if isinstance(source, ModelCard):
+            self.templates = _registry_templates(source.identity.model_id) if source.registry_templates else None
+        else:
+            self.templates = source.templates
+        #: The weights' fingerprint and the tower's class (the export key), from the card or, when first
+        #: needed, from the model.
+        self._weights: str | None = card.weights if card is not None else None
+        self._tower_name: str | None = card.tower if card is not None else None
         self.device = "cpu"
         self.cache = cache
         self.engine = EngineInfo(engine, extras.version(engine), precision)
         self._check_budget = check_budget
         self._towers: dict[int, Tower] = {}
         self._lock = threading.Lock()
-        self._weights: str | None = None
         self._mean = np.asarray(self.image_spec.mean, np.float32).reshape(1, 3, 1, 1)
         self._std = np.asarray(self.image_spec.std, np.float32).reshape(1, 3, 1, 1)
         #: ``(file, made now)`` for every export file this encoder used (made or reused).
@@ -94,6 +123,36 @@ class EngineEncoder(EncoderBase):
         self._calibration: np.ndarray | None = None  # uint8 chips, static int8 only
         #: The engine's version as one folder name (OpenVINO's holds a "/": "2026.4.1-…-releases/2026/4").
         self._version_name = str(self.engine.version).replace("/", "_").replace("\\", "_")
+
+    @classmethod
+    def from_card(
+        cls, card: ModelCard, build: Callable[[], TorchClipEncoder], *, engine: str, precision: str, cache: Path,
+        check_budget: bool = False,
+    ) -> EngineEncoder:
+        """An engine encoder that builds its torch model only when needed (a warm start)."""
+        return cls(None, engine=engine, precision=precision, cache=cache, check_budget=check_budget, card=card,
+                   build=build)
+
+    @property
+    def base(self) -> TorchClipEncoder:
+        """The torch encoder (its text tower, the image tower to export), built on first use after a warm start."""
+        with self._base_lock:
+            if self._base is None:
+                assert self._build is not None
+                logger.info("building %s (its card did not cover what this run needs)", self.identity.model_id)
+                base = self._build()
+                if base.identity != self.identity:
+                    raise ModelError(
+                        f"{self.identity.model_id} loads as other weights than its card in {self.cache} says; "
+                        f"delete the folder {self.cache / CARDS_FOLDER} and run again"
+                    )
+                self._base = base
+            return self._base
+
+    @property
+    def model_built(self) -> bool:
+        """Whether the torch model has been built (``False`` for a warm start that needed none)."""
+        return self._base is not None
 
     @property
     def needs_calibration(self) -> bool:
@@ -150,10 +209,13 @@ class EngineEncoder(EncoderBase):
 
         if self._weights is None:
             self._weights = weights_fingerprint(self.base)
-        fields = onnx_key_fields(self.base, batch, self._weights)
+        if self._tower_name is None:
+            self._tower_name = tower_name(self.base)
+        fields = onnx_key_fields(self.identity.model_id, self._weights, self._tower_name, self.image_spec.size, batch)
         folder = key_folder(self.cache, fields)
         onnx_path, made = cached_file(folder, ENGINE_ONNX_FILE, lambda p: export_onnx(self.base, batch, p), fields)
         self.exports.append((onnx_path, made))
+        self._write_card()
         threads = max(1, torch.get_num_threads())
         name, precision = self.engine.name, self.engine.precision
         if name == "openvino" and precision == "int8":
@@ -179,6 +241,21 @@ class EngineEncoder(EncoderBase):
                 return fp32
         return tower
 
+    def _write_card(self) -> None:
+        """The card of this model under its load key, once its export exists (:mod:`rsgeo.engines.cards`)."""
+        if self._card_key is None or self._base is None or self._weights is None or self._tower_name is None:
+            return
+        key, self._card_key = self._card_key, None
+        if card_path(self.cache, key).is_file():
+            return
+        base = self._base
+        card = ModelCard(
+            identity=base.identity, image_spec=base.image_spec, logit_scale=float(base.logit_scale),
+            embedding_dim=int(base.embedding_dim), languages=base.languages, training_extent_m=base.training_extent_m,
+            registry_templates=base.templates is not None, weights=self._weights, tower=self._tower_name,
+        )
+        write_card(self.cache, key, card)
+
     def _static_int8(self, folder: Path, onnx_path: Path, batch: int, first: np.ndarray | None, threads: int) -> Tower:
         """The static int8 tower, calibrated on the scene's chips (or the first batch), cached by their hash."""
         calibration = self._calibration_input(batch)  # the file's fixed batch shape
@@ -187,9 +264,13 @@ class EngineEncoder(EncoderBase):
                 raise ValueError("a static int8 tower needs calibration chips or a first batch")
             calibration = first
         sha = batch_sha256(calibration)
-        extras.require("onnxruntime", needed_by="openvino int8")
         derived = folder / f"openvino-{self._version_name}-{STATIC_INT8_SCHEME}-{sha[:16]}"
-        path, made = cached_file(derived, ENGINE_INT8_STATIC_FILE, lambda p: quantize_int8_static(onnx_path, p, calibration))
+
+        def quantize(path: Path) -> None:
+            extras.require("onnxruntime", needed_by="openvino int8")  # its quantizer; not needed once cached
+            quantize_int8_static(onnx_path, path, calibration)
+
+        path, made = cached_file(derived, ENGINE_INT8_STATIC_FILE, quantize)
         self.exports.append((path, made))
         self.engine = dataclasses.replace(
             self.engine, calibration=Calibration(STATIC_INT8_SCHEME, len(calibration), sha)
@@ -220,3 +301,12 @@ class EngineEncoder(EncoderBase):
         blobs.mkdir(parents=True, exist_ok=True)
         write_atomic(verdict_path, lambda p: p.write_text(text, encoding="utf-8"))
         return ok
+
+
+def _registry_templates(model_id: str) -> Any:
+    """The templates a registry model's encoder carries (:func:`rsgeo.zoo.loading.load_record`)."""
+    from rsgeo.zoo.registry import find_model
+    from rsgeo.zoo.templates import record_templates
+
+    record = find_model(model_id)
+    return functools.partial(record_templates, record) if record is not None else None

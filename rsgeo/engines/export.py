@@ -48,15 +48,21 @@ def weights_fingerprint(encoder: TorchClipEncoder) -> str:
     return "tensors:" + h.hexdigest()
 
 
-def onnx_key_fields(encoder: TorchClipEncoder, batch: int, weights: str) -> dict[str, str | int | float | None]:
-    """What decides the bytes of the exported ONNX file."""
+def tower_name(encoder: TorchClipEncoder) -> str:
+    """The image tower's class, part of the export key."""
+    return type(encoder.image_tower()).__qualname__
+
+
+def onnx_key_fields(model_id: str, weights: str, tower: str, size: int, batch: int) -> dict[str, str | int | float | None]:
+    """What decides the bytes of the exported ONNX file: the model, its weights' fingerprint, the tower's
+    class, the input size and batch shape, torch and the exporter."""
     import torch
 
     return {
-        "model_id": encoder.identity.model_id,
+        "model_id": model_id,
         "weights_sha256": weights,
-        "tower": type(encoder.image_tower()).__qualname__,
-        "size": encoder.image_spec.size,
+        "tower": tower,
+        "size": size,
         "batch": batch,
         "torch": str(torch.__version__),
         "opset": OPSET,

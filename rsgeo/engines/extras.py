@@ -57,7 +57,15 @@ def require(engine: str, *, needed_by: str | None = None) -> ModuleType:
         ) from None
 
 
+def engine_module(engine: str) -> ModuleType:
+    """``engine``'s own module, to run a file: ``onnx``, which only an export needs (a second of a warm
+    start), is not imported; a missing module of the extra still fails with the pip line."""
+    if not installed(engine):
+        require(engine)  # raises the line naming the extra
+    return importlib.import_module(MODULES[engine][0])
+
+
 def version(engine: str) -> str:
-    """``engine``'s version string (imports it)."""
-    module = require(engine) if engine != "torch" else importlib.import_module("torch")
+    """``engine``'s version string (imports the engine's own module)."""
+    module = engine_module(engine) if engine != "torch" else importlib.import_module("torch")
     return str(getattr(module, "__version__", "unknown"))

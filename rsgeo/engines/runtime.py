@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rsgeo.engines.extras import require
+from rsgeo.engines.extras import engine_module
 from rsgeo.engines.export import INPUT_NAME
 
 Tower = Callable[[np.ndarray], np.ndarray]
@@ -25,7 +25,7 @@ OPENVINO_PRECISION = {"fp32": "f32", "bf16": "bf16", "fp16": "f16", "int8": "f32
 
 def onnxruntime_tower(path: Path, *, threads: int) -> Tower:
     """``path`` in an ONNX Runtime CPU session."""
-    ort = require("onnxruntime")
+    ort = engine_module("onnxruntime")
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -45,7 +45,7 @@ def openvino_tower(path: Path, *, precision: str, threads: int, blobs: Path | No
     ``blobs`` is OpenVINO's model cache (``CACHE_DIR``): the compiled model is
     kept there and a later run loads it instead of compiling again.
     """
-    ov = require("openvino")
+    ov = engine_module("openvino")
     config: dict[str, object] = {
         "INFERENCE_PRECISION_HINT": OPENVINO_PRECISION[precision],
         "INFERENCE_NUM_THREADS": threads,

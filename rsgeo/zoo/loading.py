@@ -53,13 +53,22 @@ def load_encoder(
 
         device = default_device()
     choice = choose(engine, precision, device=device or "cpu", exportable=exportable, model=str(name))
-    encoder = _load_torch(
-        name, device=device, precision=choice.precision if choice.engine == "torch" else "fp32",
-        checkpoint=checkpoint, cache_dir=cache_dir,
-    )
     if choice.engine == "torch":
-        return encoder
-    return with_engine(encoder, choice, cache_root(cache_dir) / ENGINE_CACHE_FOLDER)
+        return _load_torch(name, device=device, precision=choice.precision, checkpoint=checkpoint, cache_dir=cache_dir)
+    from rsgeo.engines.cards import load_key, read_card
+    from rsgeo.engines.encoder import EngineEncoder
+
+    engines_cache = cache_root(cache_dir) / ENGINE_CACHE_FOLDER
+    key = load_key(model, checkpoint)
+    card = read_card(engines_cache, key) if key is not None else None
+    if card is not None:  # a warm start: the torch model is built only if the run needs it
+        def build() -> Any:
+            return _load_torch(name, device=device, precision="fp32", checkpoint=checkpoint, cache_dir=cache_dir)
+
+        return EngineEncoder.from_card(card, build, engine=choice.engine, precision=choice.precision,
+                                       cache=engines_cache, check_budget=choice.check_budget)
+    encoder = _load_torch(name, device=device, precision="fp32", checkpoint=checkpoint, cache_dir=cache_dir)
+    return with_engine(encoder, choice, engines_cache, card_key=key)
 
 
 def _load_torch(

@@ -31,7 +31,7 @@ from rsgeo.answers import QuerySpec, query_layer_name, query_vector
 from rsgeo.collection import Member, open_collection, target_crs
 from rsgeo.definitions import schema
 from rsgeo.encoders.base import Encoder
-from rsgeo.errors import Cancelled, OptionError, opt
+from rsgeo.errors import Cancelled, OptionError, ResultError, opt
 from rsgeo.scoring import cosine_similarity
 
 if TYPE_CHECKING:
@@ -199,7 +199,7 @@ def query_archive(
     device: str | None = None,
     checkpoint: str | None = None,
     cache_dir: str | None = None,
-    index: str | os.PathLike[str] | None = None,
+    index: str | os.PathLike[str] | ArchiveIndex | None = None,
     rebuild_index: bool = False,
     exact_below: int | None = None,
     chunk: int = CHUNK,
@@ -216,6 +216,8 @@ def query_archive(
     if missing; one built from other embeddings is refused unless
     ``rebuild_index``; archives under ``exact_below`` tiles (default
     :data:`rsgeo.archive_index.EXACT_BELOW`) are searched exactly all the same.
+    Or an index already open (:meth:`~rsgeo.archive_index.ArchiveIndex.load`, a
+    long-lived caller's): used whatever the archive's size, refused if stale.
     """
     out = Path(output)
     specs = query_specs(texts, top_k=top_k, threshold=threshold)
@@ -231,7 +233,15 @@ def query_archive(
             raise OptionError(f"the encoder given is {encoder.identity.model_id!r}, but the archive was encoded "
                               f"with {describe_model(members[0].model)}; give that model's encoder")
     vectors = text_vectors(encoder, specs)
-    if index is not None:
+    from rsgeo.archive_index import ArchiveIndex
+
+    if isinstance(index, ArchiveIndex):
+        reason = index.stale_reason(members)
+        if reason is not None:
+            raise ResultError(f"the archive index is stale: {reason}; rebuild it with {opt('rebuild_index')}, "
+                              f"or leave out {opt('index')} for an exact search")
+        hits = search_index(index, members, specs, vectors, chunk=chunk, cancel=cancel)
+    elif index is not None:
         hits = indexed_search(members, specs, vectors, Path(index), rebuild=rebuild_index, exact_below=exact_below,
                               chunk=chunk,
                               progress=progress, cancel=cancel)

@@ -240,17 +240,14 @@ class ArchiveIndex:
     def load(cls, path: Path) -> ArchiveIndex:
         import zipfile
 
+        header = read_header(path)
         try:
             with np.load(path) as data:
-                header = json.loads(bytes(data["header"]).decode())
                 member, tile_ids = data["member"], data["tile_ids"]
             index = _read_faiss(path)
         except (OSError, ValueError, KeyError, RuntimeError, zipfile.BadZipFile) as exc:
             raise ResultError(f"{path} is not an rsgeo archive index ({exc}); build it again with "
                               f"{opt('rebuild_index')}") from None
-        if header.get("version") != INDEX_VERSION:
-            raise ResultError(f"{path} is an archive index of another layout (version {header.get('version')}); "
-                              f"build it again with {opt('rebuild_index')}")
         params = IndexParams(**header["params"])
         index.nprobe = params.nprobe
         return cls(index, member, tile_ids, list(header["results"]), params)
@@ -259,9 +256,41 @@ class ArchiveIndex:
 
     def stale_reason(self, members: Sequence[Member]) -> str | None:
         """Why this index does not describe ``members``' embeddings, or ``None`` when it does."""
-        if len(members) != len(self.fingerprint):
-            return f"it was built from {len(self.fingerprint)} results, the archive asked has {len(members)}"
-        for m, rec in zip(members, self.fingerprint):
+        return stale_reason(self.fingerprint, members)
+
+    # -- search ---------------------------------------------------------------------------
+
+    def candidates(self, vectors: np.ndarray, k: int) -> list[np.ndarray]:
+        """Archive rows the index proposes for each query vector (``k`` at most each)."""
+        _, rows = self.index.search(np.ascontiguousarray(vectors, np.float32), min(k, len(self)))
+        return [r[r >= 0] for r in rows]
+
+
+def read_header(path: Path) -> dict[str, Any]:
+    """The header of an index file (its shape and what it was built from), read without the index."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as z, z.open("header.npy") as f:
+            header: dict[str, Any] = json.loads(bytes(np.lib.format.read_array(f)).decode())
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+        raise ResultError(f"{path} is not an rsgeo archive index ({exc}); build it again with "
+                          f"{opt('rebuild_index')}") from None
+    if header.get("version") != INDEX_VERSION:
+        raise ResultError(f"{path} is an archive index of another layout (version {header.get('version')}); "
+                          f"build it again with {opt('rebuild_index')}")
+    return header
+
+
+def stale_reason(fingerprint: Sequence[dict[str, Any]], members: Sequence[Member]) -> str | None:
+    """Why an index built from ``fingerprint`` does not describe ``members``' embeddings, or ``None``.
+
+    A result whose file changed (a layer added in place) but whose embeddings hash as recorded
+    still matches; its record in ``fingerprint`` takes the file's new identity (in memory only).
+    """
+    if len(members) != len(fingerprint):
+        return f"it was built from {len(fingerprint)} results, the archive asked has {len(members)}"
+    for m, rec in zip(members, fingerprint):
             if str(m.path.resolve()) != rec["path"]:
                 return f"it was built from {rec['path']}, not {m.path}"
             if result_key(m.metadata) != rec["key"]:
@@ -275,14 +304,29 @@ class ArchiveIndex:
             if _count(m.path) != rec["tiles"] or embeddings_sha256(m.path, m.metadata) != rec["sha256"]:
                 return f"the embeddings of {m.path.name} changed since"
             logger.info("%s was rewritten since the index was built; its embeddings are the same", m.path.name)
-        return None
+            rec.update(identity)  # confirmed: a long-lived index does not hash it again at the next query
+    return None
 
-    # -- search ---------------------------------------------------------------------------
 
-    def candidates(self, vectors: np.ndarray, k: int) -> list[np.ndarray]:
-        """Archive rows the index proposes for each query vector (``k`` at most each)."""
-        _, rows = self.index.search(np.ascontiguousarray(vectors, np.float32), min(k, len(self)))
-        return [r[r >= 0] for r in rows]
+def find_index(members: Sequence[Member], folder: Path) -> Path | None:
+    """An index file in ``folder`` that describes ``members`` (the newest, if several); ``None`` if none does.
+
+    Every file of the folder that is not a GeoPackage is tried; what is not an index of this
+    layout, or is stale, is passed over (logged). Only headers are read.
+    """
+    found: list[tuple[int, Path]] = []
+    for path in sorted(Path(folder).iterdir()):
+        if not path.is_file() or path.suffix.lower() in (".gpkg", ".tif", ".json") or path.name.startswith("."):
+            continue
+        try:
+            reason = stale_reason(read_header(path)["results"], members)
+        except (ResultError, KeyError, TypeError):
+            continue
+        if reason is not None:
+            logger.info("the archive index %s is not used: it is stale (%s)", path, reason)
+            continue
+        found.append((path.stat().st_mtime_ns, path))
+    return max(found)[1] if found else None
 
 
 def _read_faiss(path: Path) -> Any:

@@ -49,10 +49,13 @@ the worker writes ``{"event": "ready", "version": ...}``. Operations:
     ``{"path", "labels", "field", "layer"?}`` → ``{"yes": [ids], "no": [ids]}`` from a vector file or a saved layer.
 ``open_archive``
     ``{"paths": [..], "device"?, "checkpoint"?, "cache_dir"?}`` (result files, patterns or folders)
-    → ``{"results", "tiles", "model_id", "held", "seconds"}``; checks that one model made them all and
-    loads its text encoder (kept for the archive's queries). An archive of at most
+    → ``{"results", "tiles", "model_id", "held", "index", "seconds"}``; checks that one model made
+    them all and loads its text encoder (kept for the archive's queries). An archive of at most
     :data:`HELD_ARCHIVE_TILES` tiles is held open (``"held": true``: every result's embeddings
-    read once, :class:`rsgeo.archive_open.OpenArchive`); a larger one is streamed at each query.
+    read once, :class:`rsgeo.archive_open.OpenArchive`); a larger one is asked through an
+    approximate index in its folder that describes it (``"index"``: the file, built by
+    ``rsgeo query FOLDER --index FOLDER/NAME``; :func:`rsgeo.archive_index.find_index`), read once,
+    else streamed at each query.
 ``archive_query``
     ``{"paths": [..], "text": [..], "output", "top_k"?: 20, "threshold"?}`` → the query put to
     every result at once (:func:`rsgeo.archive.query_archive`, exact, streamed in chunks: only
@@ -70,6 +73,7 @@ Anything the library prints goes to stderr (logs), never into the protocol.
 from __future__ import annotations
 
 import base64
+import importlib.util
 import json
 import logging
 import os
@@ -127,6 +131,8 @@ class Worker:
         self._archive_encoders: dict[str, Any] = {}
         #: Archives held open (in memory), by their inputs.
         self._archives: dict[tuple[str, ...], Any] = {}
+        #: Approximate indexes of the archives too large to hold, by the archive's paths: (file, index).
+        self._indexes: dict[tuple[str, ...], tuple[Path, Any]] = {}
         self._searches: dict[tuple[str, tuple[str, ...]], Any] = {}
 
     def handle(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -312,10 +318,18 @@ class Worker:
         held = self._archives.pop(key, None)
         if held is not None:
             held.close()
+        self._indexes.pop(key, None)
         if tiles <= HELD_ARCHIVE_TILES:
             self._archives[key] = OpenArchive(paths, encoder=self._archive_encoders[model_id])
+        elif len(paths) == 1 and os.path.isdir(paths[0]) and importlib.util.find_spec("faiss") is not None:
+            from rsgeo.archive_index import ArchiveIndex, find_index
+
+            found = find_index(members, Path(paths[0]))
+            if found is not None:
+                self._indexes[key] = (found, ArchiveIndex.load(found))
+        index = self._indexes.get(key)
         return {"results": len(members), "tiles": tiles, "model_id": model_id, "held": key in self._archives,
-                "seconds": round(time.perf_counter() - start, 3)}
+                "index": None if index is None else str(index[0]), "seconds": round(time.perf_counter() - start, 3)}
 
     def archive_query(self, request: dict[str, Any]) -> dict[str, Any]:
         import pyogrio
@@ -333,20 +347,30 @@ class Worker:
             raise ValueError("'top_k' must be a whole number of at least 1")
         threshold = None if request.get("threshold") is None else float(request["threshold"])
         start = time.perf_counter()
-        held = self._archives.get(tuple(os.path.abspath(p) for p in paths))
+        key = tuple(os.path.abspath(p) for p in paths)
+        held = self._archives.get(key)
+        used = None
         if held is not None:
             held.refresh()  # results added, changed or removed since are seen
             out = held.query(texts, output, top_k=top_k, threshold=threshold, overwrite=True)
         else:
-            model_id = str(open_collection(paths)[0].model.get("model_id"))
+            members = open_collection(paths)
+            model_id = str(members[0].model.get("model_id"))
             if model_id not in self._archive_encoders:
                 self.open_archive(request)
                 return self.archive_query(request)
+            index = self._indexes.get(key)
+            if index is not None and (reason := index[1].stale_reason(members)) is not None:
+                logger.warning("the archive index %s is stale (%s): searching exactly", index[0], reason)
+                del self._indexes[key]
+                index = None
+            used = None if index is None else index[0]
             out = query_archive(paths, texts, output, top_k=top_k, overwrite=True, threshold=threshold,
-                                encoder=self._archive_encoders[model_id])
+                                encoder=self._archive_encoders[model_id], index=None if index is None else index[1])
         layers = [name for name, _ in pyogrio.list_layers(out) if str(name).startswith("query_")]
         count = sum(int(pyogrio.read_info(out, layer=name)["features"]) for name in layers)
-        return {"output": str(out), "layers": layers, "count": count, "seconds": round(time.perf_counter() - start, 3)}
+        return {"output": str(out), "layers": layers, "count": count, "index": None if used is None else str(used),
+                "seconds": round(time.perf_counter() - start, 3)}
 
     def close(self, request: dict[str, Any]) -> dict[str, Any]:
         path = request.get("path")

@@ -131,3 +131,50 @@ def test_a_damaged_index_file_is_refused_in_one_line(synthetic: list[Path], tmp_
     index_file.write_bytes(data[: len(data) // 2])  # an interrupted copy
     with pytest.raises(ResultError, match="is not an rsgeo archive index"):
         ArchiveIndex.load(index_file)
+
+
+def test_the_worker_asks_an_archive_too_large_to_hold_through_the_index_in_its_folder(
+    synthetic: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The QGIS panel's worker: an index in the archive's folder that describes it is read once and
+    used (the answer is query_archive's with that index); once stale, the folder is searched exactly."""
+    import shutil
+
+    import pyogrio
+
+    import rsgeo.worker
+    from rsgeo.archive import query_archive
+    from rsgeo.archive_index import find_index
+    from rsgeo.worker import Worker
+
+    folder = tmp_path / "archive"
+    folder.mkdir()
+    for p in synthetic:
+        shutil.copy(p, folder / p.name)
+    index_file = folder / "archive.faiss"
+    ArchiveIndex.build(open_collection([folder])).save(index_file)
+    (folder / "notes.txt").write_text("not an index")  # passed over
+    monkeypatch.setattr(rsgeo.worker, "HELD_ARCHIVE_TILES", 0)
+    worker = Worker()
+    opened = worker.handle({"id": 1, "op": "open_archive", "paths": [str(folder)]})
+    assert opened["ok"], opened
+    assert opened["result"]["held"] is False and opened["result"]["index"] == str(index_file)
+
+    def same(got: Path, want: Path) -> None:
+        a, b = (pyogrio.read_dataframe(p, layer="query_harbour") for p in (got, want))
+        assert len(a) == K and list(a["scene"]) == list(b["scene"]) and list(a["tile_id"]) == list(b["tile_id"])
+        np.testing.assert_allclose(a["similarity"], b["similarity"], atol=1e-6, rtol=0)
+
+    out = tmp_path / "panel.gpkg"
+    reply = worker.handle({"id": 2, "op": "archive_query", "paths": [str(folder)], "text": ["harbour"], "top_k": K,
+                           "output": str(out)})
+    assert reply["ok"] and reply["result"]["index"] == str(index_file), reply
+    query_archive([folder], ["harbour"], tmp_path / "indexed.gpkg", top_k=K, index=index_file, exact_below=0)
+    same(out, tmp_path / "indexed.gpkg")
+    shutil.copy(folder / "part0.gpkg", folder / "part3.gpkg")  # a result added: the index no longer describes it
+    assert find_index(open_collection([folder]), folder) is None
+    reply = worker.handle({"id": 3, "op": "archive_query", "paths": [str(folder)], "text": ["harbour"], "top_k": K,
+                           "output": str(out)})
+    assert reply["ok"] and reply["result"]["index"] is None, reply
+    query_archive([folder], ["harbour"], tmp_path / "exact.gpkg", top_k=K)
+    same(out, tmp_path / "exact.gpkg")

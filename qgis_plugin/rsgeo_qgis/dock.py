@@ -360,8 +360,9 @@ class RsgeoDock(QgsDockWidget):
             self.failed.emit(str(result))
             return
         self._set_enabled(True)
-        self._say(tr("Ready: {} results, {} tiles in {}, model {} (ready in {:.1f} s). Type a query.").format(
-            result["results"], result["tiles"], self.archive.name, result["model_id"], time.monotonic() - started))
+        how = tr(", with its index {}").format(os.path.basename(result["index"])) if result.get("index") else ""
+        self._say(tr("Ready: {} results, {} tiles in {}{}, model {} (ready in {:.1f} s). Type a query.").format(
+            result["results"], result["tiles"], self.archive.name, how, result["model_id"], time.monotonic() - started))
 
     def _warmed(self, ok: bool, result: Any, started: float) -> None:
         if not ok:

@@ -20,8 +20,9 @@ import pytest
 
 import rsgeo
 from rsgeo.definitions import schema
-from rsgeo.engines.cards import CARDS_FOLDER, load_key
+from rsgeo.engines.cards import CARDS_FOLDER
 from rsgeo.engines.encoder import EngineEncoder
+from rsgeo.zoo.load_keys import load_key
 from rsgeo.zoo.loading import load_encoder
 from tests.conftest import ROOT, shared
 

@@ -25,7 +25,7 @@ __all__ = ["ENGINES", "EngineChoice", "choose", "with_engine"]
 def with_engine(encoder: Encoder, choice: EngineChoice, cache: Path, *, card_key: str | None = None) -> Encoder:
     """``encoder`` with its image tower on ``choice.engine`` (itself for torch); files kept in ``cache``.
 
-    ``card_key``: the load key (:func:`rsgeo.engines.cards.load_key`) under which the model's card is
+    ``card_key``: the load key (:func:`rsgeo.zoo.load_keys.load_key`) under which the model's card is
     written once its tower is exported, for later warm starts.
     """
     if choice.engine == "torch":

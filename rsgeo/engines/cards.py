@@ -10,32 +10,22 @@ transformers or building the model (``rsgeo embed`` of a one-chip scene:
 docs/benchmarks.md, "Start-up"). The torch model is built only if the run needs
 it after all: a text to encode, or a batch shape not exported yet.
 
-A card is found by its *load key*: the model name as given, the ``--checkpoint``,
-the size, mtime and inode of every file the name or the checkpoint points at
-(a weights file, a model folder's files), and the versions of rsgeo, torch,
-open_clip and transformers. A changed file, another version or another
-checkpoint is another key: the model is built and a new card written. Names
-whose weights may change without a local file changing have no card: an
-``hf-hub:`` repo (it follows the hub), a registry model whose revision is not
-pinned, ``test:`` models (nothing to export).
+A card is found by its *load key* (:func:`rsgeo.zoo.load_keys.load_key`: the
+model name as given, the ``--checkpoint``, the identity of every file they
+point at, the versions that can change a loaded model); the zoo computes it,
+this module only keeps the cards.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import logging
-import os
 from dataclasses import dataclass
-from importlib import metadata as importlib_metadata
 from pathlib import Path
-from typing import Any
 
-from rsgeo.definitions.models import ModelName
 from rsgeo.encoders.base import EncoderIdentity, ImageSpec
 from rsgeo.engines.cache import write_atomic
-from rsgeo.version import __version__
 
 logger = logging.getLogger(__name__)
 
@@ -43,8 +33,6 @@ logger = logging.getLogger(__name__)
 CARD_VERSION = 1
 #: The folder of the cards inside the engine cache.
 CARDS_FOLDER = "cards"
-#: Distributions whose versions can change what a loaded model is.
-_VERSIONED = ("torch", "open_clip_torch", "transformers")
 
 
 @dataclass(frozen=True)
@@ -57,7 +45,7 @@ class ModelCard:
     embedding_dim: int
     languages: tuple[str, ...] | None
     training_extent_m: float | None
-    #: Whether the encoder carried its registry record's templates (rebuilt from the registry).
+    #: Whether the encoder carried its registry record's templates (the loader gives them again).
     registry_templates: bool
     #: :func:`rsgeo.engines.export.weights_fingerprint` of the model.
     weights: str
@@ -84,66 +72,6 @@ class ModelCard:
             weights=str(data["weights"]),
             tower=str(data["tower"]),
         )
-
-
-def _file_identity(path: Path) -> dict[str, Any]:
-    st = path.stat()
-    return {"path": os.path.realpath(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns, "inode": st.st_ino}
-
-
-def _identities(path: Path) -> list[dict[str, Any]] | None:
-    """The identity of a file, or of every file directly in a folder; ``None`` when ``path`` is neither."""
-    path = path.expanduser()
-    if path.is_file():
-        return [_file_identity(path)]
-    if path.is_dir():
-        return [_file_identity(p) for p in sorted(path.iterdir()) if p.is_file()]
-    return None
-
-
-def _dist_version(name: str) -> str | None:
-    try:
-        return importlib_metadata.version(name)
-    except importlib_metadata.PackageNotFoundError:
-        return None
-
-
-def load_key(model: str, checkpoint: str | os.PathLike[str] | None) -> str | None:
-    """The load key of ``model`` loaded with ``checkpoint`` (see the module docstring); ``None``: no card."""
-    from rsgeo.zoo.registry import find_model
-
-    try:
-        name = ModelName.parse(model)
-    except ValueError:
-        return None
-    fields: dict[str, Any] = {"model": name.canonical(), "rsgeo": __version__,
-                              **{dist: _dist_version(dist) for dist in _VERSIONED}}
-    files: list[dict[str, Any]] = []
-    if checkpoint is not None:
-        found = _identities(Path(checkpoint))
-        if found is None:
-            return None  # the load fails with its own message
-        files += found
-    if name.scheme in ("test", "hf-hub"):
-        return None
-    if name.is_path:
-        found = _identities(Path(name.value))
-        if found is None:
-            return None
-        files += found
-    elif name.scheme == "registry":
-        record = find_model(name.value)
-        if record is None:  # a model folder given by its path
-            found = _identities(Path(name.value))
-            if found is None:
-                return None
-            files += found
-        elif checkpoint is None:
-            if any(f.revision is None for f in record.files):
-                return None  # follows the hub's main branch
-            fields["files"] = [dataclasses.asdict(f) for f in record.files]
-    fields["local_files"] = files
-    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode("utf-8")).hexdigest()[:32]
 
 
 def card_path(cache: Path, key: str) -> Path:

@@ -30,13 +30,11 @@ is kept in the cache, so later runs of the model on this machine skip the check.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import logging
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -47,7 +45,15 @@ from rsgeo.definitions.schema import (
     ENGINE_ONNX_FILE,
     ENGINE_OPENVINO_BLOBS,
 )
-from rsgeo.encoders.base import Calibration, EncoderBase, EncoderIdentity, EngineInfo, ImageSpec, l2_normalise
+from rsgeo.encoders.base import (
+    Calibration,
+    EncoderBase,
+    EncoderIdentity,
+    EngineInfo,
+    ImageSpec,
+    TemplatesFor,
+    l2_normalise,
+)
 from rsgeo.encoders.torch_clip import TorchClipEncoder
 from rsgeo.engines import extras
 from rsgeo.engines.cache import cached_file, key_folder, write_atomic
@@ -83,11 +89,12 @@ class EngineEncoder(EncoderBase):
     def __init__(
         self, base: TorchClipEncoder | None, *, engine: str, precision: str, cache: Path, check_budget: bool = False,
         card: ModelCard | None = None, build: Callable[[], TorchClipEncoder] | None = None,
-        card_key: str | None = None,
+        templates: TemplatesFor | None = None, card_key: str | None = None,
     ) -> None:
         """``base``: the torch encoder; or ``None`` with its ``card`` and ``build``, which makes it when a
-        text or an export needs it (a warm start, :mod:`rsgeo.engines.cards`). ``card_key``: the load key
-        under which a card of ``base`` is written after its first export."""
+        text or an export needs it (a warm start, :mod:`rsgeo.engines.cards`), and the ``templates`` the
+        built encoder would carry. ``card_key``: the load key under which a card of ``base`` is written
+        after its first export."""
         if base is None and (card is None or build is None):
             raise ValueError("an EngineEncoder needs its torch encoder, or a model card and a way to build it")
         self._base = base
@@ -102,10 +109,7 @@ class EngineEncoder(EncoderBase):
         self.embedding_dim: int = source.embedding_dim
         self.languages = source.languages
         self.training_extent_m = source.training_extent_m
-        if isinstance(source, ModelCard):
-            self.templates = _registry_templates(source.identity.model_id) if source.registry_templates else None
-        else:
-            self.templates = source.templates
+        self.templates = templates if isinstance(source, ModelCard) else source.templates
         #: The weights' fingerprint and the tower's class (the export key), from the card or, when first
         #: needed, from the model.
         self._weights: str | None = card.weights if card is not None else None
@@ -127,11 +131,11 @@ class EngineEncoder(EncoderBase):
     @classmethod
     def from_card(
         cls, card: ModelCard, build: Callable[[], TorchClipEncoder], *, engine: str, precision: str, cache: Path,
-        check_budget: bool = False,
+        check_budget: bool = False, templates: TemplatesFor | None = None,
     ) -> EngineEncoder:
         """An engine encoder that builds its torch model only when needed (a warm start)."""
         return cls(None, engine=engine, precision=precision, cache=cache, check_budget=check_budget, card=card,
-                   build=build)
+                   build=build, templates=templates)
 
     @property
     def base(self) -> TorchClipEncoder:
@@ -301,12 +305,3 @@ class EngineEncoder(EncoderBase):
         blobs.mkdir(parents=True, exist_ok=True)
         write_atomic(verdict_path, lambda p: p.write_text(text, encoding="utf-8"))
         return ok
-
-
-def _registry_templates(model_id: str) -> Any:
-    """The templates a registry model's encoder carries (:func:`rsgeo.zoo.loading.load_record`)."""
-    from rsgeo.zoo.registry import find_model
-    from rsgeo.zoo.templates import record_templates
-
-    record = find_model(model_id)
-    return functools.partial(record_templates, record) if record is not None else None

@@ -55,8 +55,9 @@ def load_encoder(
     choice = choose(engine, precision, device=device or "cpu", exportable=exportable, model=str(name))
     if choice.engine == "torch":
         return _load_torch(name, device=device, precision=choice.precision, checkpoint=checkpoint, cache_dir=cache_dir)
-    from rsgeo.engines.cards import load_key, read_card
+    from rsgeo.engines.cards import read_card
     from rsgeo.engines.encoder import EngineEncoder
+    from rsgeo.zoo.load_keys import load_key
 
     engines_cache = cache_root(cache_dir) / ENGINE_CACHE_FOLDER
     key = load_key(model, checkpoint)
@@ -65,8 +66,12 @@ def load_encoder(
         def build() -> Any:
             return _load_torch(name, device=device, precision="fp32", checkpoint=checkpoint, cache_dir=cache_dir)
 
-        return EngineEncoder.from_card(card, build, engine=choice.engine, precision=choice.precision,
-                                       cache=engines_cache, check_budget=choice.check_budget)
+        record = find_model(card.identity.model_id) if card.registry_templates else None
+        return EngineEncoder.from_card(
+            card, build, engine=choice.engine, precision=choice.precision, cache=engines_cache,
+            check_budget=choice.check_budget,
+            templates=functools.partial(record_templates, record) if record is not None else None,
+        )
     encoder = _load_torch(name, device=device, precision="fp32", checkpoint=checkpoint, cache_dir=cache_dir)
     return with_engine(encoder, choice, engines_cache, card_key=key)
 

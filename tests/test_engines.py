@@ -332,3 +332,36 @@ def test_static_int8_on_a_local_cluster_equals_one_machine(tiny_clip_dir: Path, 
     np.testing.assert_array_equal(a.index.tile_ids, b.index.tile_ids)
     np.testing.assert_array_equal(a.index.embeddings, b.index.embeddings)
     assert len(list((tmp_path / "cache").rglob(schema.ENGINE_INT8_STATIC_FILE))) == 1
+
+
+# -- OpenVINO and signals ------------------------------------------------------------------
+
+SIGINT_AFTER_TWO_TOWERS = """
+import gc, os, signal, sys, time
+import openvino as ov
+import openvino.opset13 as ops
+from rsgeo.engines.runtime import openvino_tower
+
+path = sys.argv[1]
+x = ops.parameter([1, 4], ov.Type.f32)
+ov.save_model(ov.Model([ops.relu(x)], [x]), path)
+first, _ = openvino_tower(path, precision="fp32", threads=1, blobs=None)
+second, _ = openvino_tower(path, precision="fp32", threads=1, blobs=None)
+del first; gc.collect(); del second; gc.collect()
+try:
+    os.kill(os.getpid(), signal.SIGINT)
+    time.sleep(10)
+except KeyboardInterrupt:
+    print("interrupted")
+"""
+
+
+def test_a_ctrl_c_after_openvino_towers_were_dropped_is_an_interrupt_not_a_crash(tmp_path: Path) -> None:
+    """Two towers, each on a Core of its own, left the main thread's signal stack freed: SIGINT was a segfault.
+
+    That killed a whole test run (a Ctrl-C test after the static int8 tests); one Core per process now.
+    """
+    pytest.importorskip("openvino")
+    proc = subprocess.run([sys.executable, "-c", SIGINT_AFTER_TWO_TOWERS, str(tmp_path / "relu.xml")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip() == "interrupted", (proc.returncode, proc.stderr[-2000:])

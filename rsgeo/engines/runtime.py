@@ -7,9 +7,11 @@ is the process's torch setting (cluster workers share the cores through it).
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -39,13 +41,26 @@ def onnxruntime_tower(path: Path, *, threads: int) -> Tower:
     return run
 
 
+@functools.cache
+def openvino_core() -> Any:
+    """The process's one OpenVINO ``Core``, kept until the process ends.
+
+    Each ``Core`` loads its own CPU plugin, and the plugin replaces the calling
+    thread's alternate signal stack when it starts and puts back the one it found
+    when it is destroyed. Two plugins destroyed in the order they were made leave
+    the main thread's alternate stack pointing at freed memory, and the next
+    signal delivered there (a Ctrl-C) is a segmentation fault of the whole
+    process. One ``Core`` for the whole process starts one plugin, never destroyed.
+    """
+    return engine_module("openvino").Core()
+
+
 def openvino_tower(path: Path, *, precision: str, threads: int, blobs: Path | None) -> tuple[Tower, str]:
     """``path`` compiled by OpenVINO for the CPU at ``precision``; also the precision it really runs at.
 
     ``blobs`` is OpenVINO's model cache (``CACHE_DIR``): the compiled model is
     kept there and a later run loads it instead of compiling again.
     """
-    ov = engine_module("openvino")
     config: dict[str, object] = {
         "INFERENCE_PRECISION_HINT": OPENVINO_PRECISION[precision],
         "INFERENCE_NUM_THREADS": threads,
@@ -54,7 +69,7 @@ def openvino_tower(path: Path, *, precision: str, threads: int, blobs: Path | No
     if blobs is not None:
         blobs.mkdir(parents=True, exist_ok=True)
         config["CACHE_DIR"] = str(blobs)
-    compiled = ov.Core().compile_model(str(path), "CPU", config)
+    compiled = openvino_core().compile_model(str(path), "CPU", config)
     hint = compiled.get_property("INFERENCE_PRECISION_HINT")  # an openvino Type: f32, bf16, f16
     ran = str(hint.get_type_name()) if hasattr(hint, "get_type_name") else str(hint)
     ran_as = "int8" if precision == "int8" else {"f32": "fp32", "bf16": "bf16", "f16": "fp16"}.get(ran, ran)

@@ -11,8 +11,9 @@ candidates come from the index and are re-scored exactly from the stored
 embeddings.
 
 Similarities are the per-scene answer's (:func:`rsgeo.scoring.cosine_similarity`
-of the stored embeddings with the same query vector): the archive's top k is
-the top k of the per-scene answers merged. Ties go to the earlier result, then
+of the stored embeddings with the same query vector; bit for bit, block by block,
+:func:`rsgeo.scoring.cosine_similarities`): the archive's top k is the top k of
+the per-scene answers merged. Ties go to the earlier result, then
 to the lower tile id.
 """
 
@@ -32,7 +33,7 @@ from rsgeo.collection import Member, open_collection, target_crs
 from rsgeo.definitions import schema
 from rsgeo.encoders.base import Encoder
 from rsgeo.errors import Cancelled, OptionError, ResultError, opt
-from rsgeo.scoring import cosine_similarity
+from rsgeo.scoring import cosine_similarities
 
 if TYPE_CHECKING:
     from rsgeo.archive_index import ArchiveIndex
@@ -116,11 +117,11 @@ def exact_search(
         with open_checked(member.path) as (db, meta):
             record = embeddings_record(meta)
             store = GpkgEmbeddings(member.path, dim=record.dim, dtype=record.dtype, db=db)
-            for ids, _, emb in store.iter_chunks(chunk):
+            for ids, emb in store.iter_stored(chunk):
                 if cancel is not None and cancel():
                     raise Cancelled("archive query cancelled; nothing was written")
-                for b, vector in zip(best, vectors):
-                    b.add(index, ids, cosine_similarity(emb, vector))
+                for b, sims in zip(best, cosine_similarities(emb, vectors)):
+                    b.add(index, ids, sims)
                 done += len(ids)
                 if progress is not None:
                     progress(done, max(total, done))

@@ -205,3 +205,36 @@ def test_the_worker_streams_an_archive_too_large_to_hold(archive: dict[str, Path
     rsgeo.query_archive([archive["dir"]], ["coral reef"], want, top_k=4)
     a, b = (pyogrio.read_dataframe(p, layer="query_coral_reef") for p in (out, want))
     assert list(a["tile_id"]) == list(b["tile_id"]) and list(a["scene"]) == list(b["scene"])
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32])
+@pytest.mark.parametrize("rows", [1, 4095, 4096, 9000])
+def test_block_by_block_similarities_are_those_of_the_widened_chunk_bit_for_bit(dtype: type, rows: int) -> None:
+    """The archive scan's arithmetic is the per-scene answer's: equal values, not merely close ones."""
+    from rsgeo.scoring import cosine_similarities, cosine_similarity
+
+    rng = np.random.default_rng(rows)
+    emb = rng.standard_normal((rows, 64)).astype(dtype)
+    queries = rng.standard_normal((3, 64)).astype(np.float32)
+    got = cosine_similarities(emb, queries)
+    want = np.stack([cosine_similarity(emb.astype(np.float32), q) for q in queries])
+    assert got.dtype == np.float32 and got.shape == (3, rows)
+    np.testing.assert_array_equal(got, want)
+
+
+def test_the_archive_scan_reads_the_embeddings_the_joined_reader_reads(archive: dict[str, Path]) -> None:
+    """``iter_stored`` (no join to the tiles layer) yields the rows, order and values of ``iter_chunks``."""
+    from rsgeo.metadata import embeddings_record
+    from rsgeo.resultcheck import open_checked
+    from rsgeo.store import GpkgEmbeddings
+
+    path = sorted(archive["dir"].glob("*.gpkg"))[0]
+    with open_checked(path) as (db, meta):
+        record = embeddings_record(meta)
+        store = GpkgEmbeddings(path, dim=record.dim, dtype=record.dtype, db=db)
+        joined = list(store.iter_chunks(7, raw=True))
+        alone = list(store.iter_stored(7))
+    assert len(joined) == len(alone) > 1
+    for (ids, _, emb), (ids2, emb2) in zip(joined, alone):
+        np.testing.assert_array_equal(ids, ids2)
+        np.testing.assert_array_equal(emb, emb2)

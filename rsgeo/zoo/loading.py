@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from rsgeo.definitions.models import DEFAULT_MODEL, ModelName
-from rsgeo.encoders.base import Encoder
+from rsgeo.encoders.base import Encoder, TemplatesFor
 from rsgeo.errors import ModelError, opt
 from rsgeo.zoo.hub import cache_root, fetch_files, verify_sha256
 from rsgeo.zoo.registry import ModelRecord, find_model, get_model
@@ -69,8 +69,7 @@ def load_encoder(
         record = find_model(card.identity.model_id) if card.registry_templates else None
         return EngineEncoder.from_card(
             card, build, engine=choice.engine, precision=choice.precision, cache=engines_cache,
-            check_budget=choice.check_budget,
-            templates=functools.partial(record_templates, record) if record is not None else None,
+            check_budget=choice.check_budget, templates=registry_templates(record) if record is not None else None,
         )
     encoder = _load_torch(name, device=device, precision="fp32", checkpoint=checkpoint, cache_dir=cache_dir)
     return with_engine(encoder, choice, engines_cache, card_key=key)
@@ -149,6 +148,11 @@ def load_registered(
     return load_record(get_model(name), device=device, precision=precision, cache_dir=cache_dir, checkpoint=checkpoint)
 
 
+def registry_templates(record: ModelRecord) -> TemplatesFor:
+    """The prompt templates an encoder of a registry model carries (a warm start's encoder too)."""
+    return functools.partial(record_templates, record)
+
+
 def load_record(
     record: ModelRecord,
     *,
@@ -204,7 +208,7 @@ def load_record(
         )
     else:  # pragma: no cover - the Loader literal lists every kind
         raise ModelError(f"model {record.name} has unknown loader {record.loader!r}")
-    encoder.templates = functools.partial(record_templates, record)
+    encoder.templates = registry_templates(record)
     encoder.training_extent_m = record.training_scale.extent_m if record.training_scale else None
     # Provenance stored with results: which revision of the published files.
     encoder.identity = dataclasses.replace(

@@ -33,7 +33,7 @@ WIDEN_ROWS = 4096
 
 
 def cosine_similarities(image_emb: np.ndarray, query_emb: np.ndarray) -> np.ndarray:
-    """``(queries, rows)`` cosine similarities in float32 of unit ``image_emb`` rows (any float dtype).
+    """``(queries, rows)`` cosine similarities in float32 of unit ``image_emb`` rows (float16 or float32).
 
     Float16 rows are widened block by block into one float32 buffer and
     multiplied there: the same values as widening the whole chunk first
@@ -42,14 +42,15 @@ def cosine_similarities(image_emb: np.ndarray, query_emb: np.ndarray) -> np.ndar
     queries = np.atleast_2d(np.asarray(query_emb, np.float32))
     n = len(image_emb)
     out = np.empty((len(queries), n), np.float32)
-    buffer = np.empty((min(WIDEN_ROWS, n), image_emb.shape[1]), np.float32)
+    buffer = None if image_emb.dtype == np.float32 else np.empty((min(WIDEN_ROWS, n), image_emb.shape[1]), np.float32)
     for start in range(0, n, WIDEN_ROWS):
         block = image_emb[start:start + WIDEN_ROWS]
-        wide = block if block.dtype == np.float32 else buffer[:len(block)]
-        if wide is not block:
+        if buffer is not None:
+            wide = buffer[:len(block)]
             np.copyto(wide, block, casting="safe")
+            block = wide
         for row, query in zip(out, queries):  # one matrix-vector product each, as cosine_similarity
-            np.matmul(wide, query, out=row[start:start + len(block)])
+            np.matmul(block, query, out=row[start:start + len(block)])
     return out
 
 
